@@ -1,0 +1,151 @@
+//! The engine's inputs: Neutron's entry points into l2pop (reference §1.2), one variant each.
+//! The serde shape is the event vocabulary of `scenarios/README.md` (one JSON object per line,
+//! tagged by `op`); unknown keys are refused so that a typo never passes silently.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use l2pop_model::{Host, Mac, NetworkId, NetworkType, PortId, RouterId};
+use serde::{Deserialize, Deserializer};
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+pub enum Event {
+    Agent(AgentReport),
+    Network(NetworkCreate),
+    NetworkDelete(NetworkDelete),
+    Subnet(SubnetCreate),
+    PortCreate(PortCreate),
+    PortUpdate(PortUpdate),
+    PortDelete(PortDelete),
+    DeviceUp(DeviceUp),
+    DeviceDown(DeviceDown),
+    Router(RouterSpec),
+    RouterDelete(RouterDelete),
+}
+
+/// An L2 agent's `report_state` with the `configurations` l2pop reads.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentReport {
+    pub host: Host,
+    #[serde(default)]
+    pub tunneling_ip: Option<IpAddr>,
+    #[serde(default)]
+    pub tunnel_types: Vec<NetworkType>,
+    #[serde(default)]
+    pub l2pop_network_types: Option<Vec<NetworkType>>,
+    /// First report after the agent (re)started: opens a new refresh for the host.
+    #[serde(default)]
+    pub start_flag: bool,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCreate {
+    pub id: NetworkId,
+    pub network_type: NetworkType,
+    #[serde(default)]
+    pub segmentation_id: Option<u64>,
+    #[serde(default)]
+    pub physical_network: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkDelete {
+    pub id: NetworkId,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetCreate {
+    pub network_id: NetworkId,
+    pub cidr: IpNet,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortCreate {
+    pub id: PortId,
+    pub network_id: NetworkId,
+    pub mac: Mac,
+    #[serde(default)]
+    pub fixed_ips: Vec<IpAddr>,
+    #[serde(default)]
+    pub device_owner: String,
+    #[serde(default)]
+    pub device_id: String,
+    /// `binding:host_id`.
+    #[serde(default)]
+    pub host: Option<Host>,
+}
+
+/// A port update; absent fields are unchanged, `"host": null` unbinds.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortUpdate {
+    pub id: PortId,
+    #[serde(default, deserialize_with = "present")]
+    pub host: Option<Option<Host>>,
+    #[serde(default)]
+    pub fixed_ips: Option<Vec<IpAddr>>,
+    #[serde(default)]
+    pub mac: Option<Mac>,
+    #[serde(default)]
+    pub device_owner: Option<String>,
+    #[serde(default)]
+    pub device_id: Option<String>,
+}
+
+/// Distinguishes a field given as `null` (`Some(None)`) from an absent one (`None`).
+fn present<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortDelete {
+    pub id: PortId,
+}
+
+/// An agent's `update_device_up` (plugin RPC).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceUp {
+    pub id: PortId,
+    pub host: Host,
+    #[serde(default)]
+    pub refresh_tunnels: bool,
+}
+
+/// An agent's `update_device_down` (plugin RPC).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceDown {
+    pub id: PortId,
+    pub host: Host,
+}
+
+/// A router and the L3-agent hosts hosting it (every instance of an HA router).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterSpec {
+    pub id: RouterId,
+    #[serde(default)]
+    pub ha: bool,
+    #[serde(default)]
+    pub distributed: bool,
+    #[serde(default)]
+    pub hosts: Vec<Host>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouterDelete {
+    pub id: RouterId,
+}

@@ -1,0 +1,298 @@
+//! The FDB extension registry of RFE 1793653.
+//!
+//! An extension contributes entries to networks under VTEPs of its own (a VPN gateway, a
+//! hardware VTEP). Two paths, as the RFE and its BGPVPN discussion ask:
+//! - **full FDB**: every time the engine builds a host's full FDB (first port, refresh, resync,
+//!   `desired_table`), it calls [`FdbExtension::extend_full_fdb`] of every registered extension,
+//!   in registration order, skipping the one named as the requester's `source`;
+//! - **updates**: the extension's owner changes its state and hands the engine the resulting
+//!   [`ExtensionChanges`] ([`crate::Engine::update_extension`]); the engine turns them into
+//!   fanout notifications tagged with the extension's name.
+//!
+//! The engine mirrors what each extension announced per network in [`ExtensionClaims`], because
+//! a native port wins a MAC: when a port with the same MAC appears on the network the extension's
+//! entry is withdrawn, and when it goes the entry comes back. Between extensions, the one
+//! registered first wins a MAC. Extensions are isolated: an error or a panic in one is counted,
+//! reported and skipped; the rest of the FDB still goes out.
+
+use std::any::Any;
+use std::cell::Cell;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use l2pop_model::{Host, Mac, Network, NetworkId, PortInfo};
+use serde::Serialize;
+use thiserror::Error;
+
+use crate::error::RegistryError;
+
+/// What an extension is asked for: its entries for `network`, for the full FDB of `host`.
+#[derive(Debug)]
+pub struct FullFdbRequest<'a> {
+    pub network: &'a Network,
+    /// The host the full FDB is built for.
+    pub host: &'a Host,
+    /// That host's VTEP; entries under it are dropped (a host never tunnels to itself).
+    pub host_vtep: Option<IpAddr>,
+}
+
+/// Where an extension writes its entries for one full FDB.
+#[derive(Debug, Default)]
+pub struct ExtensionEntries {
+    entries: Vec<(IpAddr, PortInfo)>,
+}
+
+impl ExtensionEntries {
+    /// Flood this network's BUM traffic to `vtep` (Neutron's flooding entry).
+    pub fn flood(&mut self, vtep: IpAddr) {
+        self.entries.push((vtep, l2pop_model::FLOODING_ENTRY));
+    }
+
+    /// `mac`/`ip` lives behind `vtep`. Use `0.0.0.0` as `ip` for a MAC-only device.
+    pub fn unicast(&mut self, vtep: IpAddr, entry: PortInfo) {
+        self.entries.push((vtep, entry));
+    }
+
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub(crate) fn into_inner(self) -> Vec<(IpAddr, PortInfo)> {
+        self.entries
+    }
+}
+
+/// An extension's own failure, reported with its name by the engine.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[error("{0}")]
+pub struct ExtensionError(pub String);
+
+impl ExtensionError {
+    pub fn new(message: impl Into<String>) -> Self {
+        ExtensionError(message.into())
+    }
+}
+
+/// A source of FDB entries beyond Neutron's ports (RFE 1793653 `register_fdb_extend_func`).
+///
+/// Contract: what `extend_full_fdb` returns for a network must equal the sum of the
+/// [`ExtensionChanges`] the extension handed to the engine for it; the engine then keeps every
+/// host's table equal to its full FDB (the convergence invariant). Entries should not depend on
+/// the target host: fanout updates reach every host alike.
+pub trait FdbExtension: Any + Send {
+    /// Appends this extension's entries for `request.network` to `out`.
+    fn extend_full_fdb(
+        &self,
+        request: &FullFdbRequest<'_>,
+        out: &mut ExtensionEntries,
+    ) -> Result<(), ExtensionError>;
+}
+
+/// One extension's changes, in the order the engine applies them: removes, then adds.
+/// An add of a MAC the extension has under another VTEP moves it (all its IPs).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ExtensionChanges {
+    pub removes: Vec<(NetworkId, IpAddr, PortInfo)>,
+    pub adds: Vec<(NetworkId, IpAddr, PortInfo)>,
+}
+
+/// Something about an extension an operator should see: logged and counted by the caller.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "report", rename_all = "snake_case")]
+pub enum Report {
+    /// The extension returned an error; its entries are missing from this full FDB.
+    ExtensionFailed {
+        extension: String,
+        network: NetworkId,
+        host: Host,
+        error: String,
+    },
+    /// The extension panicked; its entries are missing from this full FDB.
+    ExtensionPanicked {
+        extension: String,
+        network: NetworkId,
+        host: Host,
+        message: String,
+    },
+    /// An entry whose MAC belongs to a native port of the network: the port wins.
+    CollidesWithPort {
+        extension: String,
+        network: NetworkId,
+        vtep: IpAddr,
+        mac: l2pop_model::Mac,
+        port: l2pop_model::PortId,
+    },
+    /// An entry whose MAC another extension, registered earlier, already has on the network.
+    CollidesWithExtension {
+        extension: String,
+        network: NetworkId,
+        vtep: IpAddr,
+        mac: l2pop_model::Mac,
+        winner: String,
+    },
+    /// An entry that is not a valid FDB entry, dropped.
+    InvalidEntry {
+        extension: String,
+        network: NetworkId,
+        vtep: IpAddr,
+        entry: PortInfo,
+        reason: String,
+    },
+    /// Changes for a network the engine does not know, dropped.
+    UnknownNetwork {
+        extension: String,
+        network: NetworkId,
+    },
+}
+
+/// Per-extension counters, exported as metrics by the server.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ExtensionStats {
+    pub builds: u64,
+    pub failures: u64,
+    pub panics: u64,
+    pub dropped_entries: u64,
+}
+
+pub(crate) struct Slot {
+    pub(crate) name: String,
+    pub(crate) extension: Box<dyn FdbExtension>,
+    builds: Cell<u64>,
+    failures: Cell<u64>,
+    panics: Cell<u64>,
+    dropped: Cell<u64>,
+}
+
+impl std::fmt::Debug for Slot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Slot")
+            .field("name", &self.name)
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+impl Slot {
+    pub(crate) fn stats(&self) -> ExtensionStats {
+        ExtensionStats {
+            builds: self.builds.get(),
+            failures: self.failures.get(),
+            panics: self.panics.get(),
+            dropped_entries: self.dropped.get(),
+        }
+    }
+
+    pub(crate) fn count_dropped(&self) {
+        self.dropped.set(self.dropped.get() + 1);
+    }
+
+    /// Runs the extension for one full FDB, isolating errors and panics.
+    pub(crate) fn run(
+        &self,
+        request: &FullFdbRequest<'_>,
+        reports: &mut Vec<Report>,
+    ) -> Vec<(IpAddr, PortInfo)> {
+        self.builds.set(self.builds.get() + 1);
+        let mut out = ExtensionEntries::default();
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.extension.extend_full_fdb(request, &mut out)
+        }));
+        match outcome {
+            Ok(Ok(())) => out.into_inner(),
+            Ok(Err(error)) => {
+                self.failures.set(self.failures.get() + 1);
+                reports.push(Report::ExtensionFailed {
+                    extension: self.name.clone(),
+                    network: request.network.id,
+                    host: request.host.clone(),
+                    error: error.0,
+                });
+                Vec::new()
+            }
+            Err(panic) => {
+                self.panics.set(self.panics.get() + 1);
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| (*s).to_owned())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "non-string panic payload".to_owned());
+                reports.push(Report::ExtensionPanicked {
+                    extension: self.name.clone(),
+                    network: request.network.id,
+                    host: request.host.clone(),
+                    message,
+                });
+                Vec::new()
+            }
+        }
+    }
+}
+
+/// The registered extensions, in registration order (index = priority for MAC conflicts).
+#[derive(Debug, Default)]
+pub(crate) struct Registry {
+    pub(crate) slots: Vec<Slot>,
+}
+
+impl Registry {
+    pub(crate) fn register(
+        &mut self,
+        name: &str,
+        extension: Box<dyn FdbExtension>,
+    ) -> Result<(), RegistryError> {
+        let valid = !name.is_empty()
+            && name.len() <= 64
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-');
+        if !valid {
+            return Err(RegistryError::InvalidName(name.to_owned()));
+        }
+        if self.index(name).is_some() {
+            return Err(RegistryError::DuplicateName(name.to_owned()));
+        }
+        self.slots.push(Slot {
+            name: name.to_owned(),
+            extension,
+            builds: Cell::new(0),
+            failures: Cell::new(0),
+            panics: Cell::new(0),
+            dropped: Cell::new(0),
+        });
+        Ok(())
+    }
+
+    pub(crate) fn index(&self, name: &str) -> Option<usize> {
+        self.slots.iter().position(|s| s.name == name)
+    }
+}
+
+/// Where an extension has a MAC on a network: one VTEP, one or more IPs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct MacClaim {
+    pub(crate) vtep: IpAddr,
+    pub(crate) ips: BTreeSet<IpAddr>,
+}
+
+/// What the extensions announced on one network (the engine's mirror of their updates).
+#[derive(Debug, Default)]
+pub(crate) struct ExtensionClaims {
+    /// VTEP → extensions that flood to it.
+    pub(crate) flood: BTreeMap<IpAddr, BTreeSet<usize>>,
+    /// MAC → extension index → its claim; the lowest index wins the MAC.
+    pub(crate) macs: HashMap<Mac, BTreeMap<usize, MacClaim>>,
+}
+
+impl ExtensionClaims {
+    /// The claim that is visible for `mac` (ignoring native ports), with its extension index.
+    pub(crate) fn winner(&self, mac: &Mac) -> Option<(usize, &MacClaim)> {
+        self.macs
+            .get(mac)
+            .and_then(|claims| claims.iter().next())
+            .map(|(i, c)| (*i, c))
+    }
+}

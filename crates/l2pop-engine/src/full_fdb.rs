@@ -1,0 +1,241 @@
+//! The full-FDB builder (D7 with the extensions of RFE 1793653): what a host must know about a
+//! network when it joins it, refreshes, or resyncs. Native contributions come from the topology
+//! index, sorted by VTEP; every registered extension adds its entries, validated and filtered
+//! (the native port wins a MAC, the earlier extension wins over a later one). One walk feeds
+//! either a wire payload or a table with provenance, through [`Sink`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
+
+use l2pop_model::{FLOODING_ENTRY, Host, Mac, PortInfo};
+use serde::Serialize;
+
+use crate::extension::{FullFdbRequest, Registry, Report};
+use crate::topology::{NetworkState, Topology};
+
+/// Who put an entry into a host's table.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(tag = "kind", content = "id", rename_all = "snake_case")]
+pub enum Provenance {
+    /// The flooding entry of a host that has ports on the network.
+    Host(Host),
+    /// A port's `[mac, ip]`.
+    Port(l2pop_model::PortId),
+    /// An extension's entry (its registered name).
+    Extension(String),
+}
+
+/// Cheap provenance handed to a sink; resolved to [`Provenance`] only when a sink wants it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Origin<'a> {
+    Host(&'a Host),
+    Port(Mac),
+    Extension(usize),
+}
+
+pub(crate) trait Sink {
+    fn vtep(&mut self, vtep: IpAddr);
+    fn entry(&mut self, entry: PortInfo, origin: Origin<'_>);
+}
+
+/// Builds the wire list `[(vtep, [entries])]`.
+#[derive(Default)]
+pub(crate) struct PayloadSink {
+    pub(crate) ports: Vec<(IpAddr, Vec<PortInfo>)>,
+}
+
+impl Sink for PayloadSink {
+    fn vtep(&mut self, vtep: IpAddr) {
+        self.ports.push((vtep, Vec::new()));
+    }
+
+    fn entry(&mut self, entry: PortInfo, _: Origin<'_>) {
+        if let Some((_, list)) = self.ports.last_mut() {
+            list.push(entry);
+        }
+    }
+}
+
+/// Builds a table with provenance.
+pub(crate) struct ProvenanceSink<'a> {
+    pub(crate) state: &'a NetworkState,
+    pub(crate) registry: &'a Registry,
+    pub(crate) vteps: Vec<(IpAddr, Vec<(PortInfo, Provenance)>)>,
+}
+
+impl Sink for ProvenanceSink<'_> {
+    fn vtep(&mut self, vtep: IpAddr) {
+        self.vteps.push((vtep, Vec::new()));
+    }
+
+    fn entry(&mut self, entry: PortInfo, origin: Origin<'_>) {
+        let provenance = match origin {
+            Origin::Host(host) => Provenance::Host(host.clone()),
+            Origin::Port(mac) => match self.state.macs.get(&mac) {
+                Some(port) => Provenance::Port(*port),
+                None => return,
+            },
+            Origin::Extension(index) => {
+                Provenance::Extension(self.registry.slots[index].name.clone())
+            }
+        };
+        if let Some((_, list)) = self.vteps.last_mut() {
+            list.push((entry, provenance));
+        }
+    }
+}
+
+/// Writes the full FDB of `host` for the network `state` into `sink`.
+pub(crate) fn build(
+    topology: &Topology,
+    registry: &Registry,
+    state: &NetworkState,
+    host: &Host,
+    skip_source: Option<&str>,
+    sink: &mut impl Sink,
+    reports: &mut Vec<Report>,
+) {
+    let own_vtep = topology.vtep(host);
+    let native = topology.contributors(state, host);
+    let extension = extension_entries(registry, state, host, own_vtep, skip_source, reports);
+
+    let mut ext_iter = extension.iter().peekable();
+    for (vtep, native_host, member) in native {
+        if own_vtep == Some(vtep) {
+            continue;
+        }
+        while let Some((ext_vtep, entries)) = ext_iter.next_if(|(v, _)| **v < vtep) {
+            write_extension_vtep(sink, *ext_vtep, entries);
+        }
+        sink.vtep(vtep);
+        match ext_iter.next_if(|(v, _)| **v == vtep) {
+            // A VTEP both a host and an extension claim (a misconfiguration): merge, sorted.
+            Some((_, ext_entries)) => {
+                let mut merged: BTreeMap<PortInfo, Origin<'_>> = BTreeMap::new();
+                merged.insert(FLOODING_ENTRY, Origin::Host(native_host));
+                for entry in &member.unicast {
+                    merged.insert(*entry, Origin::Port(entry.mac));
+                }
+                for (entry, index) in ext_entries {
+                    merged.entry(*entry).or_insert(Origin::Extension(*index));
+                }
+                for (entry, origin) in merged {
+                    sink.entry(entry, origin);
+                }
+            }
+            None => {
+                sink.entry(FLOODING_ENTRY, Origin::Host(native_host));
+                for entry in &member.unicast {
+                    sink.entry(*entry, Origin::Port(entry.mac));
+                }
+            }
+        }
+    }
+    for (ext_vtep, entries) in ext_iter {
+        write_extension_vtep(sink, *ext_vtep, entries);
+    }
+}
+
+fn write_extension_vtep(sink: &mut impl Sink, vtep: IpAddr, entries: &BTreeMap<PortInfo, usize>) {
+    sink.vtep(vtep);
+    for (entry, index) in entries {
+        sink.entry(*entry, Origin::Extension(*index));
+    }
+}
+
+/// Runs the extensions and keeps their valid, visible entries: VTEP → entry → extension index.
+fn extension_entries(
+    registry: &Registry,
+    state: &NetworkState,
+    host: &Host,
+    own_vtep: Option<IpAddr>,
+    skip_source: Option<&str>,
+    reports: &mut Vec<Report>,
+) -> BTreeMap<IpAddr, BTreeMap<PortInfo, usize>> {
+    let mut out: BTreeMap<IpAddr, BTreeMap<PortInfo, usize>> = BTreeMap::new();
+    if registry.slots.is_empty() {
+        return out;
+    }
+    let request = FullFdbRequest {
+        network: &state.network,
+        host,
+        host_vtep: own_vtep,
+    };
+    // MAC → (extension index, VTEP) of the first extension that gave it in this build.
+    let mut owners: HashMap<Mac, (usize, IpAddr)> = HashMap::new();
+    for (index, slot) in registry.slots.iter().enumerate() {
+        if skip_source == Some(slot.name.as_str()) {
+            continue;
+        }
+        for (vtep, entry) in slot.run(&request, reports) {
+            if let Err(reason) = validate_entry(vtep, entry) {
+                slot.count_dropped();
+                reports.push(Report::InvalidEntry {
+                    extension: slot.name.clone(),
+                    network: state.network.id,
+                    vtep,
+                    entry,
+                    reason,
+                });
+                continue;
+            }
+            if own_vtep == Some(vtep) {
+                continue;
+            }
+            if !entry.is_flooding() {
+                if let Some(port) = state.macs.get(&entry.mac) {
+                    slot.count_dropped();
+                    reports.push(Report::CollidesWithPort {
+                        extension: slot.name.clone(),
+                        network: state.network.id,
+                        vtep,
+                        mac: entry.mac,
+                        port: *port,
+                    });
+                    continue;
+                }
+                match owners.get(&entry.mac) {
+                    Some((owner, owner_vtep)) if *owner != index || *owner_vtep != vtep => {
+                        slot.count_dropped();
+                        reports.push(Report::CollidesWithExtension {
+                            extension: slot.name.clone(),
+                            network: state.network.id,
+                            vtep,
+                            mac: entry.mac,
+                            winner: registry.slots[*owner].name.clone(),
+                        });
+                        continue;
+                    }
+                    Some(_) => {}
+                    None => {
+                        owners.insert(entry.mac, (index, vtep));
+                    }
+                }
+            }
+            out.entry(vtep).or_default().entry(entry).or_insert(index);
+        }
+    }
+    out
+}
+
+/// An extension entry must name a unicast VTEP and be the flooding entry or a unicast MAC with a
+/// non-multicast IP (`0.0.0.0` allowed for a MAC-only device).
+pub(crate) fn validate_entry(vtep: IpAddr, entry: PortInfo) -> Result<(), String> {
+    let unicast_vtep = match vtep {
+        IpAddr::V4(v4) => !(v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()),
+        IpAddr::V6(v6) => !(v6.is_unspecified() || v6.is_multicast()),
+    };
+    if !unicast_vtep {
+        return Err(format!("vtep {vtep} is not a unicast address"));
+    }
+    if entry.is_flooding() {
+        return Ok(());
+    }
+    if let Err(e) = entry.mac.validate_unicast() {
+        return Err(e.to_string());
+    }
+    if entry.ip.is_multicast() {
+        return Err(format!("ip {} is a multicast address", entry.ip));
+    }
+    Ok(())
+}

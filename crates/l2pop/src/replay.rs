@@ -1,0 +1,220 @@
+//! `l2pop replay EVENTS.jsonl`: the engine's golden-scenario driver. Reads one event per line
+//! (blank lines and `#` comments skipped), applies it, prints each notification as
+//! `{"seq","event","method","target",["source",]"fdb_entries"}`. Extension registrations
+//! (`extension` ops) come first; `static_fdb` ops drive the example `StaticFdb` extension.
+//! A bad line stops the run with `line N: <what is wrong>` on stderr and exit code 2.
+
+use std::io::{self, BufRead, BufWriter, Write};
+use std::net::IpAddr;
+use std::path::Path;
+use std::process::ExitCode;
+
+use l2pop_engine::extensions::{StaticAction, StaticFdb};
+use l2pop_engine::{
+    Engine, EngineBuilder, Event, ExtensionEntries, ExtensionError, FdbExtension, FullFdbRequest,
+};
+use l2pop_model::{FdbPayload, Method, NetworkId, Notification, PortInfo, Target};
+use serde::{Deserialize, Serialize};
+
+/// Operations of the replay vocabulary that are not engine events.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum ReplayOp {
+    Extension(ExtensionOp),
+    StaticFdb(StaticFdbOp),
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExtensionOp {
+    name: String,
+    kind: ExtensionKind,
+}
+
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ExtensionKind {
+    Static,
+    Failing,
+    Panicking,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StaticFdbOp {
+    extension: String,
+    action: StaticAction,
+    network_id: NetworkId,
+    vtep: IpAddr,
+    entries: Vec<PortInfo>,
+}
+
+/// An extension that fails every build: shows that the rest of the FDB still goes out.
+struct Failing;
+
+impl FdbExtension for Failing {
+    fn extend_full_fdb(
+        &self,
+        request: &FullFdbRequest<'_>,
+        _: &mut ExtensionEntries,
+    ) -> Result<(), ExtensionError> {
+        Err(ExtensionError::new(format!(
+            "configured to fail (network {})",
+            request.network.id
+        )))
+    }
+}
+
+/// An extension that panics in every build: shows that a panic is contained.
+struct Panicking;
+
+impl FdbExtension for Panicking {
+    fn extend_full_fdb(
+        &self,
+        _: &FullFdbRequest<'_>,
+        _: &mut ExtensionEntries,
+    ) -> Result<(), ExtensionError> {
+        panic!("configured to panic")
+    }
+}
+
+#[derive(Serialize)]
+struct OutputLine<'a> {
+    seq: u64,
+    event: usize,
+    method: Method,
+    target: &'a Target,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<&'a str>,
+    fdb_entries: &'a FdbPayload,
+}
+
+/// Registrations are collected until the first other op, then the engine is built.
+enum State {
+    Registering(EngineBuilder),
+    Running(Engine),
+}
+
+impl State {
+    fn engine(&mut self) -> &mut Engine {
+        if let State::Registering(builder) = self {
+            let builder = std::mem::take(builder);
+            *self = State::Running(builder.build());
+        }
+        match self {
+            State::Running(engine) => engine,
+            State::Registering(_) => unreachable!("just built"),
+        }
+    }
+}
+
+pub fn run(path: &Path) -> ExitCode {
+    match replay(path) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn replay(path: &Path) -> Result<(), String> {
+    let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
+        Box::new(io::stdin().lock())
+    } else {
+        let file = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        Box::new(io::BufReader::new(file))
+    };
+    let stdout = io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let mut state = State::Registering(EngineBuilder::new());
+    let mut event_index = 0usize;
+    for (number, line) in reader.lines().enumerate() {
+        let line_no = number + 1;
+        let line = line.map_err(|e| format!("line {line_no}: {e}"))?;
+        let text = line.trim();
+        if text.is_empty() || text.starts_with('#') {
+            continue;
+        }
+        let notifications =
+            apply_line(&mut state, text).map_err(|e| format!("line {line_no}: {e}"))?;
+        if let State::Running(engine) = &mut state {
+            for report in engine.take_reports() {
+                eprintln!(
+                    "line {line_no}: report: {}",
+                    serde_json::to_string(&report).unwrap_or_default()
+                );
+            }
+        }
+        for n in &notifications {
+            let line = OutputLine {
+                seq: n.seq,
+                event: event_index,
+                method: n.method,
+                target: &n.target,
+                source: n.source.as_deref(),
+                fdb_entries: &n.fdb_entries,
+            };
+            let json = serde_json::to_string(&line).map_err(|e| format!("line {line_no}: {e}"))?;
+            writeln!(out, "{json}").map_err(|e| format!("writing output: {e}"))?;
+        }
+        event_index += 1;
+    }
+    out.flush().map_err(|e| format!("writing output: {e}"))
+}
+
+fn apply_line(state: &mut State, text: &str) -> Result<Vec<Notification>, String> {
+    let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let op = value
+        .get("op")
+        .and_then(|v| v.as_str())
+        .ok_or("missing \"op\"")?
+        .to_owned();
+    match op.as_str() {
+        "extension" | "static_fdb" => {
+            let replay_op: ReplayOp = parse(value)?;
+            match replay_op {
+                ReplayOp::Extension(op) => register(state, op).map(|()| Vec::new()),
+                ReplayOp::StaticFdb(op) => static_fdb(state.engine(), op),
+            }
+        }
+        _ => {
+            let event: Event = parse(value)?;
+            state.engine().apply(&event).map_err(|e| e.to_string())
+        }
+    }
+}
+
+/// Deserializes with the path of the offending field in the message.
+fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, String> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        if path == "." {
+            e.inner().to_string()
+        } else {
+            format!("{path}: {}", e.inner())
+        }
+    })
+}
+
+fn register(state: &mut State, op: ExtensionOp) -> Result<(), String> {
+    let State::Registering(builder) = state else {
+        return Err("extensions are registered before any other event".to_owned());
+    };
+    let current = std::mem::take(builder);
+    let next = match op.kind {
+        ExtensionKind::Static => current.extension(&op.name, StaticFdb::new()),
+        ExtensionKind::Failing => current.extension(&op.name, Failing),
+        ExtensionKind::Panicking => current.extension(&op.name, Panicking),
+    };
+    *builder = next.map_err(|e| format!("name: {e}"))?;
+    Ok(())
+}
+
+fn static_fdb(engine: &mut Engine, op: StaticFdbOp) -> Result<Vec<Notification>, String> {
+    engine
+        .update_extension::<StaticFdb>(&op.extension, |ext, topology| {
+            ext.apply(op.action, op.network_id, op.vtep, &op.entries, topology)
+        })
+        .map_err(|e| e.to_string())
+}
