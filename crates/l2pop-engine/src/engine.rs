@@ -132,7 +132,7 @@ impl Engine {
     pub fn apply(&mut self, event: &Event) -> Result<Vec<Notification>, EventError> {
         let mut change = Change::default();
         match event {
-            Event::Agent(report) => self.agent(report, &mut change)?,
+            Event::Agent(report) => self.agent_report(report, &mut change)?,
             Event::Network(create) => self.network_create(create)?,
             Event::NetworkDelete(delete) => self.network_delete(delete.id)?,
             Event::Subnet(create) => self.subnet_create(create)?,
@@ -149,7 +149,11 @@ impl Engine {
 
     // ---- agents ----
 
-    fn agent(&mut self, report: &AgentReport, change: &mut Change) -> Result<(), EventError> {
+    fn agent_report(
+        &mut self,
+        report: &AgentReport,
+        change: &mut Change,
+    ) -> Result<(), EventError> {
         let agent = Agent::new(
             report.host.clone(),
             report.tunneling_ip,
@@ -1201,6 +1205,30 @@ impl Engine {
 
     pub fn network(&self, id: NetworkId) -> Option<&Network> {
         self.topology.networks.get(&id).map(|s| &s.network)
+    }
+
+    /// The latest report of `host`'s agent.
+    pub fn agent(&self, host: &Host) -> Option<&Agent> {
+        self.topology.agents.get(host)
+    }
+
+    /// Ports present on `host` (D6: what its agent reports up), ascending by id. A scan: for
+    /// resync and diagnostics, not for the event path.
+    pub fn present_ports(&self, host: &Host) -> Vec<PortId> {
+        let mut ids: Vec<PortId> = self
+            .topology
+            .ports
+            .values()
+            .filter(|s| self.topology.presence(s).hosts.contains(host))
+            .map(|s| s.port.id)
+            .collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Every port, in no particular order.
+    pub fn ports(&self) -> impl Iterator<Item = &Port> {
+        self.topology.ports.values().map(|s| &s.port)
     }
 
     pub fn port_count(&self) -> usize {
