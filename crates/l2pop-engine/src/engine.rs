@@ -1290,3 +1290,7 @@ fn record_claim_diff(
         }
     }
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;
