@@ -43,6 +43,9 @@ struct NetworkDelta {
     chg_ip: BTreeMap<IpAddr, (BTreeSet<PortInfo>, BTreeSet<PortInfo>)>,
 }
 
+/// (host, network) pairs that joined or left during an event.
+pub(crate) type Transitions = Vec<(Host, NetworkId)>;
+
 /// A fanout to send: network, method, origin, payload.
 pub(crate) struct Fanout {
     pub(crate) method: Method,
@@ -140,10 +143,7 @@ impl Change {
     /// Compares every touched (host, network) before and after the event, records the native
     /// entry differences, and returns the pairs that joined (on turned true: they get a full FDB)
     /// and the pairs that left.
-    pub(crate) fn settle_touches(
-        &mut self,
-        topology: &Topology,
-    ) -> (Vec<(Host, NetworkId)>, Vec<(Host, NetworkId)>) {
+    pub(crate) fn settle_touches(&mut self, topology: &Topology) -> (Transitions, Transitions) {
         let mut joined = Vec::new();
         let mut left = Vec::new();
         let touched = std::mem::take(&mut self.touched);

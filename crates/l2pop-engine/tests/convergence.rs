@@ -9,6 +9,8 @@
 //! the VTEP the remove names, entries under the agent's own VTEP are ignored, and a network's
 //! table exists only while the host has ports on it.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
@@ -23,7 +25,16 @@ use l2pop_model::{
 };
 use proptest::prelude::*;
 
-const NETS: [(u128, NetworkType, Option<u64>, Option<&str>, &str); 3] = [
+/// (id, type, segmentation id, physical network, subnet) of the networks every run starts with.
+type NetworkSpec = (
+    u128,
+    NetworkType,
+    Option<u64>,
+    Option<&'static str>,
+    &'static str,
+);
+
+const NETS: [NetworkSpec; 3] = [
     (0x11, NetworkType::Vxlan, Some(1001), None, "10.0.1.0/24"),
     (
         0x22,

@@ -166,7 +166,7 @@ fn starlingx_extra_keys_are_skipped_when_reading() {
 
 #[test]
 fn flooding_entry_sorts_first() {
-    let mut list = vec![
+    let mut list = [
         pi("fa:16:3e:aa:bb:cc", "10.0.0.5"),
         FLOODING_ENTRY,
         pi("02:00:00:00:00:01", "2001:db8::1"),

@@ -92,14 +92,14 @@ struct OutputLine<'a> {
 /// Registrations are collected until the first other op, then the engine is built.
 enum State {
     Registering(EngineBuilder),
-    Running(Engine),
+    Running(Box<Engine>),
 }
 
 impl State {
     fn engine(&mut self) -> &mut Engine {
         if let State::Registering(builder) = self {
             let builder = std::mem::take(builder);
-            *self = State::Running(builder.build());
+            *self = State::Running(Box::new(builder.build()));
         }
         match self {
             State::Running(engine) => engine,

@@ -2,6 +2,8 @@
 //! `expected.jsonl` byte for byte. Expected files are written by reasoning from the reference,
 //! so a mismatch is a bug in the engine or in the reasoning; both get a look.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
