@@ -150,29 +150,33 @@ impl Change {
         for ((host, network), touch) in touched {
             let on_after = topology.is_on(&host, network);
             let vtep_after = topology.vtep(&host);
-            let unicast_after: BTreeSet<PortInfo> = topology
-                .member(&host, network)
-                .map(|m| m.unicast.clone())
-                .unwrap_or_default();
+            // Only a join, a leave or a VTEP change needs the host's whole contribution; a plain
+            // entry change (the common case) costs what the event changed, not the host's size.
+            let unicast_after = || -> BTreeSet<PortInfo> {
+                topology
+                    .member(&host, network)
+                    .map(|m| m.unicast.clone())
+                    .unwrap_or_default()
+            };
             let flood = std::iter::once(FLOODING_ENTRY);
             match (touch.on_before, on_after, touch.vtep_before, vtep_after) {
                 (false, true, _, Some(vtep)) => {
-                    self.add(network, Origin::Native, vtep, flood.chain(unicast_after));
+                    self.add(network, Origin::Native, vtep, flood.chain(unicast_after()));
                     joined.push((host, network));
                 }
                 (true, false, Some(vtep), _) => {
-                    let before = unicast_before(&unicast_after, &touch);
+                    let before = unicast_before(&unicast_after(), &touch);
                     self.remove(network, Origin::Native, vtep, flood.chain(before));
                     left.push((host, network));
                 }
                 (true, true, Some(old), Some(new)) if old != new => {
-                    let before = unicast_before(&unicast_after, &touch);
+                    let before = unicast_before(&unicast_after(), &touch);
                     self.remove(network, Origin::Native, old, flood.chain(before));
                     self.add(
                         network,
                         Origin::Native,
                         new,
-                        std::iter::once(FLOODING_ENTRY).chain(unicast_after),
+                        std::iter::once(FLOODING_ENTRY).chain(unicast_after()),
                     );
                 }
                 (true, true, Some(vtep), Some(_)) => {
