@@ -291,6 +291,11 @@ impl Engine {
                 self.segments.remove(&key);
             }
         }
+        // No host can be on a network without ports, so there is nothing to withdraw; the
+        // extensions forget their entries with the network, as the engine's mirror does.
+        for slot in &mut self.registry.slots {
+            slot.network_deleted(id, &mut self.reports);
+        }
         Ok(())
     }
 
@@ -688,7 +693,7 @@ impl Engine {
         let ports: Vec<PortId> = self
             .topology
             .router_ports
-            .get(&id.to_string())
+            .get(&id)
             .map(|set| set.iter().copied().collect())
             .unwrap_or_default();
         let mut by_network: Vec<(NetworkId, PortId)> = ports

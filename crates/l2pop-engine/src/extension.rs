@@ -90,6 +90,12 @@ pub trait FdbExtension: Any + Send {
         request: &FullFdbRequest<'_>,
         out: &mut ExtensionEntries,
     ) -> Result<(), ExtensionError>;
+
+    /// `network` was deleted: forget every entry the extension has on it. The engine has already
+    /// dropped its mirror of them; nothing is sent (no host is on a network without ports).
+    fn network_deleted(&mut self, network: NetworkId) {
+        let _ = network;
+    }
 }
 
 /// One extension's changes, in the order the engine applies them: removes, then adds.
@@ -111,11 +117,12 @@ pub enum Report {
         host: Host,
         error: String,
     },
-    /// The extension panicked; its entries are missing from this full FDB.
+    /// The extension panicked; its entries are missing from this full FDB (`host` is the
+    /// host it was built for; `None` when it panicked on a network deletion).
     ExtensionPanicked {
         extension: String,
         network: NetworkId,
-        host: Host,
+        host: Option<Host>,
         message: String,
     },
     /// An entry whose MAC belongs to a native port of the network: the port wins.
@@ -190,6 +197,23 @@ impl Slot {
         self.dropped.set(self.dropped.get() + 1);
     }
 
+    /// Tells the extension a network is gone, isolating a panic like a build does.
+    pub(crate) fn network_deleted(&mut self, network: NetworkId, reports: &mut Vec<Report>) {
+        let extension = &mut self.extension;
+        let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            extension.network_deleted(network)
+        }));
+        if let Err(panic) = outcome {
+            self.panics.set(self.panics.get() + 1);
+            reports.push(Report::ExtensionPanicked {
+                extension: self.name.clone(),
+                network,
+                host: None,
+                message: panic_message(panic.as_ref()),
+            });
+        }
+    }
+
     /// Runs the extension for one full FDB, isolating errors and panics.
     pub(crate) fn run(
         &self,
@@ -215,21 +239,24 @@ impl Slot {
             }
             Err(panic) => {
                 self.panics.set(self.panics.get() + 1);
-                let message = panic
-                    .downcast_ref::<&str>()
-                    .map(|s| (*s).to_owned())
-                    .or_else(|| panic.downcast_ref::<String>().cloned())
-                    .unwrap_or_else(|| "non-string panic payload".to_owned());
                 reports.push(Report::ExtensionPanicked {
                     extension: self.name.clone(),
                     network: request.network.id,
-                    host: request.host.clone(),
-                    message,
+                    host: Some(request.host.clone()),
+                    message: panic_message(panic.as_ref()),
                 });
                 Vec::new()
             }
         }
     }
+}
+
+fn panic_message(panic: &(dyn Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| (*s).to_owned())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
 /// The registered extensions, in registration order (index = priority for MAC conflicts).

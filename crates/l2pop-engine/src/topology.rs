@@ -69,8 +69,9 @@ pub(crate) struct Topology {
     pub(crate) networks: HashMap<NetworkId, NetworkState>,
     pub(crate) ports: HashMap<PortId, PortState>,
     pub(crate) routers: HashMap<RouterId, RouterState>,
-    /// HA-capable ports (HA interfaces and centralized SNAT) by router id (`device_id`).
-    pub(crate) router_ports: HashMap<String, BTreeSet<PortId>>,
+    /// HA-capable ports (HA interfaces and centralized SNAT) by the router their `device_id`
+    /// names (parsed, so that any spelling of the UUID finds its router).
+    pub(crate) router_ports: HashMap<RouterId, BTreeSet<PortId>>,
     /// Networks where a host has a member entry, for agent changes.
     pub(crate) host_networks: HashMap<Host, BTreeSet<NetworkId>>,
 }
@@ -190,23 +191,28 @@ impl Topology {
         }
     }
 
+    /// The router an HA-capable port belongs to.
+    fn router_key(port: &Port) -> Option<RouterId> {
+        match DeviceOwner::classify(&port.device_owner) {
+            DeviceOwner::HaInterface | DeviceOwner::CentralizedSnat => port.device_id.parse().ok(),
+            DeviceOwner::DvrInterface | DeviceOwner::Other => None,
+        }
+    }
+
     pub(crate) fn index_router_port(&mut self, port: &Port) {
-        if matches!(
-            DeviceOwner::classify(&port.device_owner),
-            DeviceOwner::HaInterface | DeviceOwner::CentralizedSnat
-        ) {
-            self.router_ports
-                .entry(port.device_id.clone())
-                .or_default()
-                .insert(port.id);
+        if let Some(router) = Self::router_key(port) {
+            self.router_ports.entry(router).or_default().insert(port.id);
         }
     }
 
     pub(crate) fn unindex_router_port(&mut self, port: &Port) {
-        if let Some(set) = self.router_ports.get_mut(&port.device_id) {
+        let Some(router) = Self::router_key(port) else {
+            return;
+        };
+        if let Some(set) = self.router_ports.get_mut(&router) {
             set.remove(&port.id);
             if set.is_empty() {
-                self.router_ports.remove(&port.device_id);
+                self.router_ports.remove(&router);
             }
         }
     }

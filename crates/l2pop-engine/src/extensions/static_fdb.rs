@@ -122,4 +122,8 @@ impl FdbExtension for StaticFdb {
         }
         Ok(())
     }
+
+    fn network_deleted(&mut self, network: NetworkId) {
+        self.networks.remove(&network);
+    }
 }
