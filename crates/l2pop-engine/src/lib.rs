@@ -14,6 +14,7 @@
 //! [`Notification`]: l2pop_model::Notification
 
 mod change;
+pub mod convergence;
 mod engine;
 mod error;
 mod event;

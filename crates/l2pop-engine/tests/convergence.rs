@@ -11,9 +11,9 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
+use l2pop_engine::convergence::Hosts;
 use l2pop_engine::extensions::{StaticAction, StaticFdb};
 use l2pop_engine::{
     AgentReport, DeviceDown, DeviceUp, Engine, EngineBuilder, Event, ExtensionEntries,
@@ -274,10 +274,10 @@ fn steps(with_extension: bool) -> BoxedStrategy<Vec<Step>> {
 /// Runs a restart of `host`'s agent; returns the notifications of all its reports.
 fn restart(
     engine: &mut Engine,
-    agents: &mut Agents,
+    agents: &mut Hosts,
     host: &Host,
 ) -> Result<Vec<l2pop_model::Notification>, TestCaseError> {
-    agents.tables.remove(host);
+    agents.forget(host);
     let Some(agent) = engine.agent(host).cloned() else {
         return Ok(Vec::new());
     };
@@ -319,128 +319,6 @@ fn restart(
         all
     );
     Ok(all)
-}
-
-/// One network as an agent holds it.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-struct Table {
-    flood: BTreeSet<IpAddr>,
-    /// `[mac, ip]` → the VTEP it is behind.
-    unicast: BTreeMap<PortInfo, IpAddr>,
-}
-
-impl Table {
-    fn add(&mut self, vtep: IpAddr, entry: PortInfo) {
-        if entry.is_flooding() {
-            self.flood.insert(vtep);
-        } else {
-            self.unicast.insert(entry, vtep);
-        }
-    }
-
-    fn remove(&mut self, vtep: IpAddr, entry: PortInfo) {
-        if entry.is_flooding() {
-            self.flood.remove(&vtep);
-        } else if self.unicast.get(&entry) == Some(&vtep) {
-            self.unicast.remove(&entry);
-        }
-    }
-}
-
-/// Every host's tables as the notifications built them.
-#[derive(Debug, Default)]
-struct Agents {
-    tables: HashMap<Host, BTreeMap<NetworkId, Table>>,
-}
-
-impl Agents {
-    fn deliver(&mut self, engine: &Engine, host: &Host, method: Method, payload: &FdbPayload) {
-        let own = engine.vtep(host);
-        let tables = self.tables.entry(host.clone()).or_default();
-        match payload {
-            FdbPayload::Entries(entries) => {
-                for (network, fdb) in &entries.0 {
-                    let table = tables.entry(*network).or_default();
-                    for (vtep, list) in &fdb.ports {
-                        if Some(*vtep) == own {
-                            continue;
-                        }
-                        for entry in list {
-                            match method {
-                                Method::AddFdbEntries => table.add(*vtep, *entry),
-                                Method::RemoveFdbEntries => table.remove(*vtep, *entry),
-                                Method::UpdateFdbEntries => {
-                                    panic!("entries payload with update_fdb_entries")
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-            FdbPayload::ChgIp(chg) => {
-                assert_eq!(method, Method::UpdateFdbEntries);
-                for (network, vteps) in &chg.0 {
-                    let table = tables.entry(*network).or_default();
-                    for (vtep, change) in vteps {
-                        if Some(*vtep) == own {
-                            continue;
-                        }
-                        for entry in &change.before {
-                            table.remove(*vtep, *entry);
-                        }
-                        for entry in &change.after {
-                            table.add(*vtep, *entry);
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-    fn receive(&mut self, engine: &Engine, notifications: &[l2pop_model::Notification]) {
-        for n in notifications {
-            let network = match &n.fdb_entries {
-                FdbPayload::Entries(e) => e.0[0].0,
-                FdbPayload::ChgIp(c) => c.0[0].0,
-            };
-            match &n.target {
-                Target::Fanout => {
-                    for host in engine.hosts() {
-                        if engine.is_on(&host, network) {
-                            self.deliver(engine, &host, n.method, &n.fdb_entries);
-                        }
-                    }
-                }
-                Target::Host(host) => {
-                    assert_eq!(n.method, Method::AddFdbEntries, "host casts are full FDBs");
-                    self.deliver(engine, host, n.method, &n.fdb_entries);
-                }
-            }
-        }
-        // A host keeps a network's table only while it has ports on it.
-        for (host, tables) in self.tables.iter_mut() {
-            tables.retain(|network, _| engine.is_on(host, *network));
-        }
-    }
-}
-
-fn expected_table(engine: &Engine, host: &Host, network: NetworkId) -> Table {
-    let full = engine.full_fdb(host, network, None).expect("known network");
-    let mut table = Table::default();
-    for (_, fdb) in &full.fdb_entries.0 {
-        for (vtep, list) in &fdb.ports {
-            for entry in list {
-                if !entry.is_flooding() {
-                    assert!(
-                        !table.unicast.contains_key(entry),
-                        "{entry:?} listed under two VTEPs in the full FDB of {host} for {network}"
-                    );
-                }
-                table.add(*vtep, *entry);
-            }
-        }
-    }
-    table
 }
 
 fn snapshot(engine: &Engine) -> Vec<String> {
@@ -566,7 +444,7 @@ fn existing_port(engine: &Engine, pick: u8) -> PortId {
 
 fn run(steps: Vec<Step>, with_extension: bool) -> Result<(), TestCaseError> {
     let mut engine = new_engine(with_extension);
-    let mut agents = Agents::default();
+    let mut agents = Hosts::default();
     let mut seq = engine.seq();
     for (i, step) in steps.into_iter().enumerate() {
         let before = snapshot(&engine);
@@ -649,25 +527,17 @@ fn run(steps: Vec<Step>, with_extension: bool) -> Result<(), TestCaseError> {
                 agents.receive(&engine, &notifications);
             }
         }
-        for host in engine.hosts() {
-            for network in engine.networks_of(&host) {
-                let expected = expected_table(&engine, &host, network);
-                let actual = agents
-                    .tables
-                    .get(&host)
-                    .and_then(|t| t.get(&network))
-                    .cloned()
-                    .unwrap_or_default();
-                prop_assert_eq!(
-                    actual,
-                    expected,
-                    "host {} network {} diverged after step {}: {:?}",
-                    host,
-                    network,
-                    i,
-                    step
-                );
-            }
+        if let Some(d) = agents.divergence(&engine) {
+            prop_assert!(
+                false,
+                "host {} network {} diverged after step {}: {:?}\nfrom notifications {:?}\nfull FDB {:?}",
+                d.host,
+                d.network,
+                i,
+                step,
+                d.from_notifications,
+                d.full_fdb
+            );
         }
     }
     Ok(())

@@ -16,6 +16,7 @@ mod network;
 mod notification;
 mod port;
 pub mod python_json;
+mod table;
 
 pub use agent::Agent;
 pub use error::ModelError;
@@ -25,3 +26,4 @@ pub use mac::Mac;
 pub use network::{Network, NetworkType, Segment, Subnet};
 pub use notification::{Method, Notification, Target};
 pub use port::{DeviceOwner, Port, PortStatus};
+pub use table::{FdbTable, NetworkTable};

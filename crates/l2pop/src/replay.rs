@@ -1,7 +1,8 @@
 //! `l2pop replay EVENTS.jsonl`: the engine's golden-scenario driver. Reads one event per line
 //! (blank lines and `#` comments skipped), applies it, prints each notification as
 //! `{"seq","event","method","target",["source",]"fdb_entries"}`. Extension registrations
-//! (`extension` ops) come first; `static_fdb` ops drive the example `StaticFdb` extension.
+//! (`extension` ops) come first; `static_fdb` ops drive the example `StaticFdb` extension and
+//! the BGPVPN ops (`bgpvpn_*`, `network_association_*`, `bgp_*`) the `Bgpvpn` extension.
 //! A bad line stops the run with `line N: <what is wrong>` on stderr and exit code 2.
 
 use std::io::{self, BufRead, BufWriter, Write};
@@ -9,6 +10,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::process::ExitCode;
 
+use l2pop_bgpvpn::{Bgpvpn, BgpvpnOp};
 use l2pop_engine::extensions::{StaticAction, StaticFdb};
 use l2pop_engine::{
     Engine, EngineBuilder, Event, ExtensionEntries, ExtensionError, FdbExtension, FullFdbRequest,
@@ -35,6 +37,7 @@ struct ExtensionOp {
 #[serde(rename_all = "snake_case")]
 enum ExtensionKind {
     Static,
+    Bgpvpn,
     Failing,
     Panicking,
 }
@@ -171,6 +174,10 @@ fn apply_line(state: &mut State, text: &str) -> Result<Vec<Notification>, String
         .ok_or("missing \"op\"")?
         .to_owned();
     match op.as_str() {
+        name if BgpvpnOp::NAMES.contains(&name) => {
+            let bgpvpn_op: BgpvpnOp = parse(value)?;
+            bgpvpn(state.engine(), &bgpvpn_op)
+        }
         "extension" | "static_fdb" => {
             let replay_op: ReplayOp = parse(value)?;
             match replay_op {
@@ -204,6 +211,7 @@ fn register(state: &mut State, op: ExtensionOp) -> Result<(), String> {
     let current = std::mem::take(builder);
     let next = match op.kind {
         ExtensionKind::Static => current.extension(&op.name, StaticFdb::new()),
+        ExtensionKind::Bgpvpn => current.extension(&op.name, Bgpvpn::new()),
         ExtensionKind::Failing => current.extension(&op.name, Failing),
         ExtensionKind::Panicking => current.extension(&op.name, Panicking),
     };
@@ -217,4 +225,23 @@ fn static_fdb(engine: &mut Engine, op: StaticFdbOp) -> Result<Vec<Notification>,
             ext.apply(op.action, op.network_id, op.vtep, &op.entries, topology)
         })
         .map_err(|e| e.to_string())
+}
+
+/// BGPVPN ops go to the extension registered as `bgpvpn` (kind `bgpvpn`).
+fn bgpvpn(engine: &mut Engine, op: &BgpvpnOp) -> Result<Vec<Notification>, String> {
+    let mut reports = Vec::new();
+    let notifications = engine
+        .update_extension::<Bgpvpn>(l2pop_bgpvpn::NAME, |ext, topology| {
+            let changes = ext.apply(op, topology);
+            reports = ext.take_reports();
+            changes.map_err(Into::into)
+        })
+        .map_err(|e| e.to_string())?;
+    for report in reports {
+        eprintln!(
+            "report: {}",
+            serde_json::to_string(&report).unwrap_or_default()
+        );
+    }
+    Ok(notifications)
 }

@@ -1,0 +1,297 @@
+//! The convergence invariant with the BGPVPN extension registered: random sequences of native
+//! port events mixed with BGPVPN operations — associations, speaker bindings, RT updates, BGPVPN
+//! deletion, BGP agents going down, coming back and restarting, several agents learning the same
+//! routes, MAC moves with sequence numbers, MACs colliding with native ports. After every step
+//! every host's table (built from the notifications) equals its full FDB, and a refused step
+//! changes nothing.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::IpAddr;
+
+use l2pop_bgpvpn::{Bgpvpn, BgpvpnOp};
+use l2pop_engine::convergence::Hosts;
+use l2pop_engine::{Engine, EngineBuilder, Event};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+const NETS: [&str; 3] = [
+    "11111111-1111-4111-8111-111111111111",
+    "22222222-2222-4222-8222-222222222222",
+    "33333333-3333-4333-8333-333333333333",
+];
+const VPNS: [&str; 3] = [
+    "66666666-6666-4666-8666-666666666601",
+    "66666666-6666-4666-8666-666666666602",
+    "66666666-6666-4666-8666-666666666603",
+];
+const SPEAKERS: [&str; 2] = [
+    "55555555-5555-4555-8555-555555555501",
+    "55555555-5555-4555-8555-555555555502",
+];
+const BGP_AGENTS: [&str; 2] = ["bgp1", "bgp2"];
+const RTS: [&str; 3] = ["65000:1", "65000:2", "65000:3"];
+
+fn port_id(i: u8) -> String {
+    format!("aaaaaaaa-0000-4000-8000-0000000000{i:02}")
+}
+
+/// Device MACs; index 4 is also the MAC of native port 0 (a collision).
+fn device_mac(i: u8) -> String {
+    if i == 4 {
+        "fa:16:3e:00:00:00".to_owned()
+    } else {
+        format!("02:00:00:00:00:0{i}")
+    }
+}
+
+fn subset<T: Clone + std::fmt::Debug + 'static>(
+    items: &'static [T],
+) -> impl Strategy<Value = Vec<T>> {
+    proptest::sample::subsequence(items.to_vec(), 0..=items.len())
+}
+
+/// One step: an engine event or a BGPVPN op, as vocabulary JSON.
+#[derive(Debug, Clone)]
+enum Step {
+    Engine(Value),
+    Bgpvpn(Value),
+    /// device_up / device_down of the n-th existing port from its binding host.
+    Bound {
+        port: u8,
+        up: bool,
+    },
+}
+
+fn step_strategy() -> impl Strategy<Value = Step> {
+    let port_create = (0u8..6, 0usize..2, 0u8..3).prop_map(|(p, n, h)| {
+        Step::Engine(json!({"op":"port_create","id":port_id(p),"network_id":NETS[n],
+            "mac":format!("fa:16:3e:00:00:{p:02x}"),"fixed_ips":[format!("10.0.{}.{}", n + 1, p + 10)],
+            "device_owner":"compute:nova","host":format!("host{}", h + 1)}))
+    });
+    let port_delete =
+        (0u8..6).prop_map(|p| Step::Engine(json!({"op":"port_delete","id":port_id(p)})));
+    let bound =
+        (0u8..6, proptest::bool::weighted(0.7)).prop_map(|(port, up)| Step::Bound { port, up });
+    let assoc = (0usize..3, 0usize..3, any::<bool>()).prop_map(|(v, n, create)| {
+        let op = if create {
+            "network_association_create"
+        } else {
+            "network_association_delete"
+        };
+        Step::Bgpvpn(json!({"op":op,"bgpvpn_id":VPNS[v],"network_id":NETS[n]}))
+    });
+    let binding = (0usize..2, 0usize..3, proptest::bool::weighted(0.7)).prop_map(|(s, v, add)| {
+        let op = if add {
+            "bgp_speaker_add_vpn"
+        } else {
+            "bgp_speaker_remove_vpn"
+        };
+        Step::Bgpvpn(json!({"op":op,"speaker_id":SPEAKERS[s],"bgpvpn_id":VPNS[v]}))
+    });
+    let speaker = (0usize..2, subset(&BGP_AGENTS)).prop_map(|(s, agents)| {
+        Step::Bgpvpn(json!({"op":"bgp_speaker","id":SPEAKERS[s],"agents":agents}))
+    });
+    let agent = (0usize..2, proptest::bool::weighted(0.8), proptest::bool::weighted(0.8), proptest::bool::weighted(0.2))
+        .prop_map(|(a, admin, alive, start)| {
+            Step::Bgpvpn(json!({"op":"bgp_agent","host":BGP_AGENTS[a],"admin_state_up":admin,"alive":alive,"start_flag":start}))
+        });
+    let vni = proptest::option::of(prop_oneof![Just(1001u32), Just(1002u32)]);
+    let gateways = (0usize..2, proptest::collection::vec((1u8..4, subset(&RTS), vni.clone(), proptest::bool::weighted(0.25)), 1..3))
+        .prop_map(|(a, routes)| {
+            let gateways: Vec<Value> = routes
+                .into_iter()
+                .map(|(v, rts, vni, withdrawn)| json!({"vtep":format!("203.0.113.{v}"),"route_targets":rts,"vni":vni,"withdrawn":withdrawn}))
+                .collect();
+            Step::Bgpvpn(json!({"op":"bgp_gateways","host":BGP_AGENTS[a],"gateways":gateways}))
+        });
+    let devices = (
+        0usize..2,
+        proptest::collection::vec(
+            (0u8..5, proptest::option::of(200u8..203), 1u8..4, subset(&RTS), vni, proptest::option::of(0u32..3), proptest::bool::weighted(0.25)),
+            1..4,
+        ),
+    )
+        .prop_map(|(a, routes)| {
+            let devices: Vec<Value> = routes
+                .into_iter()
+                .map(|(m, ip, v, rts, vni, seq, withdrawn)| {
+                    json!({"mac":device_mac(m),"ip":ip.map(|i| format!("10.0.1.{i}")),"vtep":format!("203.0.113.{v}"),
+                        "route_targets":rts,"vni":vni,"seq":seq,"withdrawn":withdrawn})
+                })
+                .collect();
+            Step::Bgpvpn(json!({"op":"bgp_devices","host":BGP_AGENTS[a],"devices":devices}))
+        });
+    let update = (0usize..3, subset(&RTS)).prop_map(|(v, rts)| {
+        Step::Bgpvpn(json!({"op":"bgpvpn_update","id":VPNS[v],"import_targets":rts}))
+    });
+    let delete = (0usize..3).prop_map(|v| Step::Bgpvpn(json!({"op":"bgpvpn_delete","id":VPNS[v]})));
+    prop_oneof![
+        3 => port_create,
+        1 => port_delete,
+        4 => bound,
+        2 => assoc,
+        2 => binding,
+        1 => speaker,
+        2 => agent,
+        4 => gateways,
+        5 => devices,
+        1 => update,
+        1 => delete,
+    ]
+}
+
+fn engine_event(value: Value) -> Event {
+    serde_json::from_value(value).unwrap()
+}
+
+fn setup() -> Engine {
+    let mut engine = EngineBuilder::new()
+        .extension(l2pop_bgpvpn::NAME, Bgpvpn::new())
+        .unwrap()
+        .build();
+    let networks = [
+        (NETS[0], "vxlan", 1001, "10.0.1.0/24"),
+        (NETS[1], "vxlan", 1002, "10.0.2.0/24"),
+    ];
+    for (id, network_type, segmentation_id, cidr) in networks {
+        engine.apply(&engine_event(json!({"op":"network","id":id,"network_type":network_type,"segmentation_id":segmentation_id}))).unwrap();
+        engine
+            .apply(&engine_event(
+                json!({"op":"subnet","network_id":id,"cidr":cidr}),
+            ))
+            .unwrap();
+    }
+    engine
+        .apply(&engine_event(json!({"op":"network","id":NETS[2],"network_type":"vlan","segmentation_id":5,"physical_network":"physnet1"})))
+        .unwrap();
+    for h in 1..=3 {
+        engine
+            .apply(&engine_event(json!({"op":"agent","host":format!("host{h}"),"tunneling_ip":format!("192.0.2.{h}"),"tunnel_types":["vxlan"]})))
+            .unwrap();
+    }
+    let setup_ops = [
+        json!({"op":"bgp_agent","host":"bgp1"}),
+        json!({"op":"bgp_agent","host":"bgp2"}),
+        json!({"op":"bgp_speaker","id":SPEAKERS[0],"agents":["bgp1","bgp2"]}),
+        json!({"op":"bgp_speaker","id":SPEAKERS[1],"agents":["bgp2"]}),
+        json!({"op":"bgpvpn_create","id":VPNS[0],"type":"l2","route_targets":["65000:1"]}),
+        json!({"op":"bgpvpn_create","id":VPNS[1],"type":"l2","route_targets":["65000:2"],"vni":1001}),
+        json!({"op":"bgpvpn_create","id":VPNS[2],"type":"l3","route_targets":["65000:1"]}),
+        json!({"op":"network_association_create","bgpvpn_id":VPNS[0],"network_id":NETS[0]}),
+        json!({"op":"bgp_speaker_add_vpn","speaker_id":SPEAKERS[0],"bgpvpn_id":VPNS[0]}),
+    ];
+    for op in setup_ops {
+        bgpvpn(&mut engine, op).unwrap();
+    }
+    engine
+}
+
+fn bgpvpn(engine: &mut Engine, value: Value) -> Result<Vec<l2pop_model::Notification>, String> {
+    let op: BgpvpnOp = serde_json::from_value(value).map_err(|e| e.to_string())?;
+    engine
+        .update_extension::<Bgpvpn>(l2pop_bgpvpn::NAME, |ext, topology| {
+            ext.apply(&op, topology).map_err(Into::into)
+        })
+        .map_err(|e| e.to_string())
+}
+
+fn snapshot(engine: &Engine) -> Vec<String> {
+    engine
+        .hosts()
+        .iter()
+        .map(|h| serde_json::to_string(&engine.desired_table(h)).unwrap())
+        .collect()
+}
+
+fn existing_port(engine: &Engine, pick: u8) -> Option<(String, String)> {
+    let mut ports: Vec<_> = engine
+        .ports()
+        .filter_map(|p| p.host.as_ref().map(|h| (p.id.to_string(), h.to_string())))
+        .collect();
+    ports.sort();
+    (!ports.is_empty()).then(|| ports[usize::from(pick) % ports.len()].clone())
+}
+
+fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
+    let mut engine = setup();
+    let mut hosts = Hosts::default();
+    for (i, step) in steps.into_iter().enumerate() {
+        let before = snapshot(&engine);
+        let result = match &step {
+            Step::Engine(value) => engine
+                .apply(&engine_event(value.clone()))
+                .map_err(|e| e.to_string()),
+            Step::Bgpvpn(value) => bgpvpn(&mut engine, value.clone()),
+            Step::Bound { port, up } => match existing_port(&engine, *port) {
+                Some((id, host)) => {
+                    let op = if *up { "device_up" } else { "device_down" };
+                    engine
+                        .apply(&engine_event(json!({"op":op,"id":id,"host":host})))
+                        .map_err(|e| e.to_string())
+                }
+                None => Ok(Vec::new()),
+            },
+        };
+        match result {
+            Err(e) => prop_assert_eq!(
+                snapshot(&engine),
+                before,
+                "refused step {} ({}) changed state: {:?}",
+                i,
+                e,
+                step
+            ),
+            Ok(notifications) => hosts.receive(&engine, &notifications),
+        }
+        if let Some(d) = hosts.divergence(&engine) {
+            prop_assert!(
+                false,
+                "host {} network {} diverged after step {}: {:?}\nfrom notifications {:?}\nfull FDB {:?}",
+                d.host,
+                d.network,
+                i,
+                step,
+                d.from_notifications,
+                d.full_fdb
+            );
+        }
+    }
+    Ok(())
+}
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1000)
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: cases(), max_shrink_iters: 4096, ..ProptestConfig::default() })]
+
+    #[test]
+    fn agents_converge_with_bgpvpn(steps in proptest::collection::vec(step_strategy(), 1..70)) {
+        run(steps)?;
+    }
+}
+
+#[test]
+fn the_vni_rule_reports_a_skipped_route() {
+    let mut engine = setup();
+    // A route for VNI 1002 learned for a BGPVPN associated with network 1001: skipped, reported.
+    let mut reports = Vec::new();
+    let op: BgpvpnOp = serde_json::from_value(json!({"op":"bgp_gateways","host":"bgp1",
+        "gateways":[{"vtep":"203.0.113.9","route_targets":["65000:1"],"vni":1002,"withdrawn":false}]}))
+    .unwrap();
+    let sent = engine
+        .update_extension::<Bgpvpn>("bgpvpn", |ext, topology| {
+            let changes = ext.apply(&op, topology);
+            reports = ext.take_reports();
+            changes.map_err(Into::into)
+        })
+        .unwrap();
+    assert!(sent.is_empty());
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let _: IpAddr = "203.0.113.9".parse().unwrap();
+}

@@ -1,0 +1,106 @@
+//! The convergence invariant as a reusable check (DESIGN.md): every host's table built from the
+//! notifications that reached it, in order, equals the full FDB the engine would build for it now.
+//!
+//! [`Hosts`] plays the agents: it delivers fanouts to every host on the network and host casts to
+//! their host, applying them with [`FdbTable`]'s rules, and drops a network's table when the host
+//! leaves it. [`Hosts::divergence`] compares with the engine. Property tests drive it with random
+//! events; a server can run it as a self-check.
+
+use std::collections::HashMap;
+
+use l2pop_model::{FdbPayload, FdbTable, Host, NetworkId, NetworkTable, Notification, Target};
+
+use crate::Engine;
+
+/// Each host's table as the notifications built it.
+#[derive(Debug, Default, Clone)]
+pub struct Hosts {
+    pub tables: HashMap<Host, FdbTable>,
+}
+
+/// Where a host's table and its full FDB differ.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Divergence {
+    pub host: Host,
+    pub network: NetworkId,
+    pub from_notifications: NetworkTable,
+    pub full_fdb: NetworkTable,
+}
+
+fn network_of(payload: &FdbPayload) -> Option<NetworkId> {
+    match payload {
+        FdbPayload::Entries(e) => e.0.first().map(|(n, _)| *n),
+        FdbPayload::ChgIp(c) => c.0.first().map(|(n, _)| *n),
+    }
+}
+
+impl Hosts {
+    /// Forgets a host's tables (its agent restarted).
+    pub fn forget(&mut self, host: &Host) {
+        self.tables.remove(host);
+    }
+
+    /// Delivers one event's notifications, in order, with the engine in its state after the
+    /// event: a fanout reaches every host on the network, a host cast its host.
+    pub fn receive(&mut self, engine: &Engine, notifications: &[Notification]) {
+        for n in notifications {
+            let Some(network) = network_of(&n.fdb_entries) else {
+                continue;
+            };
+            match &n.target {
+                Target::Fanout => {
+                    for host in engine.hosts() {
+                        if engine.is_on(&host, network) {
+                            let own = engine.vtep(&host);
+                            let table = self.tables.entry(host).or_default();
+                            table.apply(n.method, &n.fdb_entries, own, |_| true);
+                        }
+                    }
+                }
+                Target::Host(host) => {
+                    let own = engine.vtep(host);
+                    self.tables.entry(host.clone()).or_default().apply(
+                        n.method,
+                        &n.fdb_entries,
+                        own,
+                        |_| true,
+                    );
+                }
+            }
+        }
+        // A host keeps a network's table only while it has ports on it.
+        for (host, table) in self.tables.iter_mut() {
+            table
+                .networks
+                .retain(|network, _| engine.is_on(host, *network));
+        }
+    }
+
+    /// The first (host, network) whose table differs from its full FDB, if any.
+    pub fn divergence(&self, engine: &Engine) -> Option<Divergence> {
+        for host in engine.hosts() {
+            for network in engine.networks_of(&host) {
+                let full = engine.full_fdb(&host, network, None).ok()?;
+                let expected = FdbTable::from_full_fdb(&FdbPayload::Entries(full.fdb_entries))
+                    .networks
+                    .remove(&network)
+                    .unwrap_or_default();
+                let actual = self
+                    .tables
+                    .get(&host)
+                    .and_then(|t| t.networks.get(&network))
+                    .cloned()
+                    .unwrap_or_default();
+                if actual != expected {
+                    return Some(Divergence {
+                        host,
+                        network,
+                        from_notifications: actual,
+                        full_fdb: expected,
+                    });
+                }
+            }
+        }
+        None
+    }
+}
