@@ -119,13 +119,14 @@ impl Scope {
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "report", rename_all = "snake_case")]
 pub enum BgpvpnReport {
-    /// A route whose VNI differs from the network's segmentation id: skipped for that network.
+    /// A route whose VNI (its own, else the BGPVPN's) differs from the network's segmentation
+    /// id, or is unknown: skipped for that network.
     VniMismatch {
         bgpvpn: BgpvpnId,
         network: NetworkId,
         vtep: IpAddr,
         mac: Option<Mac>,
-        route_vni: u32,
+        route_vni: Option<u32>,
         segmentation_id: Option<u32>,
     },
 }
@@ -633,12 +634,11 @@ impl Bgpvpn {
             .filter_map(|id| self.vpns.get(id))
             .filter(|v| v.vpn_type == VpnType::L2)
         {
-            // The route's VNI, else the BGPVPN's; neither given is accepted (networking-bgpvpn's
-            // "liberally accept").
+            // The route's VNI, else the BGPVPN's, must be the network's: agents use the local
+            // segmentation id as the VNI toward every VTEP. Unknown is not a match.
             let vni_ok = |route_vni: Option<u32>| match route_vni.or(vpn.vni) {
-                None => Ok(()),
                 Some(v) if Some(v) == segmentation_id => Ok(()),
-                Some(v) => Err(v),
+                other => Err(other),
             };
             for host in self.counting_agents(vpn) {
                 let Some(learned) = self.learned.get(host) else {
