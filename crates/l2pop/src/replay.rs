@@ -139,8 +139,12 @@ fn replay(path: &Path) -> Result<(), String> {
         if text.is_empty() || text.starts_with('#') {
             continue;
         }
-        let notifications =
-            apply_line(&mut state, text).map_err(|e| format!("line {line_no}: {e}"))?;
+        let mut extension_reports = Vec::new();
+        let notifications = apply_line(&mut state, text, &mut extension_reports)
+            .map_err(|e| format!("line {line_no}: {e}"))?;
+        for report in extension_reports {
+            eprintln!("line {line_no}: report: {report}");
+        }
         if let State::Running(engine) = &mut state {
             for report in engine.take_reports() {
                 eprintln!(
@@ -166,7 +170,11 @@ fn replay(path: &Path) -> Result<(), String> {
     out.flush().map_err(|e| format!("writing output: {e}"))
 }
 
-fn apply_line(state: &mut State, text: &str) -> Result<Vec<Notification>, String> {
+fn apply_line(
+    state: &mut State,
+    text: &str,
+    reports: &mut Vec<String>,
+) -> Result<Vec<Notification>, String> {
     let value: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
     let op = value
         .get("op")
@@ -176,7 +184,7 @@ fn apply_line(state: &mut State, text: &str) -> Result<Vec<Notification>, String
     match op.as_str() {
         name if BgpvpnOp::NAMES.contains(&name) => {
             let bgpvpn_op: BgpvpnOp = parse(value)?;
-            bgpvpn(state.engine(), &bgpvpn_op)
+            bgpvpn(state.engine(), &bgpvpn_op, reports)
         }
         "extension" | "static_fdb" => {
             let replay_op: ReplayOp = parse(value)?;
@@ -228,20 +236,21 @@ fn static_fdb(engine: &mut Engine, op: StaticFdbOp) -> Result<Vec<Notification>,
 }
 
 /// BGPVPN ops go to the extension registered as `bgpvpn` (kind `bgpvpn`).
-fn bgpvpn(engine: &mut Engine, op: &BgpvpnOp) -> Result<Vec<Notification>, String> {
-    let mut reports = Vec::new();
-    let notifications = engine
+fn bgpvpn(
+    engine: &mut Engine,
+    op: &BgpvpnOp,
+    reports: &mut Vec<String>,
+) -> Result<Vec<Notification>, String> {
+    engine
         .update_extension::<Bgpvpn>(l2pop_bgpvpn::NAME, |ext, topology| {
             let changes = ext.apply(op, topology);
-            reports = ext.take_reports();
+            let taken = ext.take_reports();
+            reports.extend(
+                taken
+                    .iter()
+                    .map(|r| serde_json::to_string(r).unwrap_or_default()),
+            );
             changes.map_err(Into::into)
         })
-        .map_err(|e| e.to_string())?;
-    for report in reports {
-        eprintln!(
-            "report: {}",
-            serde_json::to_string(&report).unwrap_or_default()
-        );
-    }
-    Ok(notifications)
+        .map_err(|e| e.to_string())
 }
