@@ -10,12 +10,12 @@ use crate::{BgpvpnId, SpeakerId};
 pub enum BgpvpnError {
     #[error("id: BGPVPN {0} already exists")]
     BgpvpnExists(BgpvpnId),
-    #[error("bgpvpn_id: no BGPVPN {0}")]
-    UnknownBgpvpn(BgpvpnId),
+    #[error("{field}: no BGPVPN {id}")]
+    UnknownBgpvpn { field: &'static str, id: BgpvpnId },
     #[error("network_id: no network {0}")]
     UnknownNetwork(NetworkId),
-    #[error("speaker_id: no BGP speaker {0}")]
-    UnknownSpeaker(SpeakerId),
+    #[error("{field}: no BGP speaker {id}")]
+    UnknownSpeaker { field: &'static str, id: SpeakerId },
     #[error("host: no BGP agent on host {0}")]
     UnknownAgent(Host),
     #[error("vni: {0} is out of range (1..=16777215)")]

@@ -257,7 +257,10 @@ impl Bgpvpn {
         let vpn = self
             .vpns
             .get(&update.id)
-            .ok_or(BgpvpnError::UnknownBgpvpn(update.id))?;
+            .ok_or(BgpvpnError::UnknownBgpvpn {
+                field: "id",
+                id: update.id,
+            })?;
         let local_pref = match update.local_pref {
             Some(value) => Some(check_local_pref(value)?),
             None => None,
@@ -266,7 +269,10 @@ impl Bgpvpn {
         let vpn = self
             .vpns
             .get_mut(&update.id)
-            .ok_or(BgpvpnError::UnknownBgpvpn(update.id))?;
+            .ok_or(BgpvpnError::UnknownBgpvpn {
+                field: "id",
+                id: update.id,
+            })?;
         if let Some(name) = &update.name {
             vpn.name = name.clone();
         }
@@ -296,7 +302,7 @@ impl Bgpvpn {
         let vpn = self
             .vpns
             .remove(&id)
-            .ok_or(BgpvpnError::UnknownBgpvpn(id))?;
+            .ok_or(BgpvpnError::UnknownBgpvpn { field: "id", id })?;
         for network in &vpn.networks {
             if let Some(set) = self.network_vpns.get_mut(network) {
                 set.remove(&id);
@@ -321,7 +327,10 @@ impl Bgpvpn {
         let vpn = self
             .vpns
             .get(&assoc.bgpvpn_id)
-            .ok_or(BgpvpnError::UnknownBgpvpn(assoc.bgpvpn_id))?;
+            .ok_or(BgpvpnError::UnknownBgpvpn {
+                field: "bgpvpn_id",
+                id: assoc.bgpvpn_id,
+            })?;
         let network = topology
             .network(assoc.network_id)
             .ok_or(BgpvpnError::UnknownNetwork(assoc.network_id))?;
@@ -368,7 +377,10 @@ impl Bgpvpn {
         let vpn = self
             .vpns
             .get_mut(&assoc.bgpvpn_id)
-            .ok_or(BgpvpnError::UnknownBgpvpn(assoc.bgpvpn_id))?;
+            .ok_or(BgpvpnError::UnknownBgpvpn {
+                field: "bgpvpn_id",
+                id: assoc.bgpvpn_id,
+            })?;
         if !vpn.networks.remove(&assoc.network_id) {
             return Err(BgpvpnError::NoAssociation {
                 bgpvpn: assoc.bgpvpn_id,
@@ -412,14 +424,16 @@ impl Bgpvpn {
         report: &BgpAgentReport,
         topology: TopologyView<'_>,
     ) -> ExtensionChanges {
+        let state = AgentState {
+            admin_state_up: report.admin_state_up,
+            alive: report.alive,
+        };
+        // A heartbeat that changes nothing does nothing (reports arrive every few seconds).
+        if !report.start_flag && self.agents.get(&report.host) == Some(&state) {
+            return ExtensionChanges::default();
+        }
         let networks = self.agent_networks(&report.host);
-        self.agents.insert(
-            report.host.clone(),
-            AgentState {
-                admin_state_up: report.admin_state_up,
-                alive: report.alive,
-            },
-        );
+        self.agents.insert(report.host.clone(), state);
         if report.start_flag {
             // Case 6a: the agent restarted; what it learned before is stale.
             self.learned.remove(&report.host);
@@ -446,7 +460,7 @@ impl Bgpvpn {
         let speaker = self
             .speakers
             .remove(&id)
-            .ok_or(BgpvpnError::UnknownSpeaker(id))?;
+            .ok_or(BgpvpnError::UnknownSpeaker { field: "id", id })?;
         for vpn in &speaker.vpns {
             if let Some(v) = self.vpns.get_mut(vpn) {
                 v.speakers.remove(&id);
@@ -466,11 +480,17 @@ impl Bgpvpn {
         let speaker = self
             .speakers
             .get(&speaker_id)
-            .ok_or(BgpvpnError::UnknownSpeaker(speaker_id))?;
+            .ok_or(BgpvpnError::UnknownSpeaker {
+                field: "speaker_id",
+                id: speaker_id,
+            })?;
         let vpn = self
             .vpns
             .get(&bgpvpn_id)
-            .ok_or(BgpvpnError::UnknownBgpvpn(bgpvpn_id))?;
+            .ok_or(BgpvpnError::UnknownBgpvpn {
+                field: "bgpvpn_id",
+                id: bgpvpn_id,
+            })?;
         match (add, speaker.vpns.contains(&bgpvpn_id)) {
             (true, true) => {
                 return Err(BgpvpnError::BindingExists {
@@ -830,3 +850,7 @@ impl FdbExtension for Bgpvpn {
         self.announced.remove(&network);
     }
 }
+
+#[cfg(test)]
+#[path = "extension_tests.rs"]
+mod tests;

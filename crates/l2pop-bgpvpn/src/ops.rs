@@ -119,8 +119,8 @@ pub struct BgpvpnUpdate {
     pub route_distinguishers: Option<Vec<RouteTarget>>,
     #[serde(default, deserialize_with = "present")]
     pub local_pref: Option<Option<u64>>,
-    #[serde(default, rename = "type")]
-    pub vpn_type: Option<serde_json::Value>,
+    #[serde(default, rename = "type", deserialize_with = "present")]
+    pub vpn_type: Option<Option<serde_json::Value>>,
     #[serde(default, deserialize_with = "present")]
     pub vni: Option<Option<serde_json::Value>>,
 }

@@ -240,7 +240,7 @@ fn extension_entries(
         }
     }
     // Stable: of two identical entries, the earlier extension's is kept.
-    kept.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+    kept.sort_by_key(|(vtep, entry, _)| (*vtep, *entry));
     kept.dedup_by(|later, earlier| later.0 == earlier.0 && later.1 == earlier.1);
     let mut out: Vec<ExtensionVtep> = Vec::new();
     for (vtep, entry, index) in kept {
