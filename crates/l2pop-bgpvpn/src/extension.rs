@@ -99,22 +99,6 @@ enum Scope {
     },
 }
 
-impl Scope {
-    fn has_mac(&self, mac: &Mac) -> bool {
-        match self {
-            Scope::All => true,
-            Scope::Keys { macs, .. } => macs.contains(mac),
-        }
-    }
-
-    fn has_vtep(&self, vtep: &IpAddr) -> bool {
-        match self {
-            Scope::All => true,
-            Scope::Keys { vteps, .. } => vteps.contains(vtep),
-        }
-    }
-}
-
 /// Something an operator should know; the caller logs and counts it.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(tag = "report", rename_all = "snake_case")]
@@ -740,12 +724,15 @@ impl Bgpvpn {
         for network in networks {
             let desired = self.desired(network, scope, topology);
             let announced = self.announced.entry(network).or_default();
-            let flood_before: BTreeSet<IpAddr> = announced
-                .flood
-                .iter()
-                .filter(|v| scope.has_vtep(v))
-                .copied()
-                .collect();
+            // A route update names its keys: look them up, never walk the whole network.
+            let flood_before: BTreeSet<IpAddr> = match scope {
+                Scope::All => announced.flood.clone(),
+                Scope::Keys { vteps, .. } => vteps
+                    .iter()
+                    .filter(|v| announced.flood.contains(v))
+                    .copied()
+                    .collect(),
+            };
             for vtep in flood_before.difference(&desired.flood) {
                 changes.removes.push((network, *vtep, FLOODING_ENTRY));
                 announced.flood.remove(vtep);
@@ -754,13 +741,15 @@ impl Bgpvpn {
                 changes.adds.push((network, *vtep, FLOODING_ENTRY));
                 announced.flood.insert(*vtep);
             }
-            let macs: BTreeSet<Mac> = announced
-                .macs
-                .keys()
-                .filter(|m| scope.has_mac(m))
-                .chain(desired.macs.keys())
-                .copied()
-                .collect();
+            let macs: BTreeSet<Mac> = match scope {
+                Scope::All => announced
+                    .macs
+                    .keys()
+                    .chain(desired.macs.keys())
+                    .copied()
+                    .collect(),
+                Scope::Keys { macs, .. } => macs.clone(),
+            };
             for mac in macs {
                 let pairs = |e: Option<&(IpAddr, BTreeSet<IpAddr>)>| -> BTreeSet<(IpAddr, IpAddr)> {
                     e.map(|(vtep, ips)| ips.iter().map(|ip| (*vtep, *ip)).collect())
