@@ -3,19 +3,32 @@
 //!
 //! [`Hosts`] plays the agents: it delivers fanouts to every host on the network and host casts to
 //! their host, applying them with [`FdbTable`]'s rules, and drops a network's table when the host
-//! leaves it. [`Hosts::divergence`] compares with the engine. Property tests drive it with random
-//! events; a server can run it as a self-check.
+//! leaves it. [`Hosts::divergence`] compares with the engine; [`Hosts::check_step`] is the whole
+//! per-event check (numbering, refusals change nothing, no divergence). Property tests drive it
+//! with random events; a server can run it as a self-check.
 
 use std::collections::HashMap;
 
 use l2pop_model::{FdbPayload, FdbTable, Host, NetworkId, NetworkTable, Notification, Target};
 
-use crate::Engine;
+use crate::{DesiredTable, Engine};
 
 /// Each host's table as the notifications built it.
 #[derive(Debug, Default, Clone)]
 pub struct Hosts {
     pub tables: HashMap<Host, FdbTable>,
+    /// The last sequence number delivered.
+    seq: u64,
+}
+
+/// Everything hosts can observe of an engine: every host's desired table. Equal before and after
+/// a refused event.
+pub fn observable(engine: &Engine) -> Vec<DesiredTable> {
+    engine
+        .hosts()
+        .iter()
+        .map(|h| engine.desired_table(h))
+        .collect()
 }
 
 /// Where a host's table and its full FDB differ.
@@ -35,6 +48,50 @@ fn network_of(payload: &FdbPayload) -> Option<NetworkId> {
 }
 
 impl Hosts {
+    /// Hosts that start in sync with `engine` (nothing delivered yet, numbering continues from it).
+    pub fn following(engine: &Engine) -> Self {
+        Hosts {
+            tables: HashMap::new(),
+            seq: engine.seq(),
+        }
+    }
+
+    /// The check after one event: `before` is [`observable`] before it. A refused event must
+    /// have changed nothing; an accepted one's notifications must be numbered on without a gap,
+    /// and are delivered. Then no host may diverge from its full FDB.
+    pub fn check_step<E: std::fmt::Display>(
+        &mut self,
+        engine: &Engine,
+        before: &[DesiredTable],
+        result: &Result<Vec<Notification>, E>,
+    ) -> Result<(), String> {
+        match result {
+            Err(error) => {
+                if observable(engine) != before {
+                    return Err(format!(
+                        "the refused event ({error}) changed what hosts observe"
+                    ));
+                }
+            }
+            Ok(notifications) => {
+                for n in notifications {
+                    if n.seq != self.seq + 1 {
+                        return Err(format!("sequence gap: {} after {}", n.seq, self.seq));
+                    }
+                    self.seq = n.seq;
+                }
+                self.receive(engine, notifications);
+            }
+        }
+        match self.divergence(engine) {
+            None => Ok(()),
+            Some(d) => Err(format!(
+                "host {} network {} diverged\nfrom notifications {:?}\nfull FDB {:?}",
+                d.host, d.network, d.from_notifications, d.full_fdb
+            )),
+        }
+    }
+
     /// Forgets a host's tables (its agent restarted).
     pub fn forget(&mut self, host: &Host) {
         self.tables.remove(host);

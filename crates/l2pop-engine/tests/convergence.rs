@@ -13,7 +13,7 @@
 
 use std::net::IpAddr;
 
-use l2pop_engine::convergence::Hosts;
+use l2pop_engine::convergence::{Hosts, observable};
 use l2pop_engine::extensions::{StaticAction, StaticFdb};
 use l2pop_engine::{
     AgentReport, DeviceDown, DeviceUp, Engine, EngineBuilder, Event, ExtensionEntries,
@@ -321,14 +321,6 @@ fn restart(
     Ok(all)
 }
 
-fn snapshot(engine: &Engine) -> Vec<String> {
-    engine
-        .hosts()
-        .iter()
-        .map(|h| serde_json::to_string(&engine.desired_table(h)).unwrap())
-        .collect()
-}
-
 struct Failing;
 
 impl FdbExtension for Failing {
@@ -444,10 +436,9 @@ fn existing_port(engine: &Engine, pick: u8) -> PortId {
 
 fn run(steps: Vec<Step>, with_extension: bool) -> Result<(), TestCaseError> {
     let mut engine = new_engine(with_extension);
-    let mut agents = Hosts::default();
-    let mut seq = engine.seq();
+    let mut agents = Hosts::following(&engine);
     for (i, step) in steps.into_iter().enumerate() {
-        let before = snapshot(&engine);
+        let before = observable(&engine);
         let result = match &step {
             Step::Event(event) => engine.apply(event),
             Step::Restart { host: h } => Ok(restart(&mut engine, &mut agents, &host(*h))?),
@@ -511,33 +502,8 @@ fn run(steps: Vec<Step>, with_extension: bool) -> Result<(), TestCaseError> {
             result.as_ref().map(Vec::as_slice).unwrap_or(&[]),
             result.is_ok(),
         );
-        match result {
-            Err(_) => prop_assert_eq!(
-                snapshot(&engine),
-                before,
-                "refused step {} changed state: {:?}",
-                i,
-                step
-            ),
-            Ok(notifications) => {
-                for n in &notifications {
-                    seq += 1;
-                    prop_assert_eq!(n.seq, seq, "sequence gap at step {}", i);
-                }
-                agents.receive(&engine, &notifications);
-            }
-        }
-        if let Some(d) = agents.divergence(&engine) {
-            prop_assert!(
-                false,
-                "host {} network {} diverged after step {}: {:?}\nfrom notifications {:?}\nfull FDB {:?}",
-                d.host,
-                d.network,
-                i,
-                step,
-                d.from_notifications,
-                d.full_fdb
-            );
+        if let Err(problem) = agents.check_step(&engine, &before, &result) {
+            prop_assert!(false, "step {}: {:?}: {}", i, step, problem);
         }
     }
     Ok(())
