@@ -46,7 +46,7 @@ struct NetworkDelta {
 /// (host, network) pairs that joined or left during an event.
 pub(crate) type Transitions = Vec<(Host, NetworkId)>;
 
-/// A fanout to send: network, method, origin, payload.
+/// A fanout to send: method, origin, payload (one network).
 pub(crate) struct Fanout {
     pub(crate) method: Method,
     pub(crate) origin: Origin,
@@ -198,7 +198,7 @@ impl Change {
     /// The fanouts of this event, network by network (ascending id): removes, adds, chg_ip.
     /// Identical remove+add pairs cancel; a remove of a `[mac, ip]` that the same event adds
     /// under another VTEP is dropped (difference 4: the add moves it).
-    pub(crate) fn fanouts(&mut self, topology: &Topology) -> Vec<(NetworkId, Fanout)> {
+    pub(crate) fn fanouts(&mut self, topology: &Topology) -> Vec<Fanout> {
         let mut out = Vec::new();
         for (network, mut delta) in std::mem::take(&mut self.networks) {
             let Some(state) = topology.networks.get(&network) else {
@@ -208,26 +208,20 @@ impl Change {
             drop_moved_removes(&mut delta);
             for (origin, vteps) in &delta.removes {
                 if let Some(payload) = entries_payload(state, vteps) {
-                    out.push((
-                        network,
-                        Fanout {
-                            method: Method::RemoveFdbEntries,
-                            origin: *origin,
-                            payload,
-                        },
-                    ));
+                    out.push(Fanout {
+                        method: Method::RemoveFdbEntries,
+                        origin: *origin,
+                        payload,
+                    });
                 }
             }
             for (origin, vteps) in &delta.adds {
                 if let Some(payload) = entries_payload(state, vteps) {
-                    out.push((
-                        network,
-                        Fanout {
-                            method: Method::AddFdbEntries,
-                            origin: *origin,
-                            payload,
-                        },
-                    ));
+                    out.push(Fanout {
+                        method: Method::AddFdbEntries,
+                        origin: *origin,
+                        payload,
+                    });
                 }
             }
             let changes: Vec<(IpAddr, IpChange)> = delta
@@ -245,14 +239,11 @@ impl Change {
                 })
                 .collect();
             if !changes.is_empty() {
-                out.push((
-                    network,
-                    Fanout {
-                        method: Method::UpdateFdbEntries,
-                        origin: Origin::Native,
-                        payload: FdbPayload::ChgIp(ChgIp(vec![(network, changes)])),
-                    },
-                ));
+                out.push(Fanout {
+                    method: Method::UpdateFdbEntries,
+                    origin: Origin::Native,
+                    payload: FdbPayload::ChgIp(ChgIp(vec![(network, changes)])),
+                });
             }
         }
         out

@@ -664,7 +664,6 @@ impl Engine {
     fn router_upsert(&mut self, spec: &RouterSpec, change: &mut Change) {
         let router = RouterState {
             ha: spec.ha,
-            distributed: spec.distributed,
             hosts: spec.hosts.iter().cloned().collect(),
         };
         let id = spec.id;
@@ -1030,7 +1029,7 @@ impl Engine {
         }
 
         let mut out = Vec::new();
-        for (_, fanout) in change.fanouts(&self.topology) {
+        for fanout in change.fanouts(&self.topology) {
             self.seq += 1;
             self.fanout_seq += 1;
             let source = match fanout.origin {
@@ -1048,7 +1047,10 @@ impl Engine {
             });
         }
         for (host, network) in full {
-            let Some(fdb) = self.build_full_fdb(&host, network, None) else {
+            let mut reports = Vec::new();
+            let fdb = self.network_fdb(&host, network, None, &mut reports);
+            self.reports.append(&mut reports);
+            let Some(fdb) = fdb else {
                 continue;
             };
             if fdb.ports.is_empty() {
@@ -1070,11 +1072,14 @@ impl Engine {
         out
     }
 
-    fn build_full_fdb(
-        &mut self,
+    /// Builds `host`'s full FDB of `network` (None for an unknown network): the one builder
+    /// behind the host casts of `apply` and the `full_fdb` query.
+    fn network_fdb(
+        &self,
         host: &Host,
         network: NetworkId,
         skip_source: Option<&str>,
+        reports: &mut Vec<Report>,
     ) -> Option<NetworkFdb> {
         let state = self.topology.networks.get(&network)?;
         let mut sink = PayloadSink::default();
@@ -1085,7 +1090,7 @@ impl Engine {
             host,
             skip_source,
             &mut sink,
-            &mut self.reports,
+            reports,
         );
         let segment = &state.network.segment;
         Some(NetworkFdb {
@@ -1106,32 +1111,12 @@ impl Engine {
         network: NetworkId,
         skip_source: Option<&str>,
     ) -> Result<FullFdb, QueryError> {
-        let state = self
-            .topology
-            .networks
-            .get(&network)
-            .ok_or(QueryError::UnknownNetwork(network))?;
-        let mut sink = PayloadSink::default();
         let mut reports = Vec::new();
-        full_fdb::build(
-            &self.topology,
-            &self.registry,
-            state,
-            host,
-            skip_source,
-            &mut sink,
-            &mut reports,
-        );
-        let segment = &state.network.segment;
+        let fdb = self
+            .network_fdb(host, network, skip_source, &mut reports)
+            .ok_or(QueryError::UnknownNetwork(network))?;
         Ok(FullFdb {
-            fdb_entries: FdbEntries::single(
-                network,
-                NetworkFdb {
-                    segment_id: segment.segmentation_id(),
-                    network_type: segment.network_type(),
-                    ports: sink.ports,
-                },
-            ),
+            fdb_entries: FdbEntries::single(network, fdb),
             reports,
         })
     }

@@ -138,6 +138,8 @@ pub struct RouterSpec {
     pub id: RouterId,
     #[serde(default)]
     pub ha: bool,
+    /// Accepted for fidelity with Neutron's router; l2pop reads a DVR port's presence from its
+    /// per-host bindings (`device_up` from each host), not from this flag.
     #[serde(default)]
     pub distributed: bool,
     #[serde(default)]

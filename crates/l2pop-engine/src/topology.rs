@@ -58,7 +58,6 @@ pub(crate) struct NetworkState {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RouterState {
     pub(crate) ha: bool,
-    pub(crate) distributed: bool,
     pub(crate) hosts: BTreeSet<Host>,
 }
 
