@@ -19,21 +19,23 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "../../l2pop-engine/benches/support/deployment.rs"]
+mod deployment;
 #[path = "../../l2pop-engine/benches/support/report.rs"]
 mod report;
 
 use std::cell::RefCell;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant, SystemTime};
 
-use criterion::{BatchSize, BenchmarkGroup, Criterion, SamplingMode, measurement::WallTime};
+use criterion::{BatchSize, Criterion};
+use deployment::*;
 use l2pop_bgpvpn::{Bgpvpn, BgpvpnOp};
 use l2pop_engine::{
-    AgentReport, DeviceUp, Engine, EngineBuilder, Event, ExtensionChanges, ExtensionEntries,
-    FdbExtension, FullFdbRequest, NetworkCreate, PortCreate, SubnetCreate,
+    Engine, EngineBuilder, ExtensionChanges, ExtensionEntries, FdbExtension, FullFdbRequest,
 };
-use l2pop_model::{FdbEntries, Host, Mac, NetworkId, NetworkType, Notification, PortId, Uuid};
+use l2pop_model::{Mac, Notification};
 use report::{Row, cpu_stall_us, criterion_dir, fmt_ns, median, print_table, thousands};
 use serde_json::{Value, json};
 
@@ -41,168 +43,14 @@ use serde_json::{Value, json};
 // Deployments, built through the public API only (as in the engine's bench).
 // ---------------------------------------------------------------------------------------------
 
-/// One /14 (262,144 addresses): 200,000 ports or devices with one IPv4 each, plus case 3's.
-const SUBNET: &str = "10.0.0.0/14";
-/// The first host address of `SUBNET`.
-const SUBNET_FIRST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 1);
-const SEGMENTATION_ID: u64 = 1001;
-/// The only network of every engine.
+/// The only network of every engine (network 0 on `LARGE_SUBNET`).
 const NET: u32 = 0;
+/// The BGPVPN's VNI: the network's segmentation id (the association rule).
+const SEGMENTATION_ID: u64 = segmentation_id(NET);
 
-fn host(h: u32) -> Host {
-    Host::new(&format!("compute-{h:05}")).expect("valid host name")
-}
-
-/// The VTEP of host `h`: 172.16.0.0/12, one address per host.
-fn vtep(h: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 16, 0, 1)) + h))
-}
-
-/// The VTEP of BGPVPN gateway `g`: 198.18.0.0/15, outside the agents' range.
-fn gateway_vtep(g: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 1)) + g))
-}
-
-fn network_id(n: u32) -> NetworkId {
-    NetworkId(Uuid::from_u128((0x6e65_7477u128 << 96) | u128::from(n)))
-}
-
-fn port_id(n: u32, h: u32, k: u32) -> PortId {
-    PortId(Uuid::from_u128(
-        (0x706f_7274u128 << 96) | (u128::from(n) << 64) | (u128::from(h) << 32) | u128::from(k),
-    ))
-}
-
-/// The `offset`-th host address of `SUBNET`.
-fn address(offset: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(u32::from(SUBNET_FIRST) + offset))
-}
-
-/// `count` hosts numbered from `first`, each with `ports` ports on the network.
-#[derive(Debug, Clone, Copy)]
-struct HostGroup {
-    first: u32,
-    count: u32,
-    ports: u32,
-}
-
-impl HostGroup {
-    fn hosts(&self) -> std::ops::Range<u32> {
-        self.first..self.first + self.count
-    }
-}
-
-/// Feeds the same events to engines in lockstep, so that their data interleave in the heap and
-/// none gets a better memory layout than another (see the engine's bench).
-struct Loader {
-    engines: Vec<Engine>,
-    /// Global port counter: the low 24 bits of each port's MAC.
-    next_mac: u32,
-}
-
-impl Loader {
-    fn new(engines: Vec<Engine>) -> Self {
-        Loader {
-            engines,
-            next_mac: 0,
-        }
-    }
-
-    fn apply(&mut self, event: &Event) {
-        for engine in &mut self.engines {
-            if let Err(e) = engine.apply(event) {
-                panic!("benchmark setup refused by the engine: {e}");
-            }
-        }
-    }
-
-    fn agents(&mut self, hosts: std::ops::Range<u32>) {
-        for h in hosts {
-            self.apply(&Event::Agent(AgentReport {
-                host: host(h),
-                tunneling_ip: Some(vtep(h)),
-                tunnel_types: vec![NetworkType::Vxlan],
-                l2pop_network_types: None,
-                start_flag: false,
-            }));
-        }
-    }
-
-    fn network(&mut self) {
-        self.apply(&Event::Network(NetworkCreate {
-            id: network_id(NET),
-            network_type: NetworkType::Vxlan,
-            segmentation_id: Some(SEGMENTATION_ID),
-            physical_network: None,
-        }));
-        self.apply(&Event::Subnet(SubnetCreate {
-            network_id: network_id(NET),
-            cidr: SUBNET.parse().expect("valid cidr"),
-        }));
-    }
-
-    /// Creates and activates the ports of `groups`, one IPv4 each, round-robin over the hosts
-    /// (every host's first port, which costs a full FDB, comes while the network is small).
-    fn ports(&mut self, groups: &[HostGroup]) {
-        let slots = groups.iter().map(|g| g.ports).max().unwrap_or(0);
-        let mut offset = 0;
-        for k in 0..slots {
-            for group in groups.iter().filter(|g| k < g.ports) {
-                for h in group.hosts() {
-                    let id = port_id(NET, h, k);
-                    let [_, a, b, c] = self.next_mac.to_be_bytes();
-                    self.next_mac += 1;
-                    self.apply(&Event::PortCreate(PortCreate {
-                        id,
-                        network_id: network_id(NET),
-                        mac: Mac::new([0xfa, 0x16, 0x3e, a, b, c]),
-                        fixed_ips: vec![address(offset)],
-                        device_owner: "compute:nova".to_owned(),
-                        device_id: Uuid::from_u128(id.0.as_u128() ^ 0x5eed).to_string(),
-                        host: Some(host(h)),
-                    }));
-                    offset += 1;
-                    self.apply(&Event::DeviceUp(DeviceUp {
-                        id,
-                        host: host(h),
-                        refresh_tunnels: false,
-                    }));
-                }
-            }
-        }
-        for engine in &mut self.engines {
-            engine.take_reports();
-        }
-    }
-}
-
-/// The joining host: an agent without ports.
-const NEWCOMER: u32 = 9_999;
-/// 1,000 hosts of 100 ports: the 100,000 native ports of every engine.
-const BASE_GROUP: HostGroup = HostGroup {
-    first: 0,
-    count: 1_000,
-    ports: 100,
-};
-
-/// The network of 100,000 native ports (plus `extra`) and the newcomer, in every engine.
-fn large_networks<const N: usize>(
-    builders: [EngineBuilder; N],
-    extra: &[HostGroup],
-) -> [Engine; N] {
-    let mut loader = Loader::new(builders.into_iter().map(EngineBuilder::build).collect());
-    let mut groups = vec![BASE_GROUP];
-    groups.extend_from_slice(extra);
-    for g in &groups {
-        loader.agents(g.hosts());
-    }
-    loader.agents(NEWCOMER..NEWCOMER + 1);
-    loader.network();
-    loader.ports(&groups);
-    match loader.engines.try_into() {
-        Ok(engines) => engines,
-        Err(_) => unreachable!("one engine per builder"),
-    }
+/// The `offset`-th host address of the large subnet.
+fn address_in_network(offset: u32) -> IpAddr {
+    address(&LARGE_SUBNET.parse().expect("valid cidr"), offset)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -232,7 +80,7 @@ fn device_route(d: u32, vtep: IpAddr, withdrawn: bool) -> Value {
     let [_, a, b, c] = d.to_be_bytes();
     json!({
         "mac": Mac::new([0x02, 0x42, 0x00, a, b, c]).to_string(),
-        "ip": address(100_000 + d).to_string(),
+        "ip": address_in_network(100_000 + d).to_string(),
         "vtep": vtep.to_string(),
         "route_targets": [ROUTE_TARGET],
         "vni": SEGMENTATION_ID,
@@ -372,40 +220,6 @@ fn full_fdb_bytes(engine: &Engine) -> (usize, usize) {
         .expect("known network");
     let bytes = serde_json::to_vec(&fdb.fdb_entries).expect("serializable");
     (entry_count(&fdb.fdb_entries), bytes.len())
-}
-
-fn print_full_fdb_size(what: &str, engine: &Engine) {
-    let (entries, bytes) = full_fdb_bytes(engine);
-    println!(
-        "{what}: the newcomer's full FDB has {} entries, {} bytes of compact JSON",
-        thousands(entries as u64),
-        thousands(bytes as u64)
-    );
-}
-
-fn build_and_serialize(engine: &Engine, host: &Host, network: NetworkId) -> usize {
-    let fdb = engine.full_fdb(host, network, None).expect("known network");
-    serde_json::to_vec(&fdb.fdb_entries)
-        .expect("serializable")
-        .len()
-}
-
-fn entry_count(entries: &FdbEntries) -> usize {
-    entries
-        .0
-        .iter()
-        .flat_map(|(_, fdb)| &fdb.ports)
-        .map(|(_, list)| list.len())
-        .sum()
-}
-
-/// Flat sampling: every sample the same number of iterations (millisecond-scale benchmarks).
-fn configure(group: &mut BenchmarkGroup<'_, WallTime>, samples: usize, seconds: u64) {
-    group
-        .sample_size(samples)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(seconds));
 }
 
 // ---------------------------------------------------------------------------------------------

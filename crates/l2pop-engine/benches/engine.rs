@@ -14,26 +14,28 @@
 //! criterion's `estimates.json` and prints the ratio table. A missed target is printed, never a
 //! failure: nothing here asserts on time.
 
+#[path = "support/deployment.rs"]
+mod deployment;
 #[path = "support/report.rs"]
 mod report;
 
 use std::cell::OnceCell;
 use std::hint::black_box;
-use std::net::{IpAddr, Ipv4Addr};
 use std::sync::LazyLock;
 use std::time::{Duration, Instant, SystemTime};
 
 use cap::Cap;
-use criterion::{Bencher, BenchmarkGroup, Criterion, SamplingMode, measurement::WallTime};
+use criterion::{Bencher, Criterion, SamplingMode};
+use deployment::*;
 use ipnet::IpNet;
 use l2pop_engine::extensions::{StaticAction, StaticFdb};
 use l2pop_engine::{
-    AgentReport, DeviceDown, DeviceUp, Engine, EngineBuilder, Event, ExtensionChanges,
-    ExtensionEntries, FdbExtension, FullFdbRequest, NetworkCreate, PortCreate, SubnetCreate,
+    DeviceDown, DeviceUp, Engine, EngineBuilder, Event, ExtensionChanges, ExtensionEntries,
+    FdbExtension, FullFdbRequest,
 };
 use l2pop_model::{
-    FLOODING_ENTRY, FdbEntries, FdbPayload, Host, Mac, Method, NetworkFdb, NetworkId, NetworkType,
-    PortId, PortInfo, Uuid, python_json,
+    FLOODING_ENTRY, FdbEntries, FdbPayload, Host, Mac, Method, NetworkFdb, NetworkId, PortId,
+    PortInfo, python_json,
 };
 use report::{Row, cpu_stall_us, criterion_dir, fmt_ns, fmt_ratio, median, print_table, thousands};
 use serde::Serialize;
@@ -47,191 +49,6 @@ static ALLOCATOR: Cap<std::alloc::System> = Cap::new(std::alloc::System, usize::
 // ---------------------------------------------------------------------------------------------
 // Deployments, built through the public API only.
 // ---------------------------------------------------------------------------------------------
-
-/// The subnet of the 100,000- and 200,000-port networks. A /16 has 65,536 addresses, too few for
-/// 100,000 ports with one IPv4 each, so the network has one /14 (262,144 addresses).
-const LARGE_SUBNET: &str = "10.0.0.0/14";
-/// The subnet of the other networks (at most 10,000 ports each).
-const SMALL_SUBNET: &str = "10.0.0.0/16";
-
-fn host(h: u32) -> Host {
-    Host::new(&format!("compute-{h:05}")).expect("valid host name")
-}
-
-/// The VTEP of host `h`: 172.16.0.0/12, one address per host.
-fn vtep(h: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(172, 16, 0, 1)) + h))
-}
-
-/// The VTEP of gateway `g` of case 2: 198.18.0.0/15, outside the agents' range.
-fn gateway_vtep(g: u32) -> IpAddr {
-    IpAddr::V4(Ipv4Addr::from(u32::from(Ipv4Addr::new(198, 18, 0, 1)) + g))
-}
-
-fn network_id(n: u32) -> NetworkId {
-    NetworkId(Uuid::from_u128((0x6e65_7477u128 << 96) | u128::from(n)))
-}
-
-/// Port ids derive from (network, host, slot on that host), so any port can be named later
-/// without keeping a list of a million ids.
-fn port_id(n: u32, h: u32, k: u32) -> PortId {
-    PortId(Uuid::from_u128(
-        (0x706f_7274u128 << 96) | (u128::from(n) << 64) | (u128::from(h) << 32) | u128::from(k),
-    ))
-}
-
-/// The `offset`-th address of `subnet` (offset 0 is the first host address).
-fn address(subnet: &IpNet, offset: u32) -> IpAddr {
-    match subnet.network() {
-        IpAddr::V4(base) => IpAddr::V4(Ipv4Addr::from(u32::from(base) + 1 + offset)),
-        IpAddr::V6(_) => unreachable!("the benchmarks use IPv4 subnets"),
-    }
-}
-
-/// `count` hosts numbered from `first`, each with `ports` ports on one network.
-#[derive(Debug, Clone, Copy)]
-struct HostGroup {
-    first: u32,
-    count: u32,
-    ports: u32,
-}
-
-impl HostGroup {
-    fn hosts(&self) -> std::ops::Range<u32> {
-        self.first..self.first + self.count
-    }
-}
-
-/// Feeds events to engines, as Neutron would after a server start. Engines loaded together get
-/// the same events in lockstep, so their data interleave in the heap and neither has a better
-/// memory layout than the other (two engines built one after the other differ by ±3% in full-FDB
-/// time, more than the ≤ 2% that case 2 checks).
-struct Loader {
-    engines: Vec<Engine>,
-    /// Global port counter: the low 24 bits of each port's MAC.
-    next_mac: u32,
-    events: u64,
-}
-
-impl Loader {
-    fn new(engines: Vec<Engine>) -> Self {
-        Loader {
-            engines,
-            next_mac: 0,
-            events: 0,
-        }
-    }
-
-    fn apply(&mut self, event: &Event) {
-        self.events += 1;
-        for engine in &mut self.engines {
-            if let Err(e) = engine.apply(event) {
-                panic!("benchmark setup refused by the engine: {e}");
-            }
-        }
-    }
-
-    fn agents(&mut self, hosts: std::ops::Range<u32>) {
-        for h in hosts {
-            self.apply(&agent_report(h, false));
-        }
-    }
-
-    fn network(&mut self, n: u32, subnet: &str) {
-        self.apply(&Event::Network(NetworkCreate {
-            id: network_id(n),
-            network_type: NetworkType::Vxlan,
-            segmentation_id: Some(1000 + u64::from(n)),
-            physical_network: None,
-        }));
-        self.apply(&Event::Subnet(SubnetCreate {
-            network_id: network_id(n),
-            cidr: subnet.parse().expect("valid cidr"),
-        }));
-    }
-
-    /// Creates and activates the ports of `groups` on network `n`, one IPv4 each. Round-robin
-    /// over the hosts, so that every host's first port, the one that costs a full FDB (rule 2),
-    /// comes while the network is still small: loading stays fast.
-    fn ports(&mut self, n: u32, subnet: &str, groups: &[HostGroup]) {
-        let subnet: IpNet = subnet.parse().expect("valid cidr");
-        let network = network_id(n);
-        let slots = groups.iter().map(|g| g.ports).max().unwrap_or(0);
-        let mut offset = 0;
-        for k in 0..slots {
-            for group in groups.iter().filter(|g| k < g.ports) {
-                for h in group.hosts() {
-                    let id = port_id(n, h, k);
-                    let [_, a, b, c] = self.next_mac.to_be_bytes();
-                    self.next_mac += 1;
-                    self.apply(&Event::PortCreate(PortCreate {
-                        id,
-                        network_id: network,
-                        mac: Mac::new([0xfa, 0x16, 0x3e, a, b, c]),
-                        fixed_ips: vec![address(&subnet, offset)],
-                        device_owner: "compute:nova".to_owned(),
-                        device_id: Uuid::from_u128(id.0.as_u128() ^ 0x5eed).to_string(),
-                        host: Some(host(h)),
-                    }));
-                    offset += 1;
-                    self.apply(&Event::DeviceUp(DeviceUp {
-                        id,
-                        host: host(h),
-                        refresh_tunnels: false,
-                    }));
-                }
-            }
-        }
-        // Nothing is reported for native ports; keep the engines' report buffers empty anyway.
-        for engine in &mut self.engines {
-            engine.take_reports();
-        }
-    }
-}
-
-fn agent_report(h: u32, start_flag: bool) -> Event {
-    Event::Agent(AgentReport {
-        host: host(h),
-        tunneling_ip: Some(vtep(h)),
-        tunnel_types: vec![NetworkType::Vxlan],
-        l2pop_network_types: None,
-        start_flag,
-    })
-}
-
-/// Cases 1 and 2: one vxlan network with 1,000 hosts of 100 ports (100,000 ports), plus
-/// `extra` groups, plus an agent without ports: the host that joins (`host(NEWCOMER)`).
-const NEWCOMER: u32 = 9_999;
-const BASE_GROUP: HostGroup = HostGroup {
-    first: 0,
-    count: 1_000,
-    ports: 100,
-};
-
-fn large_network(builder: EngineBuilder, extra: &[HostGroup]) -> Engine {
-    let [engine] = large_networks([builder], extra);
-    engine
-}
-
-/// `large_network` for several engines at once, loaded in lockstep.
-fn large_networks<const N: usize>(
-    builders: [EngineBuilder; N],
-    extra: &[HostGroup],
-) -> [Engine; N] {
-    let mut loader = Loader::new(builders.into_iter().map(EngineBuilder::build).collect());
-    let mut groups = vec![BASE_GROUP];
-    groups.extend_from_slice(extra);
-    for g in &groups {
-        loader.agents(g.hosts());
-    }
-    loader.agents(NEWCOMER..NEWCOMER + 1);
-    loader.network(0, LARGE_SUBNET);
-    loader.ports(0, LARGE_SUBNET, &groups);
-    match loader.engines.try_into() {
-        Ok(engines) => engines,
-        Err(_) => unreachable!("one engine per builder"),
-    }
-}
 
 /// Case 2: 100 gateway VTEPs, each flooding for the network and serving 1,000 devices, through
 /// `update_extension::<StaticFdb>`. The devices take the addresses the 100,000 extra native ports
@@ -297,47 +114,9 @@ fn network_of_200k_ports() -> Engine {
     engine
 }
 
-fn print_full_fdb_size(what: &str, engine: &Engine) {
-    let fdb = engine
-        .full_fdb(&host(NEWCOMER), network_id(0), None)
-        .expect("known network");
-    let bytes = serde_json::to_vec(&fdb.fdb_entries).expect("serializable");
-    println!(
-        "{what}: the newcomer's full FDB has {} entries, {} bytes of compact JSON",
-        thousands(entry_count(&fdb.fdb_entries) as u64),
-        thousands(bytes.len() as u64)
-    );
-}
-
-fn build_and_serialize(engine: &Engine, host: &Host, network: NetworkId) -> usize {
-    let fdb = engine.full_fdb(host, network, None).expect("known network");
-    serde_json::to_vec(&fdb.fdb_entries)
-        .expect("serializable")
-        .len()
-}
-
-fn entry_count(entries: &FdbEntries) -> usize {
-    entries
-        .0
-        .iter()
-        .flat_map(|(_, fdb)| &fdb.ports)
-        .map(|(_, list)| list.len())
-        .sum()
-}
-
 // ---------------------------------------------------------------------------------------------
 // Case 1: full FDB, build + serialize vs serialize only.
 // ---------------------------------------------------------------------------------------------
-
-/// Flat sampling (every sample the same number of iterations): the millisecond-scale benchmarks
-/// get many short samples, whose median resists the machine's bursts of noise.
-fn configure(group: &mut BenchmarkGroup<'_, WallTime>, samples: usize, seconds: u64) {
-    group
-        .sample_size(samples)
-        .sampling_mode(SamplingMode::Flat)
-        .warm_up_time(Duration::from_secs(1))
-        .measurement_time(Duration::from_secs(seconds));
-}
 
 fn case1(c: &mut Criterion) {
     let engine = OnceCell::new();
