@@ -4,7 +4,7 @@ use super::*;
 
 use serde_json::{Value, json};
 
-use crate::extensions::{StaticAction, StaticFdb};
+use crate::extensions::{FailingFdb, PanickingFdb, StaticAction, StaticFdb};
 use crate::{ExtensionEntries, FullFdbRequest};
 
 // ---- fixtures ----
@@ -233,34 +233,6 @@ fn static_fdb(
 }
 
 // ---- test extensions ----
-
-/// Fails every build.
-#[derive(Debug)]
-struct Failing;
-
-impl FdbExtension for Failing {
-    fn extend_full_fdb(
-        &self,
-        _: &FullFdbRequest<'_>,
-        _: &mut ExtensionEntries,
-    ) -> Result<(), ExtensionError> {
-        Err(ExtensionError::new("backend unreachable"))
-    }
-}
-
-/// Panics in every build.
-#[derive(Debug)]
-struct Panicking;
-
-impl FdbExtension for Panicking {
-    fn extend_full_fdb(
-        &self,
-        _: &FullFdbRequest<'_>,
-        _: &mut ExtensionEntries,
-    ) -> Result<(), ExtensionError> {
-        panic!("extension bug")
-    }
-}
 
 /// Emits fixed entries in every build, valid or not.
 #[derive(Debug)]
@@ -1144,7 +1116,7 @@ fn update_of_an_unknown_extension_is_refused() {
 #[test]
 fn update_with_the_wrong_extension_type_is_refused() {
     let mut engine = EngineBuilder::new()
-        .extension("broken", Failing)
+        .extension("broken", FailingFdb::new("backend unreachable"))
         .expect("registration")
         .build();
     apply_all(&mut engine, two_hosts());
@@ -1176,9 +1148,9 @@ fn update_with_the_wrong_extension_type_is_refused() {
 /// 198.51.100.1 with a device behind it), "broken" (fails) and "crashy" (panics).
 fn engine_with_faulty_extensions() -> Engine {
     let mut engine = EngineBuilder::new()
-        .extension("broken", Failing)
+        .extension("broken", FailingFdb::new("backend unreachable"))
         .and_then(|b| b.extension("static", StaticFdb::new()))
-        .and_then(|b| b.extension("crashy", Panicking))
+        .and_then(|b| b.extension("crashy", PanickingFdb::new("extension bug")))
         .expect("valid registrations")
         .build();
     let mut events = two_hosts();

@@ -14,11 +14,10 @@
 use std::net::IpAddr;
 
 use l2pop_engine::convergence::{Hosts, observable};
-use l2pop_engine::extensions::{StaticAction, StaticFdb};
+use l2pop_engine::extensions::{FailingFdb, StaticAction, StaticFdb};
 use l2pop_engine::{
-    AgentReport, DeviceDown, DeviceUp, Engine, EngineBuilder, Event, ExtensionEntries,
-    ExtensionError, FdbExtension, FullFdbRequest, NetworkCreate, PortCreate, PortDelete,
-    PortUpdate, RouterDelete, RouterSpec, SubnetCreate,
+    AgentReport, DeviceDown, DeviceUp, Engine, EngineBuilder, Event, NetworkCreate, PortCreate,
+    PortDelete, PortUpdate, RouterDelete, RouterSpec, SubnetCreate,
 };
 use l2pop_model::{
     FdbPayload, Host, Mac, Method, NetworkId, NetworkType, PortId, PortInfo, RouterId, Target, Uuid,
@@ -321,25 +320,13 @@ fn restart(
     Ok(all)
 }
 
-struct Failing;
-
-impl FdbExtension for Failing {
-    fn extend_full_fdb(
-        &self,
-        _: &FullFdbRequest<'_>,
-        _: &mut ExtensionEntries,
-    ) -> Result<(), ExtensionError> {
-        Err(ExtensionError::new("always fails"))
-    }
-}
-
 fn new_engine(with_extension: bool) -> Engine {
     let builder = EngineBuilder::new();
     let builder = if with_extension {
         builder
             .extension("static", StaticFdb::new())
             .unwrap()
-            .extension("failing", Failing)
+            .extension("failing", FailingFdb::new("always fails"))
             .unwrap()
             .extension("static2", StaticFdb::new())
             .unwrap()

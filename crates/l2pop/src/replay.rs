@@ -11,10 +11,8 @@ use std::path::Path;
 use std::process::ExitCode;
 
 use l2pop_bgpvpn::{Bgpvpn, BgpvpnOp};
-use l2pop_engine::extensions::{StaticAction, StaticFdb};
-use l2pop_engine::{
-    Engine, EngineBuilder, Event, ExtensionEntries, ExtensionError, FdbExtension, FullFdbRequest,
-};
+use l2pop_engine::extensions::{FailingFdb, PanickingFdb, StaticAction, StaticFdb};
+use l2pop_engine::{Engine, EngineBuilder, Event};
 use l2pop_model::{FdbPayload, Method, NetworkId, Notification, PortInfo, Target};
 use serde::{Deserialize, Serialize};
 
@@ -50,35 +48,6 @@ struct StaticFdbOp {
     network_id: NetworkId,
     vtep: IpAddr,
     entries: Vec<PortInfo>,
-}
-
-/// An extension that fails every build: shows that the rest of the FDB still goes out.
-struct Failing;
-
-impl FdbExtension for Failing {
-    fn extend_full_fdb(
-        &self,
-        request: &FullFdbRequest<'_>,
-        _: &mut ExtensionEntries,
-    ) -> Result<(), ExtensionError> {
-        Err(ExtensionError::new(format!(
-            "configured to fail (network {})",
-            request.network.id
-        )))
-    }
-}
-
-/// An extension that panics in every build: shows that a panic is contained.
-struct Panicking;
-
-impl FdbExtension for Panicking {
-    fn extend_full_fdb(
-        &self,
-        _: &FullFdbRequest<'_>,
-        _: &mut ExtensionEntries,
-    ) -> Result<(), ExtensionError> {
-        panic!("configured to panic")
-    }
 }
 
 #[derive(Serialize)]
@@ -220,8 +189,12 @@ fn register(state: &mut State, op: ExtensionOp) -> Result<(), String> {
     let next = match op.kind {
         ExtensionKind::Static => current.extension(&op.name, StaticFdb::new()),
         ExtensionKind::Bgpvpn => current.extension(&op.name, Bgpvpn::new()),
-        ExtensionKind::Failing => current.extension(&op.name, Failing),
-        ExtensionKind::Panicking => current.extension(&op.name, Panicking),
+        ExtensionKind::Failing => {
+            current.extension(&op.name, FailingFdb::new("configured to fail"))
+        }
+        ExtensionKind::Panicking => {
+            current.extension(&op.name, PanickingFdb::new("configured to panic"))
+        }
     };
     *builder = next.map_err(|e| format!("name: {e}"))?;
     Ok(())
