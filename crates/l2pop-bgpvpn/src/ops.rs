@@ -6,7 +6,7 @@
 use std::net::IpAddr;
 
 use l2pop_model::{Host, Mac, NetworkId, Uuid};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::RouteTarget;
 
@@ -16,6 +16,13 @@ macro_rules! id {
         #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Debug, serde::Serialize, Deserialize)]
         #[serde(transparent)]
         pub struct $name(pub Uuid);
+
+        impl std::str::FromStr for $name {
+            type Err = l2pop_model::ModelError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                s.parse().map($name)
+            }
+        }
 
         impl std::fmt::Display for $name {
             fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,7 +50,7 @@ pub enum VpnType {
     L3,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum BgpvpnOp {
     BgpvpnCreate(BgpvpnCreate),
@@ -78,7 +85,7 @@ impl BgpvpnOp {
     ];
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BgpvpnCreate {
     pub id: BgpvpnId,
@@ -103,25 +110,38 @@ pub struct BgpvpnCreate {
 }
 
 /// Absent fields are unchanged. `type` and `vni` are immutable: giving them is refused.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BgpvpnUpdate {
     pub id: BgpvpnId,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_targets: Option<Vec<RouteTarget>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub import_targets: Option<Vec<RouteTarget>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub export_targets: Option<Vec<RouteTarget>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_distinguishers: Option<Vec<RouteTarget>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub local_pref: Option<Option<u64>>,
-    #[serde(default, rename = "type", deserialize_with = "present")]
+    #[serde(
+        default,
+        rename = "type",
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub vpn_type: Option<Option<serde_json::Value>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub vni: Option<Option<serde_json::Value>>,
 }
 
@@ -131,13 +151,13 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BgpvpnDelete {
     pub id: BgpvpnId,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkAssociation {
     pub bgpvpn_id: BgpvpnId,
@@ -145,7 +165,7 @@ pub struct NetworkAssociation {
 }
 
 /// A BGP (dynamic routing) agent's `report_state`.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BgpAgentReport {
     pub host: Host,
@@ -163,7 +183,7 @@ fn yes() -> bool {
 }
 
 /// A BGP speaker and the BGP agents hosting it (create or replace).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BgpSpeaker {
     pub id: SpeakerId,
@@ -171,13 +191,13 @@ pub struct BgpSpeaker {
     pub agents: Vec<Host>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct BgpSpeakerDelete {
     pub id: SpeakerId,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SpeakerBinding {
     pub speaker_id: SpeakerId,
@@ -185,14 +205,14 @@ pub struct SpeakerBinding {
 }
 
 /// EVPN type-3 routes a BGP agent learned or lost: remote VTEPs that flood for a VNI.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayRoutes {
     pub host: Host,
     pub gateways: Vec<GatewayRoute>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayRoute {
     pub vtep: IpAddr,
@@ -205,14 +225,14 @@ pub struct GatewayRoute {
 }
 
 /// EVPN type-2 routes a BGP agent learned or lost: MACs (with an IP, or alone) behind a VTEP.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRoutes {
     pub host: Host,
     pub devices: Vec<DeviceRoute>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRoute {
     pub mac: Mac,

@@ -1243,6 +1243,31 @@ impl Engine {
     pub fn seq(&self) -> u64 {
         self.seq
     }
+
+    /// The last fanout's place in the fanout stream (what a full FDB built now reflects).
+    pub fn fanout_seq(&self) -> u64 {
+        self.fanout_seq
+    }
+
+    /// The last host cast's place in `host`'s stream (0 before the first).
+    pub fn host_seq(&self, host: &Host) -> u64 {
+        self.host_seqs.get(host).copied().unwrap_or(0)
+    }
+
+    /// The port of `network` that owns `mac`, if any.
+    pub fn port_with_mac(&self, network: NetworkId, mac: Mac) -> Option<PortId> {
+        TopologyView {
+            topology: &self.topology,
+        }
+        .port_with_mac(network, mac)
+    }
+
+    /// Read access to the extension registered as `name`, if it is an `E`.
+    pub fn extension<E: FdbExtension>(&self, name: &str) -> Option<&E> {
+        let index = self.registry.index(name)?;
+        let any: &dyn Any = &*self.registry.slots[index].extension;
+        any.downcast_ref::<E>()
+    }
 }
 
 /// Records the entry difference between two visible claims of one MAC.

@@ -6,9 +6,9 @@ use std::net::IpAddr;
 
 use ipnet::IpNet;
 use l2pop_model::{Host, Mac, NetworkId, NetworkType, PortId, RouterId};
-use serde::{Deserialize, Deserializer};
+use serde::{Deserialize, Deserializer, Serialize};
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 pub enum Event {
     Agent(AgentReport),
@@ -25,7 +25,7 @@ pub enum Event {
 }
 
 /// An L2 agent's `report_state` with the `configurations` l2pop reads.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AgentReport {
     pub host: Host,
@@ -40,7 +40,7 @@ pub struct AgentReport {
     pub start_flag: bool,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkCreate {
     pub id: NetworkId,
@@ -51,20 +51,20 @@ pub struct NetworkCreate {
     pub physical_network: Option<String>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkDelete {
     pub id: NetworkId,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubnetCreate {
     pub network_id: NetworkId,
     pub cidr: IpNet,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortCreate {
     pub id: PortId,
@@ -82,19 +82,23 @@ pub struct PortCreate {
 }
 
 /// A port update; absent fields are unchanged, `"host": null` unbinds.
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortUpdate {
     pub id: PortId,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "present",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub host: Option<Option<Host>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fixed_ips: Option<Vec<IpAddr>>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mac: Option<Mac>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_owner: Option<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_id: Option<String>,
 }
 
@@ -107,14 +111,14 @@ where
     Option::<T>::deserialize(deserializer).map(Some)
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortDelete {
     pub id: PortId,
 }
 
 /// An agent's `update_device_up` (plugin RPC).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceUp {
     pub id: PortId,
@@ -124,7 +128,7 @@ pub struct DeviceUp {
 }
 
 /// An agent's `update_device_down` (plugin RPC).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceDown {
     pub id: PortId,
@@ -132,7 +136,7 @@ pub struct DeviceDown {
 }
 
 /// A router and the L3-agent hosts hosting it (every instance of an HA router).
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouterSpec {
     pub id: RouterId,
@@ -146,7 +150,7 @@ pub struct RouterSpec {
     pub hosts: Vec<Host>,
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RouterDelete {
     pub id: RouterId,

@@ -1,13 +1,12 @@
-//! `l2pop`: one binary for every role. This session's commands: `replay` (run an event file
-//! through the engine and print its notifications). The server, agent, BGP speaker, demo and
-//! client verbs join as their issues land.
-
-mod replay;
+//! `l2pop`: one binary for every role: `server`, `replay`, and (as their issues land) the
+//! agent, the BGP speaker, the demo and the client verbs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
 
 #[derive(Parser, Debug)]
 #[command(
@@ -28,11 +27,101 @@ enum Command {
         /// The events file (`-` for standard input).
         events: PathBuf,
     },
+    /// Run the server: REST API, durable store, bus (config: etc/server.toml).
+    Server {
+        /// The TOML configuration file.
+        #[arg(long, default_value = "etc/server.toml")]
+        config: PathBuf,
+        /// Overrides server.listen.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Overrides store.url.
+        #[arg(long)]
+        store_url: Option<String>,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Replay { events } => replay::run(&events),
+        Command::Replay { events } => l2pop::replay::run(&events),
+        Command::Server {
+            config,
+            listen,
+            store_url,
+        } => report(server(config, listen, store_url)),
+    }
+}
+
+/// Prints an error chain and maps it to exit code 1.
+fn report(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("l2pop: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+fn server(
+    config: PathBuf,
+    listen: Option<String>,
+    store_url: Option<String>,
+) -> anyhow::Result<()> {
+    use l2pop::server::config::RawConfig;
+    init_tracing();
+    let mut raw = RawConfig::load(&config)?.with_env(|key| std::env::var(key).ok());
+    if listen.is_some() {
+        raw.server.listen = listen;
+    }
+    if store_url.is_some() {
+        raw.store.url = store_url;
+    }
+    let settings = raw.validate()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let running = l2pop::server::start(settings, shutdown.clone()).await?;
+        tracing::info!(addr = %running.addr, "l2pop server listening");
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            shutdown.cancel();
+        });
+        running.task.await.context("server task panicked")?
+    })
+}
+
+/// SIGTERM or Ctrl-C.
+async fn wait_for_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(term) => term,
+                Err(_) => {
+                    let _ = ctrl_c.await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
     }
 }

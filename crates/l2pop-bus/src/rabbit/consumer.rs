@@ -1,0 +1,161 @@
+//! The agent side of notifications: declares exactly the three queues a Neutron agent's oslo
+//! consumer declares for the l2pop topic and its host, and yields every l2pop cast as a
+//! [`Received`], tagged with where it came from.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use lapin::message::Delivery;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tracing::{debug, warn};
+
+use l2pop_model::{Host, Target};
+
+use super::Backoff;
+use super::listener::{self, Handler, ListenerConfig};
+use crate::error::BusError;
+use crate::message::{self, Received};
+use crate::rpc::DuplicateFilter;
+use crate::wire;
+
+/// Settings of a [`NotificationConsumer`].
+#[derive(Clone, Debug)]
+pub struct ConsumerConfig {
+    pub url: String,
+    pub exchange: String,
+    pub topic: String,
+    /// This agent's `[DEFAULT] host`: host casts are addressed to it.
+    pub host: Host,
+    pub prefetch: u16,
+    /// Decoded notifications buffered for [`NotificationConsumer::recv`].
+    pub capacity: usize,
+    pub backoff: Backoff,
+    pub connection_name: String,
+}
+
+impl ConsumerConfig {
+    pub fn new(url: impl Into<String>, host: Host) -> Self {
+        ConsumerConfig {
+            url: url.into(),
+            exchange: wire::CONTROL_EXCHANGE.to_owned(),
+            topic: wire::DEFAULT_TOPIC.to_owned(),
+            host,
+            prefetch: 256,
+            capacity: 1024,
+            backoff: Backoff::default(),
+            connection_name: super::default_connection_name("agent"),
+        }
+    }
+}
+
+/// Receives l2pop notifications (ours and real Neutron's) for one agent host. Dropping it
+/// stops the listener task.
+#[derive(Debug)]
+pub struct NotificationConsumer {
+    received: mpsc::Receiver<Received>,
+    queues: Vec<String>,
+    rejected: Arc<AtomicU64>,
+    task: JoinHandle<()>,
+}
+
+impl NotificationConsumer {
+    /// Declares the queues and starts consuming; fails when the broker is unreachable or
+    /// refuses a declaration. Messages published after this returns are received.
+    pub async fn connect(config: ConsumerConfig) -> Result<Self, BusError> {
+        let queues = wire::agent_queues(
+            &config.exchange,
+            &config.topic,
+            &config.host,
+            &wire::uuid_hex(),
+        )
+        .to_vec();
+        let names = queues.iter().map(|q| q.name.clone()).collect();
+        let (tx, received) = mpsc::channel(config.capacity.max(1));
+        let rejected = Arc::new(AtomicU64::new(0));
+        let handler = NotificationHandler {
+            host: config.host.clone(),
+            out: tx,
+            duplicates: DuplicateFilter::default(),
+            rejected: rejected.clone(),
+        };
+        // A consumer never publishes.
+        let (_, outgoing) = mpsc::unbounded_channel();
+        let task = listener::start(
+            ListenerConfig {
+                url: config.url,
+                connection_name: config.connection_name,
+                queues,
+                prefetch: config.prefetch,
+                backoff: config.backoff,
+            },
+            handler,
+            outgoing,
+        )
+        .await?;
+        Ok(NotificationConsumer {
+            received,
+            queues: names,
+            rejected,
+            task,
+        })
+    }
+
+    /// The next notification, in the order of the queue it came from. `None` once the
+    /// listener task has stopped.
+    pub async fn recv(&mut self) -> Option<Received> {
+        self.received.recv().await
+    }
+
+    /// The declared queue names: topic, `topic.host`, `topic_fanout_<uuid>`.
+    pub fn queues(&self) -> &[String] {
+        &self.queues
+    }
+
+    /// Messages dropped because they were not valid l2pop casts.
+    pub fn rejected(&self) -> u64 {
+        self.rejected.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for NotificationConsumer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+struct NotificationHandler {
+    host: Host,
+    out: mpsc::Sender<Received>,
+    duplicates: DuplicateFilter,
+    rejected: Arc<AtomicU64>,
+}
+
+/// Index of the fanout queue in [`wire::agent_queues`].
+const FANOUT_QUEUE: usize = 2;
+
+impl Handler for NotificationHandler {
+    async fn handle(&mut self, queue: usize, delivery: &Delivery) -> bool {
+        // The shared topic queue (index 0) gets casts for "any one agent": never used by
+        // l2pop; treated as addressed to this host.
+        let target = if queue == FANOUT_QUEUE {
+            Target::Fanout
+        } else {
+            Target::Host(self.host.clone())
+        };
+        match message::decode_notification(&delivery.data, target) {
+            Ok(received) => {
+                if self.duplicates.is_duplicate(received.unique_id.as_deref()) {
+                    debug!(unique_id = ?received.unique_id, "dropping redelivered notification");
+                    return true;
+                }
+                self.out.send(received).await.is_ok()
+            }
+            Err(e) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                warn!(error = %e, exchange = %delivery.exchange, routing_key = %delivery.routing_key, "dropping a message that is not an l2pop notification");
+                true
+            }
+        }
+    }
+}

@@ -1,0 +1,5 @@
+//! The `l2pop` binary's roles as a library, so that integration tests run them in-process:
+//! the server (`server`), and the golden-scenario driver (`replay`).
+
+pub mod replay;
+pub mod server;

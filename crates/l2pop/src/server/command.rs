@@ -1,0 +1,233 @@
+//! The server's durable vocabulary: one [`Command`] per accepted change, as it is written to the
+//! command log. A command is fully resolved (ids, MAC addresses, allocated IPs and timestamps
+//! are decided before it is logged), so replaying the log into a fresh [`ServerState`] rebuilds
+//! exactly the same resources, engine state and notifications.
+//!
+//! [`ServerState`]: super::state::ServerState
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use l2pop_bgpvpn::{
+    BgpAgentReport, BgpvpnCreate, BgpvpnId, BgpvpnUpdate, DeviceRoutes, GatewayRoutes, SpeakerId,
+};
+use l2pop_engine::{AgentReport, DeviceDown, DeviceUp};
+use l2pop_model::{Host, Mac, NetworkId, NetworkType, PortId, Uuid};
+use serde::{Deserialize, Serialize};
+
+/// A Neutron subnet id.
+pub type SubnetId = Uuid;
+
+/// A network as Neutron's API shows it; the engine keeps its segment.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkRecord {
+    pub id: NetworkId,
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub project_id: String,
+    pub admin_state_up: bool,
+    pub network_type: NetworkType,
+    pub segmentation_id: Option<u32>,
+    pub physical_network: Option<String>,
+    pub created_at: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetRecord {
+    pub id: SubnetId,
+    pub name: String,
+    pub project_id: String,
+    pub network_id: NetworkId,
+    pub cidr: IpNet,
+    pub gateway_ip: Option<IpAddr>,
+    pub enable_dhcp: bool,
+    pub created_at: String,
+}
+
+/// One of a port's `fixed_ips`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedIp {
+    pub subnet_id: SubnetId,
+    pub ip_address: IpAddr,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortRecord {
+    pub id: PortId,
+    pub name: String,
+    pub project_id: String,
+    pub network_id: NetworkId,
+    pub mac: Mac,
+    pub fixed_ips: Vec<FixedIp>,
+    pub device_owner: String,
+    pub device_id: String,
+    /// `binding:host_id`.
+    pub host: Option<Host>,
+    pub admin_state_up: bool,
+    pub created_at: String,
+}
+
+/// A networking-bgpvpn network association.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssociationRecord {
+    pub id: Uuid,
+    pub bgpvpn_id: BgpvpnId,
+    pub network_id: NetworkId,
+    pub project_id: String,
+}
+
+/// A neutron-dynamic-routing BGP speaker.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeakerRecord {
+    pub id: SpeakerId,
+    pub name: String,
+    pub project_id: String,
+    pub local_as: u32,
+    pub ip_version: u8,
+    /// BGP agents hosting the speaker (`bgp-drinstances`).
+    #[serde(default)]
+    pub agents: BTreeSet<Host>,
+    /// BGPVPNs bound with `add_bgp_vpn`.
+    #[serde(default)]
+    pub vpns: BTreeSet<BgpvpnId>,
+}
+
+/// One accepted change, in the order it was accepted.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Command {
+    NetworkCreate {
+        network: NetworkRecord,
+    },
+    NetworkUpdate {
+        id: NetworkId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        admin_state_up: Option<bool>,
+    },
+    NetworkDelete {
+        id: NetworkId,
+    },
+    SubnetCreate {
+        subnet: SubnetRecord,
+    },
+    SubnetUpdate {
+        id: SubnetId,
+        name: String,
+    },
+    PortCreate {
+        port: PortRecord,
+    },
+    PortUpdate {
+        id: PortId,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        admin_state_up: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mac: Option<Mac>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fixed_ips: Option<Vec<FixedIp>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_owner: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        device_id: Option<String>,
+        /// `Some(None)` unbinds.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        host: Option<Option<Host>>,
+    },
+    PortDelete {
+        id: PortId,
+    },
+    /// An L2 agent's `report_state` whose configuration changed (or its first after a start).
+    AgentReport {
+        id: Uuid,
+        agent_type: String,
+        binary: String,
+        at: String,
+        report: AgentReport,
+    },
+    DeviceUp(DeviceUp),
+    DeviceDown(DeviceDown),
+    BgpvpnCreate(BgpvpnCreate),
+    BgpvpnUpdate(BgpvpnUpdate),
+    BgpvpnDelete {
+        id: BgpvpnId,
+    },
+    AssociationCreate {
+        association: AssociationRecord,
+    },
+    AssociationDelete {
+        id: Uuid,
+    },
+    SpeakerCreate {
+        speaker: SpeakerRecord,
+    },
+    SpeakerUpdate {
+        id: SpeakerId,
+        name: String,
+    },
+    SpeakerDelete {
+        id: SpeakerId,
+    },
+    SpeakerAddVpn {
+        speaker_id: SpeakerId,
+        bgpvpn_id: BgpvpnId,
+    },
+    SpeakerRemoveVpn {
+        speaker_id: SpeakerId,
+        bgpvpn_id: BgpvpnId,
+    },
+    SpeakerAddAgent {
+        speaker_id: SpeakerId,
+        host: Host,
+    },
+    SpeakerRemoveAgent {
+        speaker_id: SpeakerId,
+        host: Host,
+    },
+    /// A BGP agent's `report_state` (up/down, restart).
+    BgpAgentReport {
+        id: Uuid,
+        at: String,
+        report: BgpAgentReport,
+    },
+    BgpGateways(GatewayRoutes),
+    BgpDevices(DeviceRoutes),
+}
+
+/// serde for `Option<Option<T>>`: absent → `None`, `null` → `Some(None)`.
+mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<S: Serializer, T: Serialize>(
+        value: &Option<Option<T>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(inner) => inner.serialize(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
+}

@@ -1,0 +1,620 @@
+//! The server's state machine: Neutron-shaped resources (networks, subnets, ports, agents,
+//! BGPVPN associations, BGP speakers) around the engine with the BGPVPN extension registered.
+//!
+//! [`ServerState::execute`] is the only mutator. It is synchronous, deterministic and atomic:
+//! it checks everything the resources know, lets the engine (or the extension) apply its part
+//! (which is itself all-or-nothing), then updates the resources, which cannot fail. Live
+//! requests and the replay of the command log at start-up both go through it, so a restarted
+//! server holds exactly the state it acknowledged.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::IpAddr;
+
+use l2pop_bgpvpn::{Bgpvpn, BgpvpnError, BgpvpnId, BgpvpnOp, SpeakerBinding, SpeakerId};
+use l2pop_engine::{Engine, EngineBuilder, Event, ExtensionError, NetworkCreate, PortCreate};
+use l2pop_model::{Host, NetworkId, Notification, PortId, Uuid};
+
+use super::command::{
+    AssociationRecord, Command, FixedIp, NetworkRecord, PortRecord, SpeakerRecord, SubnetId,
+    SubnetRecord,
+};
+use super::error::ApiError;
+
+/// An L2 agent as `/v2.0/agents` shows it. The heartbeat is kept in memory only: agents report
+/// every few seconds and re-report after a server restart, so logging it would only grow the log.
+#[derive(Clone, Debug)]
+pub struct AgentRecord {
+    pub id: Uuid,
+    pub host: Host,
+    pub agent_type: String,
+    pub binary: String,
+    pub configurations: serde_json::Value,
+    pub started_at: String,
+    pub heartbeat_at: String,
+}
+
+/// A BGP dynamic-routing agent, known from its reports.
+#[derive(Clone, Debug)]
+pub struct BgpAgentRecord {
+    pub id: Uuid,
+    pub host: Host,
+    pub admin_state_up: bool,
+    pub alive: bool,
+    pub started_at: String,
+    pub heartbeat_at: String,
+}
+
+/// Everything the server knows. See the module documentation.
+#[derive(Debug)]
+pub struct ServerState {
+    pub(crate) engine: Engine,
+    pub(crate) networks: BTreeMap<NetworkId, NetworkRecord>,
+    pub(crate) subnets: BTreeMap<SubnetId, SubnetRecord>,
+    pub(crate) ports: HashMap<PortId, PortRecord>,
+    /// Ports of each network, for listing and deletion checks.
+    pub(crate) network_ports: HashMap<NetworkId, BTreeSet<PortId>>,
+    /// Addresses in use per subnet, and where the next allocation scan starts.
+    pub(crate) allocations: HashMap<SubnetId, Allocation>,
+    pub(crate) agents: BTreeMap<Host, AgentRecord>,
+    pub(crate) bgp_agents: BTreeMap<Host, BgpAgentRecord>,
+    pub(crate) associations: BTreeMap<Uuid, AssociationRecord>,
+    pub(crate) speakers: BTreeMap<SpeakerId, SpeakerRecord>,
+    /// Commands executed (the next command's log sequence number is this + 1).
+    pub(crate) executed: u64,
+}
+
+/// A subnet's addresses in use.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct Allocation {
+    pub(crate) used: BTreeSet<IpAddr>,
+    pub(crate) cursor: Option<IpAddr>,
+}
+
+impl Default for ServerState {
+    fn default() -> Self {
+        ServerState::new()
+    }
+}
+
+impl ServerState {
+    /// An empty state with the BGPVPN extension registered (its name is `bgpvpn`).
+    pub fn new() -> Self {
+        let engine = EngineBuilder::new()
+            .extension(l2pop_bgpvpn::NAME, Bgpvpn::new())
+            .map(EngineBuilder::build)
+            .unwrap_or_else(|_| Engine::new());
+        ServerState {
+            engine,
+            networks: BTreeMap::new(),
+            subnets: BTreeMap::new(),
+            ports: HashMap::new(),
+            network_ports: HashMap::new(),
+            allocations: HashMap::new(),
+            agents: BTreeMap::new(),
+            bgp_agents: BTreeMap::new(),
+            associations: BTreeMap::new(),
+            speakers: BTreeMap::new(),
+            executed: 0,
+        }
+    }
+
+    pub fn engine(&self) -> &Engine {
+        &self.engine
+    }
+
+    /// Commands executed so far (= the log sequence number of the last one).
+    pub fn executed(&self) -> u64 {
+        self.executed
+    }
+
+    pub fn bgpvpn(&self) -> Option<&Bgpvpn> {
+        self.engine.extension::<Bgpvpn>(l2pop_bgpvpn::NAME)
+    }
+
+    /// Applies one command. On error nothing changed.
+    pub fn execute(&mut self, command: &Command) -> Result<Vec<Notification>, ApiError> {
+        let notifications = self.execute_inner(command)?;
+        self.executed += 1;
+        Ok(notifications)
+    }
+
+    /// Extension reports gathered since the last call (logged and counted by the owner).
+    pub fn take_reports(&mut self) -> Vec<l2pop_engine::Report> {
+        self.engine.take_reports()
+    }
+
+    /// Records an agent heartbeat that changed nothing l2pop reads (not logged).
+    pub fn heartbeat(&mut self, host: &Host, at: &str) -> bool {
+        match self.agents.get_mut(host) {
+            Some(agent) => {
+                agent.heartbeat_at = at.to_owned();
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn execute_inner(&mut self, command: &Command) -> Result<Vec<Notification>, ApiError> {
+        match command {
+            Command::NetworkCreate { network } => self.network_create(network),
+            Command::NetworkUpdate {
+                id,
+                name,
+                description,
+                admin_state_up,
+            } => {
+                let network = self
+                    .networks
+                    .get_mut(id)
+                    .ok_or_else(|| ApiError::not_found("network", id))?;
+                if let Some(name) = name {
+                    network.name.clone_from(name);
+                }
+                if let Some(description) = description {
+                    network.description.clone_from(description);
+                }
+                if let Some(up) = admin_state_up {
+                    network.admin_state_up = *up;
+                }
+                Ok(Vec::new())
+            }
+            Command::NetworkDelete { id } => self.network_delete(*id),
+            Command::SubnetCreate { subnet } => self.subnet_create(subnet),
+            Command::SubnetUpdate { id, name } => {
+                let subnet = self
+                    .subnets
+                    .get_mut(id)
+                    .ok_or_else(|| ApiError::not_found("subnet", id))?;
+                subnet.name.clone_from(name);
+                Ok(Vec::new())
+            }
+            Command::PortCreate { port } => self.port_create(port),
+            Command::PortUpdate { .. } => self.port_update(command),
+            Command::PortDelete { id } => self.port_delete(*id),
+            Command::AgentReport {
+                id,
+                agent_type,
+                binary,
+                at,
+                report,
+            } => {
+                let notifications = self.engine.apply(&Event::Agent(report.clone()))?;
+                let configurations = serde_json::json!({
+                    "tunneling_ip": report.tunneling_ip,
+                    "tunnel_types": report.tunnel_types,
+                    "l2pop_network_types": report.l2pop_network_types,
+                });
+                let started_at = match self.agents.get(&report.host) {
+                    Some(agent) if !report.start_flag => agent.started_at.clone(),
+                    _ => at.clone(),
+                };
+                self.agents.insert(
+                    report.host.clone(),
+                    AgentRecord {
+                        id: *id,
+                        host: report.host.clone(),
+                        agent_type: agent_type.clone(),
+                        binary: binary.clone(),
+                        configurations,
+                        started_at,
+                        heartbeat_at: at.clone(),
+                    },
+                );
+                Ok(notifications)
+            }
+            Command::DeviceUp(up) => Ok(self.engine.apply(&Event::DeviceUp(up.clone()))?),
+            Command::DeviceDown(down) => Ok(self.engine.apply(&Event::DeviceDown(down.clone()))?),
+            Command::BgpvpnCreate(create) => {
+                self.bgpvpn_op(&BgpvpnOp::BgpvpnCreate(create.clone()))
+            }
+            Command::BgpvpnUpdate(update) => {
+                self.bgpvpn_op(&BgpvpnOp::BgpvpnUpdate(update.clone()))
+            }
+            Command::BgpvpnDelete { id } => {
+                let notifications =
+                    self.bgpvpn_op(&BgpvpnOp::BgpvpnDelete(l2pop_bgpvpn::BgpvpnDelete {
+                        id: *id,
+                    }))?;
+                self.associations.retain(|_, a| a.bgpvpn_id != *id);
+                for speaker in self.speakers.values_mut() {
+                    speaker.vpns.remove(id);
+                }
+                Ok(notifications)
+            }
+            Command::AssociationCreate { association } => {
+                if self.associations.contains_key(&association.id) {
+                    return Err(ApiError::conflict(
+                        "Conflict",
+                        format!("network_association {} already exists", association.id),
+                    ));
+                }
+                let notifications = self.bgpvpn_op(&BgpvpnOp::NetworkAssociationCreate(
+                    l2pop_bgpvpn::NetworkAssociation {
+                        bgpvpn_id: association.bgpvpn_id,
+                        network_id: association.network_id,
+                    },
+                ))?;
+                self.associations
+                    .insert(association.id, association.clone());
+                Ok(notifications)
+            }
+            Command::AssociationDelete { id } => {
+                let association = self
+                    .associations
+                    .get(id)
+                    .ok_or_else(|| ApiError::not_found("network_association", id))?;
+                let notifications = self.bgpvpn_op(&BgpvpnOp::NetworkAssociationDelete(
+                    l2pop_bgpvpn::NetworkAssociation {
+                        bgpvpn_id: association.bgpvpn_id,
+                        network_id: association.network_id,
+                    },
+                ))?;
+                self.associations.remove(id);
+                Ok(notifications)
+            }
+            Command::SpeakerCreate { speaker } => {
+                if self.speakers.contains_key(&speaker.id) {
+                    return Err(ApiError::conflict(
+                        "Conflict",
+                        format!("bgp_speaker {} already exists", speaker.id),
+                    ));
+                }
+                let notifications =
+                    self.bgpvpn_op(&BgpvpnOp::BgpSpeaker(l2pop_bgpvpn::BgpSpeaker {
+                        id: speaker.id,
+                        agents: speaker.agents.iter().cloned().collect(),
+                    }))?;
+                self.speakers.insert(speaker.id, speaker.clone());
+                Ok(notifications)
+            }
+            Command::SpeakerUpdate { id, name } => {
+                let speaker = self
+                    .speakers
+                    .get_mut(id)
+                    .ok_or_else(|| ApiError::not_found("bgp_speaker", id))?;
+                speaker.name.clone_from(name);
+                Ok(Vec::new())
+            }
+            Command::SpeakerDelete { id } => {
+                if !self.speakers.contains_key(id) {
+                    return Err(ApiError::not_found("bgp_speaker", id));
+                }
+                let notifications = self.bgpvpn_op(&BgpvpnOp::BgpSpeakerDelete(
+                    l2pop_bgpvpn::BgpSpeakerDelete { id: *id },
+                ))?;
+                self.speakers.remove(id);
+                Ok(notifications)
+            }
+            Command::SpeakerAddVpn {
+                speaker_id,
+                bgpvpn_id,
+            } => {
+                self.speaker(*speaker_id)?;
+                let notifications =
+                    self.bgpvpn_op(&BgpvpnOp::BgpSpeakerAddVpn(SpeakerBinding {
+                        speaker_id: *speaker_id,
+                        bgpvpn_id: *bgpvpn_id,
+                    }))?;
+                if let Some(speaker) = self.speakers.get_mut(speaker_id) {
+                    speaker.vpns.insert(*bgpvpn_id);
+                }
+                Ok(notifications)
+            }
+            Command::SpeakerRemoveVpn {
+                speaker_id,
+                bgpvpn_id,
+            } => {
+                self.speaker(*speaker_id)?;
+                let notifications =
+                    self.bgpvpn_op(&BgpvpnOp::BgpSpeakerRemoveVpn(SpeakerBinding {
+                        speaker_id: *speaker_id,
+                        bgpvpn_id: *bgpvpn_id,
+                    }))?;
+                if let Some(speaker) = self.speakers.get_mut(speaker_id) {
+                    speaker.vpns.remove(bgpvpn_id);
+                }
+                Ok(notifications)
+            }
+            Command::SpeakerAddAgent { speaker_id, host }
+            | Command::SpeakerRemoveAgent { speaker_id, host } => {
+                let adding = matches!(command, Command::SpeakerAddAgent { .. });
+                let mut agents = self.speaker(*speaker_id)?.agents.clone();
+                let changed = if adding {
+                    agents.insert(host.clone())
+                } else {
+                    agents.remove(host)
+                };
+                if !changed {
+                    return Err(if adding {
+                        ApiError::conflict(
+                            "BgpSpeakerHostedByAgent",
+                            format!("bgp_speaker {speaker_id} is already hosted by {host}"),
+                        )
+                    } else {
+                        ApiError::not_found("bgp_speaker hosting on agent", host)
+                    });
+                }
+                let notifications =
+                    self.bgpvpn_op(&BgpvpnOp::BgpSpeaker(l2pop_bgpvpn::BgpSpeaker {
+                        id: *speaker_id,
+                        agents: agents.iter().cloned().collect(),
+                    }))?;
+                if let Some(speaker) = self.speakers.get_mut(speaker_id) {
+                    speaker.agents = agents;
+                }
+                Ok(notifications)
+            }
+            Command::BgpAgentReport { id, at, report } => {
+                let notifications = self.bgpvpn_op(&BgpvpnOp::BgpAgent(report.clone()))?;
+                let started_at = match self.bgp_agents.get(&report.host) {
+                    Some(agent) if !report.start_flag => agent.started_at.clone(),
+                    _ => at.clone(),
+                };
+                self.bgp_agents.insert(
+                    report.host.clone(),
+                    BgpAgentRecord {
+                        id: *id,
+                        host: report.host.clone(),
+                        admin_state_up: report.admin_state_up,
+                        alive: report.alive,
+                        started_at,
+                        heartbeat_at: at.clone(),
+                    },
+                );
+                Ok(notifications)
+            }
+            Command::BgpGateways(routes) => self.bgpvpn_op(&BgpvpnOp::BgpGateways(routes.clone())),
+            Command::BgpDevices(routes) => self.bgpvpn_op(&BgpvpnOp::BgpDevices(routes.clone())),
+        }
+    }
+
+    fn speaker(&self, id: SpeakerId) -> Result<&SpeakerRecord, ApiError> {
+        self.speakers
+            .get(&id)
+            .ok_or_else(|| ApiError::not_found("bgp_speaker", id))
+    }
+
+    /// Hands one operation to the BGPVPN extension; its refusal comes back typed.
+    fn bgpvpn_op(&mut self, op: &BgpvpnOp) -> Result<Vec<Notification>, ApiError> {
+        let mut refused: Option<BgpvpnError> = None;
+        let result =
+            self.engine
+                .update_extension::<Bgpvpn>(l2pop_bgpvpn::NAME, |extension, topology| {
+                    extension.apply(op, topology).map_err(|error| {
+                        let message = ExtensionError::new(error.to_string());
+                        refused = Some(error);
+                        message
+                    })
+                });
+        if let Some(error) = refused {
+            return Err(error.into());
+        }
+        Ok(result?)
+    }
+
+    fn network_create(&mut self, network: &NetworkRecord) -> Result<Vec<Notification>, ApiError> {
+        let event = Event::Network(NetworkCreate {
+            id: network.id,
+            network_type: network.network_type,
+            segmentation_id: network.segmentation_id.map(u64::from),
+            physical_network: network.physical_network.clone(),
+        });
+        let notifications = self.engine.apply(&event)?;
+        self.networks.insert(network.id, network.clone());
+        Ok(notifications)
+    }
+
+    fn network_delete(&mut self, id: NetworkId) -> Result<Vec<Notification>, ApiError> {
+        if !self.networks.contains_key(&id) {
+            return Err(ApiError::not_found("network", id));
+        }
+        let ports = self.network_ports.get(&id).map_or(0, BTreeSet::len);
+        if ports > 0 {
+            return Err(ApiError::conflict(
+                "NetworkInUse",
+                format!(
+                    "Unable to complete operation on network {id}. There are one or more ports still in use on the network ({ports})."
+                ),
+            ));
+        }
+        let notifications = self
+            .engine
+            .apply(&Event::NetworkDelete(l2pop_engine::NetworkDelete { id }))?;
+        self.networks.remove(&id);
+        self.network_ports.remove(&id);
+        let subnets: Vec<SubnetId> = self
+            .subnets
+            .values()
+            .filter(|s| s.network_id == id)
+            .map(|s| s.id)
+            .collect();
+        for subnet in subnets {
+            self.subnets.remove(&subnet);
+            self.allocations.remove(&subnet);
+        }
+        self.associations.retain(|_, a| a.network_id != id);
+        Ok(notifications)
+    }
+
+    fn subnet_create(&mut self, subnet: &SubnetRecord) -> Result<Vec<Notification>, ApiError> {
+        if self.subnets.contains_key(&subnet.id) {
+            return Err(ApiError::conflict(
+                "Conflict",
+                format!("subnet {} already exists", subnet.id),
+            ));
+        }
+        if !self.networks.contains_key(&subnet.network_id) {
+            return Err(ApiError::not_found("network", subnet.network_id).with_field("network_id"));
+        }
+        let notifications = self
+            .engine
+            .apply(&Event::Subnet(l2pop_engine::SubnetCreate {
+                network_id: subnet.network_id,
+                cidr: subnet.cidr,
+            }))?;
+        self.subnets.insert(subnet.id, subnet.clone());
+        self.allocations.insert(subnet.id, Allocation::default());
+        Ok(notifications)
+    }
+
+    /// Each fixed IP must name a subnet of the port's network that contains it.
+    fn check_fixed_ips(&self, network: NetworkId, fixed_ips: &[FixedIp]) -> Result<(), ApiError> {
+        for fixed in fixed_ips {
+            let subnet = self.subnets.get(&fixed.subnet_id).ok_or_else(|| {
+                ApiError::invalid(
+                    "fixed_ips",
+                    fixed.subnet_id.to_string(),
+                    "is not a known subnet",
+                )
+            })?;
+            if subnet.network_id != network {
+                return Err(ApiError::invalid(
+                    "fixed_ips",
+                    fixed.subnet_id.to_string(),
+                    format!("is a subnet of another network than {network}"),
+                ));
+            }
+            if !subnet.cidr.contains(&fixed.ip_address) {
+                return Err(ApiError::invalid(
+                    "fixed_ips",
+                    fixed.ip_address.to_string(),
+                    format!("is not in subnet {} ({})", subnet.id, subnet.cidr),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    fn port_create(&mut self, port: &PortRecord) -> Result<Vec<Notification>, ApiError> {
+        if !self.networks.contains_key(&port.network_id) {
+            return Err(ApiError::not_found("network", port.network_id).with_field("network_id"));
+        }
+        self.check_fixed_ips(port.network_id, &port.fixed_ips)?;
+        let notifications = self.engine.apply(&Event::PortCreate(PortCreate {
+            id: port.id,
+            network_id: port.network_id,
+            mac: port.mac,
+            fixed_ips: port.fixed_ips.iter().map(|f| f.ip_address).collect(),
+            device_owner: port.device_owner.clone(),
+            device_id: port.device_id.clone(),
+            host: port.host.clone(),
+        }))?;
+        self.claim(&port.fixed_ips);
+        self.network_ports
+            .entry(port.network_id)
+            .or_default()
+            .insert(port.id);
+        self.ports.insert(port.id, port.clone());
+        Ok(notifications)
+    }
+
+    fn port_update(&mut self, command: &Command) -> Result<Vec<Notification>, ApiError> {
+        let Command::PortUpdate {
+            id,
+            name,
+            admin_state_up,
+            mac,
+            fixed_ips,
+            device_owner,
+            device_id,
+            host,
+        } = command
+        else {
+            return Ok(Vec::new());
+        };
+        let network = self
+            .ports
+            .get(id)
+            .ok_or_else(|| ApiError::not_found("port", id))?
+            .network_id;
+        if let Some(fixed_ips) = fixed_ips {
+            self.check_fixed_ips(network, fixed_ips)?;
+        }
+        let engine_changes = mac.is_some()
+            || fixed_ips.is_some()
+            || device_owner.is_some()
+            || device_id.is_some()
+            || host.is_some();
+        let notifications = if engine_changes {
+            self.engine
+                .apply(&Event::PortUpdate(l2pop_engine::PortUpdate {
+                    id: *id,
+                    host: host.clone(),
+                    fixed_ips: fixed_ips
+                        .as_ref()
+                        .map(|ips| ips.iter().map(|f| f.ip_address).collect()),
+                    mac: *mac,
+                    device_owner: device_owner.clone(),
+                    device_id: device_id.clone(),
+                }))?
+        } else {
+            Vec::new()
+        };
+        let old_ips = self.ports.get(id).map(|p| p.fixed_ips.clone());
+        if let (Some(new), Some(old)) = (fixed_ips, old_ips) {
+            self.release(&old);
+            self.claim(new);
+        }
+        if let Some(port) = self.ports.get_mut(id) {
+            if let Some(name) = name {
+                port.name.clone_from(name);
+            }
+            if let Some(up) = admin_state_up {
+                port.admin_state_up = *up;
+            }
+            if let Some(mac) = mac {
+                port.mac = *mac;
+            }
+            if let Some(fixed_ips) = fixed_ips {
+                port.fixed_ips.clone_from(fixed_ips);
+            }
+            if let Some(owner) = device_owner {
+                port.device_owner.clone_from(owner);
+            }
+            if let Some(device) = device_id {
+                port.device_id.clone_from(device);
+            }
+            if let Some(host) = host {
+                port.host.clone_from(host);
+            }
+        }
+        Ok(notifications)
+    }
+
+    fn port_delete(&mut self, id: PortId) -> Result<Vec<Notification>, ApiError> {
+        if !self.ports.contains_key(&id) {
+            return Err(ApiError::not_found("port", id));
+        }
+        let notifications = self
+            .engine
+            .apply(&Event::PortDelete(l2pop_engine::PortDelete { id }))?;
+        if let Some(port) = self.ports.remove(&id) {
+            self.release(&port.fixed_ips);
+            if let Some(ports) = self.network_ports.get_mut(&port.network_id) {
+                ports.remove(&id);
+            }
+        }
+        Ok(notifications)
+    }
+
+    fn claim(&mut self, fixed_ips: &[FixedIp]) {
+        for fixed in fixed_ips {
+            let allocation = self.allocations.entry(fixed.subnet_id).or_default();
+            allocation.used.insert(fixed.ip_address);
+            allocation.cursor = Some(fixed.ip_address);
+        }
+    }
+
+    fn release(&mut self, fixed_ips: &[FixedIp]) {
+        for fixed in fixed_ips {
+            if let Some(allocation) = self.allocations.get_mut(&fixed.subnet_id) {
+                allocation.used.remove(&fixed.ip_address);
+            }
+        }
+    }
+
+    /// The BGPVPN ids that exist (for validating a binding before logging it).
+    pub fn bgpvpn_exists(&self, id: BgpvpnId) -> bool {
+        self.bgpvpn().is_some_and(|b| b.vpn(id).is_some())
+    }
+}

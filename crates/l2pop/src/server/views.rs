@@ -1,0 +1,264 @@
+//! How resources look on the API: Neutron's attribute names and shapes (`provider:*`,
+//! `binding:host_id`, `fixed_ips`, `tenant_id` beside `project_id`), networking-bgpvpn's BGPVPN
+//! and association, neutron-dynamic-routing's speaker, and l2pop's own desired-table view with
+//! the provenance of every entry. Admin-only attributes are left out for project callers.
+
+use l2pop_bgpvpn::{BgpvpnId, Vpn};
+use l2pop_engine::{DesiredTable, Provenance};
+use l2pop_model::{NetworkId, PortId, PortStatus};
+use serde_json::{Map, Value, json};
+
+use super::auth::Caller;
+use super::command::{AssociationRecord, NetworkRecord, PortRecord, SpeakerRecord, SubnetRecord};
+use super::state::{AgentRecord, BgpAgentRecord, ServerState};
+
+/// Agent type names as Neutron reports them.
+pub const L2_AGENT_TYPE: &str = "Open vSwitch agent";
+pub const BGP_AGENT_TYPE: &str = "BGP dynamic routing agent";
+
+impl ServerState {
+    pub fn network_view(&self, network: &NetworkRecord, caller: &Caller) -> Value {
+        let subnets: Vec<String> = self
+            .subnets
+            .values()
+            .filter(|s| s.network_id == network.id)
+            .map(|s| s.id.to_string())
+            .collect();
+        let mut view = json!({
+            "id": network.id,
+            "name": network.name,
+            "description": network.description,
+            "tenant_id": network.project_id,
+            "project_id": network.project_id,
+            "admin_state_up": network.admin_state_up,
+            "status": "ACTIVE",
+            "shared": false,
+            "subnets": subnets,
+            "created_at": network.created_at,
+        });
+        if caller.is_admin() {
+            view["provider:network_type"] = json!(network.network_type);
+            view["provider:segmentation_id"] = json!(network.segmentation_id);
+            view["provider:physical_network"] = json!(network.physical_network);
+        }
+        view
+    }
+
+    pub fn subnet_view(&self, subnet: &SubnetRecord) -> Value {
+        json!({
+            "id": subnet.id,
+            "name": subnet.name,
+            "tenant_id": subnet.project_id,
+            "project_id": subnet.project_id,
+            "network_id": subnet.network_id,
+            "cidr": subnet.cidr.to_string(),
+            "ip_version": if subnet.cidr.addr().is_ipv4() { 4 } else { 6 },
+            "gateway_ip": subnet.gateway_ip,
+            "enable_dhcp": subnet.enable_dhcp,
+            "created_at": subnet.created_at,
+        })
+    }
+
+    pub fn port_status(&self, id: PortId) -> &'static str {
+        match self.engine.port(id).map(|p| p.status) {
+            Some(PortStatus::Active) => "ACTIVE",
+            Some(PortStatus::Down) | None => "DOWN",
+        }
+    }
+
+    pub fn port_view(&self, port: &PortRecord, caller: &Caller) -> Value {
+        let fixed_ips: Vec<Value> = port
+            .fixed_ips
+            .iter()
+            .map(|f| json!({"subnet_id": f.subnet_id, "ip_address": f.ip_address}))
+            .collect();
+        let mut view = json!({
+            "id": port.id,
+            "name": port.name,
+            "tenant_id": port.project_id,
+            "project_id": port.project_id,
+            "network_id": port.network_id,
+            "mac_address": port.mac,
+            "fixed_ips": fixed_ips,
+            "device_owner": port.device_owner,
+            "device_id": port.device_id,
+            "admin_state_up": port.admin_state_up,
+            "status": self.port_status(port.id),
+            "created_at": port.created_at,
+        });
+        if caller.is_admin() {
+            view["binding:host_id"] = json!(port.host.as_ref().map_or("", |h| h.as_str()));
+            view["binding:vif_type"] = json!(if port.host.is_some() {
+                "ovs"
+            } else {
+                "unbound"
+            });
+        }
+        view
+    }
+
+    pub fn agent_view(&self, agent: &AgentRecord) -> Value {
+        json!({
+            "id": agent.id,
+            "agent_type": agent.agent_type,
+            "binary": agent.binary,
+            "host": agent.host,
+            "topic": "N/A",
+            "admin_state_up": true,
+            "alive": true,
+            "configurations": agent.configurations,
+            "started_at": agent.started_at,
+            "heartbeat_timestamp": agent.heartbeat_at,
+        })
+    }
+
+    pub fn bgp_agent_view(&self, agent: &BgpAgentRecord) -> Value {
+        let speakers: Vec<String> = self
+            .speakers
+            .values()
+            .filter(|s| s.agents.contains(&agent.host))
+            .map(|s| s.id.to_string())
+            .collect();
+        json!({
+            "id": agent.id,
+            "agent_type": BGP_AGENT_TYPE,
+            "binary": "neutron-bgp-dragent",
+            "host": agent.host,
+            "topic": "bgp_dragent",
+            "admin_state_up": agent.admin_state_up,
+            "alive": agent.alive,
+            "configurations": {"bgp_speakers": speakers.len()},
+            "started_at": agent.started_at,
+            "heartbeat_timestamp": agent.heartbeat_at,
+        })
+    }
+
+    pub fn bgpvpn_view(&self, vpn: &Vpn, caller: &Caller) -> Value {
+        let networks: Vec<String> = vpn.networks.iter().map(ToString::to_string).collect();
+        let targets = |set: &std::collections::BTreeSet<l2pop_bgpvpn::RouteTarget>| -> Vec<String> {
+            set.iter().map(ToString::to_string).collect()
+        };
+        let mut view = json!({
+            "id": vpn.id,
+            "name": vpn.name,
+            "type": vpn.vpn_type,
+            "tenant_id": vpn.project_id,
+            "networks": networks,
+            "routers": [],
+            "ports": [],
+            "local_pref": vpn.local_pref,
+        });
+        if caller.is_admin() {
+            view["project_id"] = json!(vpn.project_id);
+            view["route_targets"] = json!(targets(&vpn.route_targets));
+            view["import_targets"] = json!(targets(&vpn.import_targets));
+            view["export_targets"] = json!(targets(&vpn.export_targets));
+            let rds: Vec<String> = vpn
+                .route_distinguishers
+                .iter()
+                .map(ToString::to_string)
+                .collect();
+            view["route_distinguishers"] = json!(rds);
+            view["vni"] = json!(vpn.vni);
+        }
+        view
+    }
+
+    pub fn association_view(&self, association: &AssociationRecord, caller: &Caller) -> Value {
+        let mut view = json!({
+            "id": association.id,
+            "network_id": association.network_id,
+            "bgpvpn_id": association.bgpvpn_id,
+            "tenant_id": association.project_id,
+        });
+        if caller.is_admin() {
+            view["project_id"] = json!(association.project_id);
+        }
+        view
+    }
+
+    pub fn speaker_view(&self, speaker: &SpeakerRecord) -> Value {
+        let vpns: Vec<String> = speaker.vpns.iter().map(ToString::to_string).collect();
+        json!({
+            "id": speaker.id,
+            "name": speaker.name,
+            "tenant_id": speaker.project_id,
+            "project_id": speaker.project_id,
+            "local_as": speaker.local_as,
+            "ip_version": speaker.ip_version,
+            "vpns": vpns,
+            "agents": speaker.agents,
+            "peers": [],
+            "networks": [],
+            "advertise_floating_ip_host_routes": true,
+            "advertise_tenant_networks": true,
+        })
+    }
+
+    /// The BGPVPN `id` if the caller may see it.
+    pub fn visible_bgpvpn(&self, id: BgpvpnId, caller: &Caller) -> Option<&Vpn> {
+        self.bgpvpn()?
+            .vpn(id)
+            .filter(|vpn| caller.sees(&vpn.project_id))
+    }
+
+    pub fn visible_network(&self, id: NetworkId, caller: &Caller) -> Option<&NetworkRecord> {
+        self.networks
+            .get(&id)
+            .filter(|n| caller.sees(&n.project_id))
+    }
+}
+
+/// `GET /v2.0/l2pop/hosts/{host}/fdb`: every network the host is on, every VTEP, every entry and
+/// who put it there (`{"port": id}`, `{"host": name}` for a flooding entry, `{"extension": name}`).
+pub fn desired_table_view(table: &DesiredTable, fanout_seq: u64, host_seq: u64) -> Value {
+    let networks: Vec<Value> = table
+        .networks
+        .iter()
+        .map(|network| {
+            let vteps: Vec<Value> = network
+                .vteps
+                .iter()
+                .map(|(vtep, entries)| {
+                    let entries: Vec<Value> = entries
+                        .iter()
+                        .map(|(entry, provenance)| {
+                            let mut source = Map::new();
+                            match provenance {
+                                Provenance::Host(host) => {
+                                    source.insert("host".into(), json!(host));
+                                }
+                                Provenance::Port(port) => {
+                                    source.insert("port".into(), json!(port));
+                                }
+                                Provenance::Extension(name) => {
+                                    source.insert("extension".into(), json!(name));
+                                }
+                            }
+                            json!({
+                                "mac_address": entry.mac,
+                                "ip_address": entry.ip,
+                                "source": source,
+                            })
+                        })
+                        .collect();
+                    json!({"vtep": vtep, "entries": entries})
+                })
+                .collect();
+            json!({
+                "network_id": network.network_id,
+                "network_type": network.network_type,
+                "segment_id": network.segment_id,
+                "vteps": vteps,
+            })
+        })
+        .collect();
+    json!({
+        "fdb": {
+            "host": table.host,
+            "fanout_seq": fanout_seq,
+            "host_seq": host_seq,
+            "networks": networks,
+        }
+    })
+}

@@ -1,0 +1,574 @@
+//! The REST API against an in-process server (SQLite in a temporary directory, in-memory bus):
+//! Neutron's shapes, errors that name the field and value and change nothing, tokens and
+//! projects, the BGPVPN resources, the desired FDB with provenance, and a restart that
+//! rebuilds exactly the same state from the log.
+#![allow(clippy::unwrap_used)]
+
+mod support;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{ADMIN, ALICE, BOB, TestServer};
+
+fn sqlite_url(dir: &tempfile::TempDir) -> String {
+    format!("sqlite:{}", dir.path().join("l2pop.db").display())
+}
+
+/// Two agents, one network with a subnet, and one bound port per host, up.
+async fn small_topology(server: &TestServer) -> (String, Vec<String>) {
+    for (host, ip) in [("compute-1", "192.0.2.1"), ("compute-2", "192.0.2.2")] {
+        server
+            .admin(
+                Method::POST,
+                "/v2.0/l2pop/agents",
+                Some(json!({"agent": {"host": host, "tunneling_ip": ip, "tunnel_types": ["vxlan"], "start_flag": true}})),
+            )
+            .await;
+    }
+    let network = server
+        .admin(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"name": "net1", "project_id": "alice", "provider:network_type": "vxlan", "provider:segmentation_id": 1001}})),
+        )
+        .await;
+    let network_id = network["network"]["id"].as_str().unwrap().to_owned();
+    server
+        .admin(
+            Method::POST,
+            "/v2.0/subnets",
+            Some(json!({"subnet": {"network_id": network_id, "cidr": "10.0.0.0/24", "project_id": "alice"}})),
+        )
+        .await;
+    let mut ports = Vec::new();
+    for (n, host) in ["compute-1", "compute-2"].iter().enumerate() {
+        let port = server
+            .admin(
+                Method::POST,
+                "/v2.0/ports",
+                Some(json!({"port": {"network_id": network_id, "name": format!("vm{n}"), "project_id": "alice",
+                                      "mac_address": format!("fa:16:3e:00:00:0{}", n + 1),
+                                      "binding:host_id": host, "device_owner": "compute:nova"}})),
+            )
+            .await;
+        let id = port["port"]["id"].as_str().unwrap().to_owned();
+        server
+            .admin(
+                Method::POST,
+                &format!("/v2.0/l2pop/devices/{id}/up"),
+                Some(json!({"device": {"host": host}})),
+            )
+            .await;
+        ports.push(id);
+    }
+    (network_id, ports)
+}
+
+#[tokio::test]
+async fn neutron_shaped_resources_and_fdb_with_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&sqlite_url(&dir)).await;
+    let (network_id, ports) = small_topology(&server).await;
+
+    let network = server
+        .admin(Method::GET, &format!("/v2.0/networks/{network_id}"), None)
+        .await;
+    assert_eq!(network["network"]["provider:network_type"], "vxlan");
+    assert_eq!(network["network"]["provider:segmentation_id"], 1001);
+    assert_eq!(network["network"]["tenant_id"], "alice");
+    assert_eq!(network["network"]["subnets"].as_array().unwrap().len(), 1);
+
+    let port = server
+        .admin(Method::GET, &format!("/v2.0/ports/{}", ports[0]), None)
+        .await;
+    assert_eq!(port["port"]["status"], "ACTIVE");
+    assert_eq!(port["port"]["binding:host_id"], "compute-1");
+    assert_eq!(port["port"]["mac_address"], "fa:16:3e:00:00:01");
+    // The first address after the gateway (10.0.0.1) is allocated.
+    assert_eq!(port["port"]["fixed_ips"][0]["ip_address"], "10.0.0.2");
+
+    let fdb = server
+        .admin(Method::GET, "/v2.0/l2pop/hosts/compute-1/fdb", None)
+        .await;
+    let networks = fdb["fdb"]["networks"].as_array().unwrap();
+    assert_eq!(networks.len(), 1);
+    assert_eq!(networks[0]["segment_id"], 1001);
+    let vtep = &networks[0]["vteps"][0];
+    assert_eq!(vtep["vtep"], "192.0.2.2");
+    assert_eq!(
+        vtep["entries"],
+        json!([
+            {"mac_address": "00:00:00:00:00:00", "ip_address": "0.0.0.0", "source": {"host": "compute-2"}},
+            {"mac_address": "fa:16:3e:00:00:02", "ip_address": "10.0.0.3", "source": {"port": ports[1]}},
+        ])
+    );
+
+    let agents = server.admin(Method::GET, "/v2.0/agents", None).await;
+    assert_eq!(agents["agents"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        agents["agents"][0]["configurations"]["tunneling_ip"],
+        "192.0.2.1"
+    );
+
+    let filtered = server
+        .admin(
+            Method::GET,
+            &format!("/v2.0/ports?network_id={network_id}&name=vm1"),
+            None,
+        )
+        .await;
+    assert_eq!(filtered["ports"].as_array().unwrap().len(), 1);
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn bad_input_names_field_and_value_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&sqlite_url(&dir)).await;
+    let (network_id, _) = small_topology(&server).await;
+    let before = server.admin(Method::GET, "/v2.0/ports", None).await;
+
+    let cases = [
+        (
+            json!({"port": {"network_id": network_id, "mac_address": "fa:16:3e:zz:00:01"}}),
+            "mac_address",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"port": {"network_id": network_id, "fixed_ips": [{"ip_address": "10.9.9.9"}]}}),
+            "fixed_ips",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"port": {"network_id": network_id, "colour": "blue"}}),
+            "colour",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"port": {"network_id": network_id, "mac_address": "fa:16:3e:00:00:01"}}),
+            "mac_address",
+            StatusCode::CONFLICT,
+        ),
+        (
+            json!({"port": {"network_id": network_id, "fixed_ips": [{"ip_address": "10.0.0.2"}]}}),
+            "fixed_ips",
+            StatusCode::CONFLICT,
+        ),
+    ];
+    for (body, field, status) in cases {
+        let (got, error) = server
+            .call(Some(ADMIN), Method::POST, "/v2.0/ports", Some(body.clone()))
+            .await;
+        assert_eq!(got, status, "{body}: {error}");
+        let message = error["NeutronError"]["message"].as_str().unwrap();
+        assert_eq!(error["NeutronError"]["field"], field, "{body}: {error}");
+        assert!(!message.is_empty());
+    }
+    let (status, error) = server
+        .call(
+            Some(ADMIN),
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"provider:network_type": "vxlan", "provider:segmentation_id": 1001}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["NeutronError"]["field"], "provider:segmentation_id");
+    let (status, error) = server
+        .call(Some(ADMIN), Method::POST, "/v2.0/networks", Some(json!({"network": {"provider:network_type": "vxlan", "provider:segmentation_id": "x"}})))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(error["NeutronError"]["field"], "provider:segmentation_id");
+    assert_eq!(error["NeutronError"]["value"], "x");
+    let (status, _) = server
+        .call(
+            Some(ADMIN),
+            Method::POST,
+            "/v2.0/ports",
+            Some(json!("not an object")),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, error) = server
+        .call(
+            Some(ADMIN),
+            Method::DELETE,
+            &format!("/v2.0/networks/{network_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["NeutronError"]["type"], "NetworkInUse");
+    let (status, error) = server
+        .call(Some(ADMIN), Method::GET, "/v2.0/ports/not-a-uuid", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+
+    let after = server.admin(Method::GET, "/v2.0/ports", None).await;
+    assert_eq!(before, after, "a refused request changed something");
+    server.stop().await;
+}
+
+#[tokio::test]
+async fn tokens_and_projects() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&sqlite_url(&dir)).await;
+    let (network_id, _) = small_topology(&server).await;
+
+    let (status, _) = server.call(None, Method::GET, "/v2.0/networks", None).await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+    let (status, _) = server
+        .call(Some("nope"), Method::GET, "/v2.0/networks", None)
+        .await;
+    assert_eq!(status, StatusCode::UNAUTHORIZED);
+
+    // Alice sees her network without the admin-only provider attributes; Bob does not see it.
+    let (status, alice) = server
+        .call(
+            Some(ALICE),
+            Method::GET,
+            &format!("/v2.0/networks/{network_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(alice["network"].get("provider:segmentation_id").is_none());
+    let (status, _) = server
+        .call(
+            Some(BOB),
+            Method::GET,
+            &format!("/v2.0/networks/{network_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = server
+        .call(Some(BOB), Method::GET, "/v2.0/networks", None)
+        .await;
+    assert_eq!(listed["networks"], json!([]));
+    let (status, _) = server
+        .call(
+            Some(BOB),
+            Method::DELETE,
+            &format!("/v2.0/networks/{network_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+
+    // Projects may not set provider attributes nor bind ports nor act for another project.
+    let (status, error) = server
+        .call(
+            Some(BOB),
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"provider:network_type": "vxlan"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
+    let (status, _) = server
+        .call(
+            Some(BOB),
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"project_id": "alice"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, created) = server
+        .call(
+            Some(BOB),
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"name": "bobnet"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["network"]["project_id"], "bob");
+    let bob_net = created["network"]["id"].as_str().unwrap();
+    let (status, _) = server
+        .call(
+            Some(BOB),
+            Method::POST,
+            "/v2.0/ports",
+            Some(json!({"port": {"network_id": bob_net, "binding:host_id": "compute-1"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    // A project network gets a VXLAN segment from the tenant range (1001 is taken: the lowest free one).
+    let (_, shown) = server
+        .call(
+            Some(ADMIN),
+            Method::GET,
+            &format!("/v2.0/networks/{bob_net}"),
+            None,
+        )
+        .await;
+    assert_eq!(shown["network"]["provider:segmentation_id"], 1);
+
+    // BGPVPN create is admin-only; route targets are hidden from projects.
+    let (status, _) = server
+        .call(
+            Some(ALICE),
+            Method::POST,
+            "/v2.0/bgpvpn/bgpvpns",
+            Some(json!({"bgpvpn": {"type": "l2"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let vpn = server
+        .admin(
+            Method::POST,
+            "/v2.0/bgpvpn/bgpvpns",
+            Some(json!({"bgpvpn": {"type": "l2", "route_targets": ["64512:1001"], "project_id": "alice"}})),
+        )
+        .await;
+    let vpn_id = vpn["bgpvpn"]["id"].as_str().unwrap();
+    let (status, seen) = server
+        .call(
+            Some(ALICE),
+            Method::GET,
+            &format!("/v2.0/bgpvpn/bgpvpns/{vpn_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(seen["bgpvpn"].get("route_targets").is_none());
+    let (status, _) = server
+        .call(
+            Some(ALICE),
+            Method::PUT,
+            &format!("/v2.0/bgpvpn/bgpvpns/{vpn_id}"),
+            Some(json!({"bgpvpn": {"route_targets": ["64512:1"]}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    let (status, renamed) = server
+        .call(
+            Some(ALICE),
+            Method::PUT,
+            &format!("/v2.0/bgpvpn/bgpvpns/{vpn_id}"),
+            Some(json!({"bgpvpn": {"name": "site-a"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{renamed}");
+    // The owner associates her own network.
+    let (status, association) = server
+        .call(
+            Some(ALICE),
+            Method::POST,
+            &format!("/v2.0/bgpvpn/bgpvpns/{vpn_id}/network_associations"),
+            Some(json!({"network_association": {"network_id": network_id}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{association}");
+    let (status, _) = server
+        .call(
+            Some(BOB),
+            Method::GET,
+            &format!("/v2.0/bgpvpn/bgpvpns/{vpn_id}/network_associations"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    server.stop().await;
+}
+
+/// A BGP speaker on a BGP agent, bound to an l2 BGPVPN associated with the network: the
+/// devices its agent learned appear in every host's FDB, marked as the extension's.
+#[tokio::test]
+async fn bgpvpn_devices_reach_the_fdb_with_the_extension_as_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&sqlite_url(&dir)).await;
+    let (network_id, _) = small_topology(&server).await;
+    let vpn = server
+        .admin(
+            Method::POST,
+            "/v2.0/bgpvpn/bgpvpns",
+            Some(json!({"bgpvpn": {"type": "l2", "route_targets": ["64512:1001"], "vni": 1001}})),
+        )
+        .await;
+    let vpn_id = vpn["bgpvpn"]["id"].as_str().unwrap().to_owned();
+    server
+        .admin(
+            Method::POST,
+            &format!("/v2.0/bgpvpn/bgpvpns/{vpn_id}/network_associations"),
+            Some(json!({"network_association": {"network_id": network_id}})),
+        )
+        .await;
+    let agent = server
+        .admin(
+            Method::PUT,
+            "/v2.0/l2pop/bgp-agents/bgp-1",
+            Some(json!({"bgp_agent": {"start_flag": true}})),
+        )
+        .await;
+    let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
+    let speaker = server
+        .admin(
+            Method::POST,
+            "/v2.0/bgp-speakers",
+            Some(json!({"bgp_speaker": {"name": "s1", "local_as": 64512}})),
+        )
+        .await;
+    let speaker_id = speaker["bgp_speaker"]["id"].as_str().unwrap().to_owned();
+    server
+        .admin(
+            Method::POST,
+            &format!("/v2.0/agents/{agent_id}/bgp-drinstances"),
+            Some(json!({"bgp_speaker_id": speaker_id})),
+        )
+        .await;
+    server
+        .admin(
+            Method::PUT,
+            &format!("/v2.0/bgp-speakers/{speaker_id}/add_bgp_vpn"),
+            Some(json!({"bgpvpn_id": vpn_id})),
+        )
+        .await;
+    let (status, twice) = server
+        .call(
+            Some(ADMIN),
+            Method::PUT,
+            &format!("/v2.0/bgp-speakers/{speaker_id}/add_bgp_vpn"),
+            Some(json!({"bgpvpn_id": vpn_id})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{twice}");
+    server
+        .admin(
+            Method::POST,
+            "/v2.0/l2pop/bgp-agents/bgp-1/gateways",
+            Some(json!({"gateways": [{"vtep": "203.0.113.1", "route_targets": ["64512:1001"], "vni": 1001}]})),
+        )
+        .await;
+    server
+        .admin(
+            Method::POST,
+            "/v2.0/l2pop/bgp-agents/bgp-1/devices",
+            Some(json!({"devices": [{"mac": "52:54:00:00:00:01", "ip": "10.0.0.100", "vtep": "203.0.113.1", "route_targets": ["64512:1001"], "vni": 1001}]})),
+        )
+        .await;
+    let fdb = server
+        .admin(Method::GET, "/v2.0/l2pop/hosts/compute-1/fdb", None)
+        .await;
+    let vteps = fdb["fdb"]["networks"][0]["vteps"].as_array().unwrap();
+    let site = vteps.iter().find(|v| v["vtep"] == "203.0.113.1").unwrap();
+    assert_eq!(
+        site["entries"],
+        json!([
+            {"mac_address": "00:00:00:00:00:00", "ip_address": "0.0.0.0", "source": {"extension": "bgpvpn"}},
+            {"mac_address": "52:54:00:00:00:01", "ip_address": "10.0.0.100", "source": {"extension": "bgpvpn"}},
+        ])
+    );
+    // Bad route input names the field; nothing changes.
+    let (status, error) = server
+        .call(
+            Some(ADMIN),
+            Method::POST,
+            "/v2.0/l2pop/bgp-agents/bgp-1/devices",
+            Some(json!({"devices": [{"mac": "nope", "vtep": "203.0.113.1"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert!(
+        error["NeutronError"]["field"]
+            .as_str()
+            .unwrap()
+            .contains("mac"),
+        "{error}"
+    );
+    // Disassociating the speaker withdraws the site.
+    server
+        .admin(
+            Method::PUT,
+            &format!("/v2.0/bgp-speakers/{speaker_id}/remove_bgp_vpn"),
+            Some(json!({"bgpvpn_id": vpn_id})),
+        )
+        .await;
+    let fdb = server
+        .admin(Method::GET, "/v2.0/l2pop/hosts/compute-1/fdb", None)
+        .await;
+    let vteps = fdb["fdb"]["networks"][0]["vteps"].as_array().unwrap();
+    assert!(vteps.iter().all(|v| v["vtep"] != "203.0.113.1"), "{fdb}");
+    server.stop().await;
+}
+
+/// Everything acknowledged is in the log: a restarted server answers exactly as before.
+#[tokio::test]
+async fn restart_rebuilds_the_same_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let server = TestServer::start(&url).await;
+    let (_, ports) = small_topology(&server).await;
+    server
+        .admin(
+            Method::POST,
+            &format!("/v2.0/l2pop/devices/{}/down", ports[1]),
+            Some(json!({"device": {"host": "compute-2"}})),
+        )
+        .await;
+    let before = snapshot(&server).await;
+    server.stop().await;
+    let server = TestServer::start(&url).await;
+    let after = snapshot(&server).await;
+    assert_eq!(before, after);
+    server.stop().await;
+}
+
+async fn snapshot(server: &TestServer) -> Vec<Value> {
+    let mut all = Vec::new();
+    for path in [
+        "/v2.0/networks",
+        "/v2.0/subnets",
+        "/v2.0/ports",
+        "/v2.0/agents",
+        "/v2.0/l2pop/hosts/compute-1/fdb",
+        "/v2.0/l2pop/hosts/compute-2/fdb",
+    ] {
+        all.push(server.admin(Method::GET, path, None).await);
+    }
+    all
+}
+
+#[tokio::test]
+async fn every_documented_route_is_served() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&sqlite_url(&dir)).await;
+    let open = ["/metrics", "/healthz", "/openapi.json"];
+    for (method, path) in l2pop::server::api::ROUTES {
+        let concrete = path
+            .replace("{id}", "00000000-0000-0000-0000-000000000001")
+            .replace("{association_id}", "00000000-0000-0000-0000-000000000002")
+            .replace("{speaker_id}", "00000000-0000-0000-0000-000000000003")
+            .replace("{port_id}", "00000000-0000-0000-0000-000000000004")
+            .replace("{host}", "compute-9");
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        let (status, body) = server.call(None, method.clone(), &concrete, None).await;
+        if open.contains(path) {
+            assert_eq!(status, StatusCode::OK, "{method} {path}: {body}");
+        } else {
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");
+        }
+    }
+    let document = server.admin(Method::GET, "/openapi.json", None).await;
+    assert_eq!(document["openapi"], "3.1.0");
+    small_topology(&server).await;
+    let response = server
+        .http
+        .get(format!("{}/metrics", server.url))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for metric in [
+        "l2pop_events_applied_total",
+        "l2pop_notifications_total",
+        "l2pop_api_request_duration_seconds",
+    ] {
+        assert!(response.contains(metric), "{metric} missing from /metrics");
+    }
+    server.stop().await;
+}
