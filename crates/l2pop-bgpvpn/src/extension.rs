@@ -332,15 +332,15 @@ impl Bgpvpn {
                     network_type: segment.network_type(),
                 });
             }
-            if let (Some(vni), Some(segmentation_id)) = (vpn.vni, segment.segmentation_id()) {
-                if vni != segmentation_id {
-                    return Err(BgpvpnError::VniMismatch {
-                        bgpvpn: vpn.id,
-                        network: network.id,
-                        segmentation_id,
-                        vni,
-                    });
-                }
+            if let (Some(vni), Some(segmentation_id)) = (vpn.vni, segment.segmentation_id())
+                && vni != segmentation_id
+            {
+                return Err(BgpvpnError::VniMismatch {
+                    bgpvpn: vpn.id,
+                    network: network.id,
+                    segmentation_id,
+                    vni,
+                });
             }
         }
         if let Some(vpn) = self.vpns.get_mut(&assoc.bgpvpn_id) {
@@ -559,10 +559,10 @@ impl Bgpvpn {
                 .mac
                 .validate_unicast()
                 .map_err(BgpvpnError::InvalidMac)?;
-            if let Some(ip) = route.ip {
-                if ip.is_multicast() || ip.is_unspecified() {
-                    return Err(BgpvpnError::InvalidDeviceIp { mac: route.mac, ip });
-                }
+            if let Some(ip) = route.ip
+                && (ip.is_multicast() || ip.is_unspecified())
+            {
+                return Err(BgpvpnError::InvalidDeviceIp { mac: route.mac, ip });
             }
             routes.push((
                 (route.mac, route.ip, route.vtep, check_vni(route.vni)?),

@@ -170,18 +170,17 @@ impl Engine {
                 source: e,
             },
         })?;
-        if let Some(ip) = agent.tunneling_ip {
-            if let Some(owner) = self
+        if let Some(ip) = agent.tunneling_ip
+            && let Some(owner) = self
                 .topology
                 .agent_by_ip
                 .get(&ip)
                 .filter(|h| **h != agent.host)
-            {
-                return Err(EventError::TunnelingIpInUse {
-                    ip,
-                    host: owner.clone(),
-                });
-            }
+        {
+            return Err(EventError::TunnelingIpInUse {
+                ip,
+                host: owner.clone(),
+            });
         }
         let host = agent.host.clone();
         let networks: Vec<NetworkId> = self
@@ -286,10 +285,10 @@ impl Engine {
                 ports: state.port_count,
             });
         }
-        if let Some(state) = self.topology.networks.remove(&id) {
-            if let Some(key) = Self::segment_key(&state.network.segment) {
-                self.segments.remove(&key);
-            }
+        if let Some(state) = self.topology.networks.remove(&id)
+            && let Some(key) = Self::segment_key(&state.network.segment)
+        {
+            self.segments.remove(&key);
         }
         // No host can be on a network without ports, so there is nothing to withdraw; the
         // extensions forget their entries with the network, as the engine's mirror does.
@@ -816,16 +815,17 @@ impl Engine {
             return;
         };
         let after = Self::visible_claim(state, &mac);
-        if before.is_some() && after.is_none() {
-            if let (Some(port), Some((index, claim))) = (state.macs.get(&mac), &before) {
-                self.reports.push(Report::CollidesWithPort {
-                    extension: self.registry.slots[*index].name.clone(),
-                    network,
-                    vtep: claim.vtep,
-                    mac,
-                    port: *port,
-                });
-            }
+        if before.is_some()
+            && after.is_none()
+            && let (Some(port), Some((index, claim))) = (state.macs.get(&mac), &before)
+        {
+            self.reports.push(Report::CollidesWithPort {
+                extension: self.registry.slots[*index].name.clone(),
+                network,
+                vtep: claim.vtep,
+                mac,
+                port: *port,
+            });
         }
         record_claim_diff(change, network, mac, before, after);
     }
@@ -973,11 +973,12 @@ impl Engine {
             let Some(state) = self.topology.networks.get_mut(&network) else {
                 return;
             };
-            if let Some(claimants) = state.claims.flood.get_mut(&vtep) {
-                if claimants.remove(&index) && claimants.is_empty() {
-                    state.claims.flood.remove(&vtep);
-                    change.remove(network, Origin::Extension(index), vtep, [FLOODING_ENTRY]);
-                }
+            if let Some(claimants) = state.claims.flood.get_mut(&vtep)
+                && claimants.remove(&index)
+                && claimants.is_empty()
+            {
+                state.claims.flood.remove(&vtep);
+                change.remove(network, Origin::Extension(index), vtep, [FLOODING_ENTRY]);
             }
             return;
         }

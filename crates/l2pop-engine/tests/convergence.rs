@@ -380,7 +380,8 @@ static COVERAGE: std::sync::Mutex<Option<Coverage>> = std::sync::Mutex::new(None
 fn count(notifications: &[l2pop_model::Notification], accepted: bool) {
     let mut guard = COVERAGE.lock().unwrap();
     let c = guard.get_or_insert_with(Coverage::default);
-    if std::env::var_os("L2POP_PROPTEST_STATS").is_some() && (c.accepted + c.refused) % 20_000 == 0
+    if std::env::var_os("L2POP_PROPTEST_STATS").is_some()
+        && (c.accepted + c.refused).is_multiple_of(20_000)
     {
         eprintln!("{c:?}");
     }

@@ -12,10 +12,20 @@ pub const DEFAULT_URL: &str = "http://127.0.0.1:9696";
 #[derive(Args, Clone, Debug, Default, PartialEq, Eq)]
 pub struct ClientOptions {
     /// The server's API endpoint [env: L2POP_URL] [default: http://127.0.0.1:9696].
-    #[arg(long, global = true, value_name = "URL", help_heading = "Client options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        help_heading = "Client options"
+    )]
     pub url: Option<String>,
     /// The token sent as X-Auth-Token [env: L2POP_TOKEN].
-    #[arg(long, global = true, value_name = "TOKEN", help_heading = "Client options")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "TOKEN",
+        help_heading = "Client options"
+    )]
     pub token: Option<String>,
     /// Print the server's JSON answer instead of a table.
     #[arg(long, global = true, help_heading = "Client options")]
@@ -326,7 +336,11 @@ pub fn parse_fixed_ip(text: &str) -> Result<FixedIp, String> {
         let slot = match key.trim() {
             "subnet_id" | "subnet" => &mut fixed.subnet_id,
             "ip_address" | "ip-address" => &mut fixed.ip_address,
-            other => return Err(format!("unknown key {other:?}: expected subnet_id or ip_address")),
+            other => {
+                return Err(format!(
+                    "unknown key {other:?}: expected subnet_id or ip_address"
+                ));
+            }
         };
         *slot = Some(value.trim().to_owned());
     }

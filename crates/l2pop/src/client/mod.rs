@@ -61,8 +61,8 @@ fn show(output: Output, answer: Option<&Value>, json: bool) -> Result<String, Cl
         return Ok(String::new());
     };
     if json {
-        let text = serde_json::to_string_pretty(answer)
-            .map_err(|e| ClientError::Answer(e.to_string()))?;
+        let text =
+            serde_json::to_string_pretty(answer).map_err(|e| ClientError::Answer(e.to_string()))?;
         return Ok(text + "\n");
     }
     let missing = |key: &str| ClientError::Answer(format!("no {key:?} in {answer}"));

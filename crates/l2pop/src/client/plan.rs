@@ -80,9 +80,11 @@ fn network(verb: &NetworkVerb) -> Result<Call, ClientError> {
         NetworkVerb::Create(args) => create(NETWORKS, "network", network_create_body(args)),
         NetworkVerb::List => list(NETWORKS, "networks", render::NETWORKS),
         NetworkVerb::Show(id) => show(&item(NETWORKS, &id.id), "network"),
-        NetworkVerb::Update(args) => {
-            update(&item(NETWORKS, &args.id), "network", network_update_body(args)?)
-        }
+        NetworkVerb::Update(args) => update(
+            &item(NETWORKS, &args.id),
+            "network",
+            network_update_body(args)?,
+        ),
         NetworkVerb::Delete(id) => delete(&item(NETWORKS, &id.id)),
     })
 }
@@ -115,9 +117,11 @@ fn bgpvpn(verb: &BgpvpnVerb) -> Result<Call, ClientError> {
         BgpvpnVerb::Create(args) => create(BGPVPNS, "bgpvpn", bgpvpn_create_body(args)),
         BgpvpnVerb::List => list(BGPVPNS, "bgpvpns", render::BGPVPNS),
         BgpvpnVerb::Show(id) => show(&item(BGPVPNS, &id.id), "bgpvpn"),
-        BgpvpnVerb::Update(args) => {
-            update(&item(BGPVPNS, &args.id), "bgpvpn", bgpvpn_update_body(args)?)
-        }
+        BgpvpnVerb::Update(args) => update(
+            &item(BGPVPNS, &args.id),
+            "bgpvpn",
+            bgpvpn_update_body(args)?,
+        ),
         BgpvpnVerb::Delete(id) => delete(&item(BGPVPNS, &id.id)),
         BgpvpnVerb::Association(verb) => association(verb),
     })
@@ -263,9 +267,17 @@ pub fn network_create_body(args: &NetworkCreate) -> Value {
     let mut fields = Map::new();
     put(&mut fields, "name", args.name.as_ref());
     put(&mut fields, "description", args.description.as_ref());
-    put(&mut fields, "provider:network_type", args.network_type.as_ref());
+    put(
+        &mut fields,
+        "provider:network_type",
+        args.network_type.as_ref(),
+    );
     put(&mut fields, "provider:segmentation_id", args.segment);
-    put(&mut fields, "provider:physical_network", args.physical_network.as_ref());
+    put(
+        &mut fields,
+        "provider:physical_network",
+        args.physical_network.as_ref(),
+    );
     put(&mut fields, "project_id", args.project.as_ref());
     put(&mut fields, "admin_state_up", args.disable.then_some(false));
     json!({ "network": fields })
@@ -277,7 +289,11 @@ pub fn network_update_body(args: &NetworkUpdate) -> Result<Value, ClientError> {
     put(&mut fields, "name", args.name.as_ref());
     put(&mut fields, "description", args.description.as_ref());
     put(&mut fields, "admin_state_up", args.state.admin_state_up());
-    changes("network", fields, "--name, --description, --enable, --disable")
+    changes(
+        "network",
+        fields,
+        "--name, --description, --enable, --disable",
+    )
 }
 
 /// `subnet create` → `{"subnet": {...}}`; `--no-gateway` sends `"gateway_ip": null`.
@@ -334,7 +350,11 @@ fn put_targets(fields: &mut Map<String, Value>, targets: &Targets) {
     put_list(fields, "route_targets", &targets.route_targets);
     put_list(fields, "import_targets", &targets.import_targets);
     put_list(fields, "export_targets", &targets.export_targets);
-    put_list(fields, "route_distinguishers", &targets.route_distinguishers);
+    put_list(
+        fields,
+        "route_distinguishers",
+        &targets.route_distinguishers,
+    );
 }
 
 /// `bgpvpn create` → networking-bgpvpn's `{"bgpvpn": {...}}`.

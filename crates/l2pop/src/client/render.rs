@@ -148,7 +148,9 @@ pub fn pick(value: &Value, path: &str) -> Value {
                 .map(|element| pick(element, rest))
                 .collect(),
         ),
-        Some((key, rest)) => value.get(key).map_or(Value::Null, |inner| pick(inner, rest)),
+        Some((key, rest)) => value
+            .get(key)
+            .map_or(Value::Null, |inner| pick(inner, rest)),
     }
 }
 
@@ -165,7 +167,11 @@ pub fn cell(value: &Value) -> String {
             } else {
                 ", "
             };
-            elements.iter().map(cell).collect::<Vec<_>>().join(separator)
+            elements
+                .iter()
+                .map(cell)
+                .collect::<Vec<_>>()
+                .join(separator)
         }
         Value::Object(fields) => fields
             .iter()

@@ -14,7 +14,11 @@ fn json_prints_the_answer_as_is() {
     };
     let text = show(output, Some(&value), true).unwrap();
     assert_eq!(serde_json::from_str::<Value>(&text).unwrap(), value);
-    assert!(show(output, Some(&value), false).unwrap().starts_with("ID "));
+    assert!(
+        show(output, Some(&value), false)
+            .unwrap()
+            .starts_with("ID ")
+    );
 }
 
 #[test]
@@ -25,8 +29,12 @@ fn deletes_print_nothing() {
 
 #[test]
 fn an_answer_without_the_resource_key_is_an_error() {
-    let error = show(Output::Record { key: "port" }, Some(&json!({"network": {}})), false)
-        .unwrap_err();
+    let error = show(
+        Output::Record { key: "port" },
+        Some(&json!({"network": {}})),
+        false,
+    )
+    .unwrap_err();
     assert_eq!(error.exit_code(), 1);
     assert!(error.to_string().contains("\"port\""), "{error}");
 }
@@ -45,7 +53,10 @@ fn neutron_errors_are_printed_verbatim() {
 #[test]
 fn other_errors_name_the_status() {
     let error = answer(405, Some("Method Not Allowed"), "").unwrap_err();
-    assert_eq!(error.to_string(), "405 HTTPMethodNotAllowed: Method Not Allowed");
+    assert_eq!(
+        error.to_string(),
+        "405 HTTPMethodNotAllowed: Method Not Allowed"
+    );
     let error = answer(502, Some("Bad Gateway"), "upstream down\n").unwrap_err();
     assert_eq!(error.to_string(), "502 HTTPBadGateway: upstream down");
 }
@@ -53,7 +64,10 @@ fn other_errors_name_the_status() {
 #[test]
 fn successful_answers() {
     assert_eq!(answer(204, None, "").unwrap(), None);
-    assert_eq!(answer(200, None, "{\"a\":1}").unwrap(), Some(json!({"a": 1})));
+    assert_eq!(
+        answer(200, None, "{\"a\":1}").unwrap(),
+        Some(json!({"a": 1}))
+    );
     assert!(answer(200, None, "<html>").is_err());
 }
 
@@ -105,7 +119,9 @@ fn an_unreachable_server_is_named() {
     let error = execute(&options, &resource).unwrap_err();
     assert_eq!(error.exit_code(), 1);
     assert!(
-        error.to_stderr().starts_with("l2pop: cannot reach the l2pop server at http://127.0.0.1:9: "),
+        error
+            .to_stderr()
+            .starts_with("l2pop: cannot reach the l2pop server at http://127.0.0.1:9: "),
         "{error}"
     );
 }

@@ -118,7 +118,7 @@ fn filtered(items: impl Iterator<Item = Value>, filters: &HashMap<String, String
                 .all(|(key, wanted)| match item.get(key) {
                     Some(Value::String(s)) => s == wanted,
                     Some(Value::Null) => wanted.is_empty(),
-                    Some(other) => other.to_string() == *wanted,
+                    Some(other) => wanted.parse::<Value>().is_ok_and(|w| &w == other),
                     None => false,
                 })
         })

@@ -43,6 +43,8 @@ pub type View = Box<dyn FnOnce(&ServerState) -> Result<Value, ApiError> + Send>;
 pub type Plan =
     Box<dyn FnOnce(&ServerState, &Caller, &mut dyn Fresh) -> Result<Planned, ApiError> + Send>;
 pub type Read = Box<dyn FnOnce(&ServerState, &Caller) -> Result<Value, ApiError> + Send>;
+/// Where a job's answer goes.
+pub type Reply = oneshot::Sender<Result<Value, ApiError>>;
 
 pub enum Job {
     Write {
@@ -212,11 +214,8 @@ pub struct Round {
     pub records: Vec<(u64, String)>,
     pub notifications: Vec<Notification>,
     /// Answers held back until the commit.
-    pub replies: Vec<(
-        oneshot::Sender<Result<Value, ApiError>>,
-        Result<Value, ApiError>,
-    )>,
-    pub reads: Vec<(Caller, Read, oneshot::Sender<Result<Value, ApiError>>)>,
+    pub replies: Vec<(Reply, Result<Value, ApiError>)>,
+    pub reads: Vec<(Caller, Read, Reply)>,
     pub heartbeats: Vec<Host>,
 }
 

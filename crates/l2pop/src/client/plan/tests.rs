@@ -38,15 +38,27 @@ fn network_create_uses_provider_names() {
 #[test]
 fn network_verbs_address_the_item() {
     let show = call("network show n1");
-    assert_eq!((show.request.method, show.request.path.as_str()), (Method::Get, "/v2.0/networks/n1"));
+    assert_eq!(
+        (show.request.method, show.request.path.as_str()),
+        (Method::Get, "/v2.0/networks/n1")
+    );
     let delete = call("network delete n1");
     assert_eq!(delete.request.method, Method::Delete);
     assert_eq!(delete.output, Output::Nothing);
     let update = call("network update n1 --name b --disable");
     assert_eq!(update.request.method, Method::Put);
-    assert_eq!(update.request.body, Some(json!({"network": {"name": "b", "admin_state_up": false}})));
+    assert_eq!(
+        update.request.body,
+        Some(json!({"network": {"name": "b", "admin_state_up": false}}))
+    );
     let list = call("network list");
-    assert!(matches!(list.output, Output::List { key: "networks", .. }));
+    assert!(matches!(
+        list.output,
+        Output::List {
+            key: "networks",
+            ..
+        }
+    ));
 }
 
 #[test]
@@ -54,14 +66,19 @@ fn an_update_that_changes_nothing_is_a_usage_error() {
     for words in ["network update n1", "port update p1", "bgpvpn update v1"] {
         let error = plan(&parse(words).unwrap().resource).unwrap_err();
         assert_eq!(error.exit_code(), 2, "{words}");
-        assert!(error.to_string().starts_with("nothing to update"), "{error}");
+        assert!(
+            error.to_string().starts_with("nothing to update"),
+            "{error}"
+        );
     }
 }
 
 #[test]
 fn subnet_bodies() {
     assert_eq!(
-        body("subnet create --network n1 --cidr 10.0.0.0/24 --name s --gateway 10.0.0.254 --ip-version 4 --no-dhcp"),
+        body(
+            "subnet create --network n1 --cidr 10.0.0.0/24 --name s --gateway 10.0.0.254 --ip-version 4 --no-dhcp"
+        ),
         json!({"subnet": {"network_id": "n1", "cidr": "10.0.0.0/24", "name": "s",
             "gateway_ip": "10.0.0.254", "ip_version": 4, "enable_dhcp": false}})
     );
@@ -70,7 +87,10 @@ fn subnet_bodies() {
         json!({"subnet": {"network_id": "n1", "cidr": "10.0.0.0/24", "gateway_ip": null}})
     );
     assert!(parse("subnet create --network n1 --cidr c --gateway g --no-gateway").is_err());
-    assert_eq!(body("subnet update s1 --name x"), json!({"subnet": {"name": "x"}}));
+    assert_eq!(
+        body("subnet update s1 --name x"),
+        json!({"subnet": {"name": "x"}})
+    );
 }
 
 #[test]
@@ -142,14 +162,31 @@ fn bgpvpn_bodies() {
 #[test]
 fn associations_live_under_their_bgpvpn() {
     let create = call("bgpvpn association create v1 --network n1");
-    assert_eq!(create.request.path, "/v2.0/bgpvpn/bgpvpns/v1/network_associations");
-    assert_eq!(create.request.body, Some(json!({"network_association": {"network_id": "n1"}})));
-    assert_eq!(create.output, Output::Record { key: "network_association" });
+    assert_eq!(
+        create.request.path,
+        "/v2.0/bgpvpn/bgpvpns/v1/network_associations"
+    );
+    assert_eq!(
+        create.request.body,
+        Some(json!({"network_association": {"network_id": "n1"}}))
+    );
+    assert_eq!(
+        create.output,
+        Output::Record {
+            key: "network_association"
+        }
+    );
     let delete = call("bgpvpn association delete v1 a1");
-    assert_eq!(delete.request.path, "/v2.0/bgpvpn/bgpvpns/v1/network_associations/a1");
+    assert_eq!(
+        delete.request.path,
+        "/v2.0/bgpvpn/bgpvpns/v1/network_associations/a1"
+    );
     assert!(matches!(
         call("bgpvpn association list v1").output,
-        Output::List { key: "network_associations", .. }
+        Output::List {
+            key: "network_associations",
+            ..
+        }
     ));
 }
 

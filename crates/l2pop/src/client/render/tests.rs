@@ -85,13 +85,20 @@ fn cells() {
 
 #[test]
 fn pick_follows_paths_and_maps_arrays() {
-    let agent = json!({"configurations": {"tunneling_ip": "192.0.2.1"}, "ports": [{"ip": 1}, {"ip": 2}]});
-    assert_eq!(pick(&agent, "configurations/tunneling_ip"), json!("192.0.2.1"));
+    let agent =
+        json!({"configurations": {"tunneling_ip": "192.0.2.1"}, "ports": [{"ip": 1}, {"ip": 2}]});
+    assert_eq!(
+        pick(&agent, "configurations/tunneling_ip"),
+        json!("192.0.2.1")
+    );
     assert_eq!(pick(&agent, "ports/*/ip"), json!([1, 2]));
     assert_eq!(pick(&agent, "missing/deeper"), Value::Null);
 }
 
 #[test]
 fn newlines_in_values_stay_on_one_line() {
-    assert_eq!(record_table(&json!({"d": "a\nb"})), "FIELD  VALUE\nd      a b\n");
+    assert_eq!(
+        record_table(&json!({"d": "a\nb"})),
+        "FIELD  VALUE\nd      a b\n"
+    );
 }
