@@ -1,5 +1,6 @@
-//! `l2pop`: one binary for every role: `server`, `replay`, and (as their issues land) the
-//! agent, the BGP speaker, the demo and the client verbs.
+//! `l2pop`: one binary for every role: `server`, the client verbs (`network`, `subnet`,
+//! `port`, `bgpvpn`, `agent`, `fdb`), `replay`, and (as their issues land) the agent, the BGP
+//! speaker and the demo.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,8 @@ use tokio_util::sync::CancellationToken;
     about = "Neutron-compatible layer-2 population for VXLAN overlays"
 )]
 struct Cli {
+    #[command(flatten)]
+    client: l2pop::client::ClientOptions,
     #[command(subcommand)]
     command: Command,
 }
@@ -39,6 +42,8 @@ enum Command {
         #[arg(long)]
         store_url: Option<String>,
     },
+    #[command(flatten)]
+    Client(l2pop::client::Resource),
 }
 
 fn main() -> ExitCode {
@@ -50,6 +55,7 @@ fn main() -> ExitCode {
             listen,
             store_url,
         } => report(server(config, listen, store_url)),
+        Command::Client(resource) => l2pop::client::run(&cli.client, resource),
     }
 }
 
