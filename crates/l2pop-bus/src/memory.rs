@@ -46,6 +46,7 @@ pub struct MemoryBus {
 }
 
 impl MemoryBus {
+    /// An empty bus: no consumer, no RPC server.
     pub fn new() -> Self {
         MemoryBus::default()
     }
@@ -194,6 +195,7 @@ impl MemoryPublisher {
         self.confirmed.clone()
     }
 
+    /// Counters for metrics.
     pub fn stats(&self) -> PublisherStats {
         self.counters.snapshot()
     }
@@ -239,6 +241,7 @@ impl MemoryConsumer {
         }
     }
 
+    /// The agent host this consumer receives host casts for.
     pub fn host(&self) -> &Host {
         &self.host
     }

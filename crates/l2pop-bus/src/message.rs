@@ -36,6 +36,7 @@ pub struct StreamPosition {
 }
 
 impl StreamPosition {
+    /// The stream numbers `notification` carries.
     pub fn of(notification: &Notification) -> Self {
         StreamPosition {
             seq: notification.seq,

@@ -24,6 +24,7 @@ pub struct RpcFailure {
 }
 
 impl RpcFailure {
+    /// A failure of class `exc_type` with `message`.
     pub fn new(exc_type: impl Into<String>, message: impl Into<String>) -> Self {
         RpcFailure {
             exc_type: exc_type.into(),

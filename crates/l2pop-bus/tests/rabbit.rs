@@ -143,6 +143,7 @@ async fn fanout_and_host_casts_of_every_method_arrive_in_order() {
     assert_eq!(stats.confirmed_messages, 7);
     assert!(stats.published_bytes > 7 * 1000);
     publisher.shutdown(Duration::from_secs(10)).await.unwrap();
+    delete_queues(&[c1.queues(), c2.queues()].concat()).await;
 }
 
 #[tokio::test]
@@ -181,6 +182,7 @@ async fn a_thousand_notifications_arrive_in_order_without_gaps() {
     assert_eq!(hosted, (1..=334).collect::<Vec<u64>>());
     assert_eq!(publisher.stats().confirmed_messages, 1000);
     assert_eq!(publisher.unconfirmed(), 0);
+    delete_queues(consumer.queues()).await;
 }
 
 /// The publisher loses its connection in the middle of a stream; everything still arrives,
@@ -236,7 +238,9 @@ async fn survives_connection_loss(close: impl AsyncFnOnce(&NotificationPublisher
         "reconnects {}, resent {}, duplicates received {duplicates}",
         stats.reconnects, stats.resent_messages
     );
+    assert!(stats.resent_messages > 0 || duplicates == 0, "{stats:?}");
     publisher.shutdown(Duration::from_secs(10)).await.unwrap();
+    delete_queues(consumer.queues()).await;
 }
 
 /// `rabbitmqctl close_connection` on the publisher's connection, found by its name. False
@@ -464,7 +468,10 @@ async fn rpc_calls_get_replies_and_failures() {
         .await
         .unwrap_err();
     assert!(matches!(err, RpcError::Timeout { .. }));
+    let mut queues = server.queues().to_vec();
+    queues.push(client.reply_queue().to_owned());
     client.close().await;
+    delete_queues(&queues).await;
 }
 
 #[tokio::test]

@@ -35,6 +35,7 @@ pub struct ConsumerConfig {
 }
 
 impl ConsumerConfig {
+    /// Neutron's defaults: control exchange `neutron`, the l2pop notifier topic.
     pub fn new(url: impl Into<String>, host: Host) -> Self {
         ConsumerConfig {
             url: url.into(),

@@ -50,6 +50,8 @@ pub struct PublisherConfig {
 }
 
 impl PublisherConfig {
+    /// Neutron's defaults: control exchange `neutron`, the l2pop notifier topic; backoff
+    /// 100 ms to 5 s; 1,024 messages in flight.
     pub fn new(url: impl Into<String>, stream_id: u64) -> Self {
         PublisherConfig {
             url: url.into(),
@@ -76,6 +78,7 @@ struct Entry {
     seq: u64,
     route: Route,
     body: Vec<u8>,
+    /// Published at least once (a later publish is a resend).
     sent: bool,
 }
 
@@ -182,6 +185,7 @@ impl NotificationPublisher {
         self.confirmed.clone()
     }
 
+    /// Counters for metrics.
     pub fn stats(&self) -> PublisherStats {
         self.counters.snapshot()
     }
@@ -307,9 +311,6 @@ impl PublisherTask {
                 SessionEnd::Lost(why) => {
                     warn!(reason = %why, unconfirmed = self.pending.len(), "publisher lost its connection");
                     drop(current);
-                    for entry in &mut self.pending {
-                        entry.sent = false;
-                    }
                     tokio::time::sleep(delays.next_delay()).await;
                 }
             }

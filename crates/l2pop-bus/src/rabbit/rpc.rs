@@ -39,6 +39,7 @@ pub struct RpcServerConfig {
 }
 
 impl RpcServerConfig {
+    /// Serves [`wire::DEFAULT_RPC_TOPIC`] on the control exchange `neutron`.
     pub fn new(url: impl Into<String>, server: impl Into<String>) -> Self {
         RpcServerConfig {
             url: url.into(),
@@ -165,6 +166,7 @@ pub struct RpcClientConfig {
 }
 
 impl RpcClientConfig {
+    /// Calls `topic` on the control exchange `neutron` with target version 1.0.
     pub fn new(url: impl Into<String>, topic: impl Into<String>) -> Self {
         RpcClientConfig {
             url: url.into(),
@@ -192,6 +194,8 @@ pub struct RpcClient {
 }
 
 impl RpcClient {
+    /// Connects, declares the control exchange and the reply queue, and starts consuming
+    /// replies.
     pub async fn connect(config: RpcClientConfig) -> Result<Self, BusError> {
         let connection = super::connect(&config.url, &config.connection_name).await?;
         let channel = super::open_channel(&connection).await?;

@@ -145,3 +145,20 @@ pub fn numbered(items: Vec<(Target, Method, FdbPayload)>) -> Vec<Notification> {
 }
 
 pub const RECV_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// Deletes queues a test declared (topic queues are not auto-delete, as in oslo). Best effort.
+pub async fn delete_queues(names: &[String]) {
+    let Ok(connection) =
+        lapin::Connection::connect(&amqp_url(), lapin::ConnectionProperties::default()).await
+    else {
+        return;
+    };
+    if let Ok(channel) = connection.create_channel().await {
+        for name in names {
+            let _ = channel
+                .queue_delete(name.as_str().into(), Default::default())
+                .await;
+        }
+    }
+    let _ = connection.close(200, "OK".into()).await;
+}
