@@ -505,3 +505,6 @@ fn default_holder() -> String {
 const LEADERSHIP_CHECK_INTERVAL: Duration = Duration::from_secs(1);
 /// How long one such check may take before the leadership counts as lost.
 const LEADERSHIP_CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[cfg(test)]
+mod tests;

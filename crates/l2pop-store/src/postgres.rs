@@ -33,7 +33,7 @@ const LOCK_APPLICATION_NAME: &str = "l2pop-leader";
 const LOCK_SESSION_SETTINGS: &str =
     "SET tcp_keepalives_idle = 5; SET tcp_keepalives_interval = 2; SET tcp_keepalives_count = 3";
 
-const fn fnv1a_i64(bytes: &[u8]) -> i64 {
+pub(crate) const fn fnv1a_i64(bytes: &[u8]) -> i64 {
     let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
     let mut i = 0;
     while i < bytes.len() {

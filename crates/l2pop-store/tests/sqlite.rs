@@ -197,11 +197,6 @@ async fn acknowledged_appends_survive_kill_9() {
             .unwrap();
         let log = store.read_log(0).read_to_end().await.unwrap();
         let last = store.last_seq().await.unwrap();
-        eprintln!(
-            "DEBUG round {round}: acked {} max {:?} last {last}",
-            acked.len(),
-            acked.iter().max()
-        );
         assert_eq!(log.len() as u64, last, "round {round}: contiguous from 1");
         assert_eq!(
             log,

@@ -1,4 +1,5 @@
 -- l2pop store schema v1 (PostgreSQL). Keep in step with migrations/sqlite/0001_initial.sql.
+-- Never edit a released migration (sqlx refuses a changed checksum): add NNNN_<what>.sql.
 
 -- Key/value facts about this store: 'cluster_id' (random u64, decimal) and
 -- 'log_floor' (highest seq removed from command_log by compaction, decimal).
