@@ -542,8 +542,8 @@ async fn kill_9_loses_nothing_acknowledged_and_restart_rebuilds_the_engine_state
     let ops: Vec<Arc<Vec<Op>>> = (0..CLIENTS).map(|c| Arc::new(ops_for(c))).collect();
     // Per client: operations applied on the live server (a prefix of its sequence) and on the
     // reference; port name → id on each.
-    let mut applied = vec![0usize; CLIENTS];
-    let mut replayed = vec![0usize; CLIENTS];
+    let mut applied = [0usize; CLIENTS];
+    let mut replayed = [0usize; CLIENTS];
     let mut live_ids: Vec<HashMap<String, String>> = vec![HashMap::new(); CLIENTS];
     let mut reference_ids: Vec<HashMap<String, String>> = vec![HashMap::new(); CLIENTS];
 
