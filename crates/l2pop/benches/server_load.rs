@@ -23,6 +23,13 @@
 //! `ServerState::execute`, serialize the command, render the answer). The table prints the
 //! server's ops/s divided by each, and 64 clients ÷ 1 client per store (the group-commit
 //! claim). Nothing asserts on time.
+//!
+//! Environment: `L2POP_BENCH_SECS` (default 60), `L2POP_BENCH_AMQP_URL` (default
+//! `amqp://guest:guest@127.0.0.1:5672/%2f`), `L2POP_BENCH_PG_URL` (an admin connection for
+//! `psql`, default `postgres://postgres@127.0.0.1:5432/postgres`), `L2POP_BENCH_ONLY`
+//! (`;`-separated substrings of the labels of the configurations to run, e.g.
+//! `sqlite + rabbit, 64;memory`).
+//! An unreachable RabbitMQ or PostgreSQL fails the run with a message saying so.
 
 #[path = "../../l2pop-engine/benches/support/report.rs"]
 mod report;
@@ -1067,7 +1074,7 @@ fn parent() -> anyhow::Result<()> {
     });
 
     if let Ok(only) = std::env::var("L2POP_BENCH_ONLY") {
-        configurations.retain(|c| c.label().contains(&only));
+        configurations.retain(|c| only.split(';').any(|part| c.label().contains(part.trim())));
         if configurations.is_empty() {
             bail!("L2POP_BENCH_ONLY={only:?} matches no configuration");
         }
