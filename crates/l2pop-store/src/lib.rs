@@ -41,6 +41,7 @@ use std::time::Duration;
 
 pub use error::StoreError;
 pub use leadership::Leadership;
+pub use location::redact as redact_url;
 pub use postgres::LEADER_LOCK_KEY;
 
 use location::Location;

@@ -47,7 +47,7 @@ impl Location {
 }
 
 /// The URL with any password replaced by `***`, for error messages and logs.
-pub(crate) fn redact(url: &str) -> String {
+pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };

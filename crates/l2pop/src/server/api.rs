@@ -140,7 +140,33 @@ fn deleted(command: Command) -> Planned {
     planned(command, |_| Ok(Value::Null))
 }
 
-// ---- networks ----
+// ---- networks, subnets, ports ----
+
+/// `{"network": view}` of a network the caller may see (show, and the answer to a write).
+fn network_answer(state: &ServerState, id: NetworkId, caller: &Caller) -> Result<Value, ApiError> {
+    let network = state
+        .visible_network(id, caller)
+        .ok_or_else(|| ApiError::not_found("network", id))?;
+    Ok(json!({ "network": state.network_view(network, caller) }))
+}
+
+fn subnet_answer(state: &ServerState, id: Uuid, caller: &Caller) -> Result<Value, ApiError> {
+    let subnet = state
+        .subnets
+        .get(&id)
+        .filter(|s| caller.sees(&s.project_id))
+        .ok_or_else(|| ApiError::not_found("subnet", id))?;
+    Ok(json!({ "subnet": state.subnet_view(subnet) }))
+}
+
+fn port_answer(state: &ServerState, id: PortId, caller: &Caller) -> Result<Value, ApiError> {
+    let port = state
+        .ports
+        .get(&id)
+        .filter(|p| caller.sees(&p.project_id))
+        .ok_or_else(|| ApiError::not_found("port", id))?;
+    Ok(json!({ "port": state.port_view(port, caller) }))
+}
 
 async fn networks_list(
     State(app): State<App>,
@@ -168,11 +194,7 @@ async fn network_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes
             let (id, command) = state.plan_network_create(caller, request, &tenant, fresh)?;
             let caller = caller.clone();
             Ok(planned(command, move |state| {
-                let network = state
-                    .networks
-                    .get(&id)
-                    .ok_or_else(|| ApiError::not_found("network", id))?;
-                Ok(json!({ "network": state.network_view(network, &caller) }))
+                network_answer(state, id, &caller)
             }))
         },
     )
@@ -185,11 +207,7 @@ async fn network_show(
     Path(id): Path<String>,
 ) -> Response {
     app.read(&headers, move |state, caller| {
-        let id: NetworkId = path_id("network", &id)?;
-        let network = state
-            .visible_network(id, caller)
-            .ok_or_else(|| ApiError::not_found("network", id))?;
-        Ok(json!({ "network": state.network_view(network, caller) }))
+        network_answer(state, path_id("network", &id)?, caller)
     })
     .await
 }
@@ -206,11 +224,7 @@ async fn network_update(
         let command = state.plan_network_update(caller, id, request)?;
         let caller = caller.clone();
         Ok(planned(command, move |state| {
-            let network = state
-                .networks
-                .get(&id)
-                .ok_or_else(|| ApiError::not_found("network", id))?;
-            Ok(json!({ "network": state.network_view(network, &caller) }))
+            network_answer(state, id, &caller)
         }))
     })
     .await
@@ -227,8 +241,6 @@ async fn network_delete(
     })
     .await
 }
-
-// ---- subnets ----
 
 async fn subnets_list(
     State(app): State<App>,
@@ -253,12 +265,9 @@ async fn subnet_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes)
         move |state, caller, fresh| {
             let request = body(json_body(&bytes)?, "subnet")?;
             let (id, command) = state.plan_subnet_create(caller, request, fresh)?;
+            let caller = caller.clone();
             Ok(planned(command, move |state| {
-                let subnet = state
-                    .subnets
-                    .get(&id)
-                    .ok_or_else(|| ApiError::not_found("subnet", id))?;
-                Ok(json!({ "subnet": state.subnet_view(subnet) }))
+                subnet_answer(state, id, &caller)
             }))
         },
     )
@@ -271,13 +280,7 @@ async fn subnet_show(
     Path(id): Path<String>,
 ) -> Response {
     app.read(&headers, move |state, caller| {
-        let id: Uuid = path_id("subnet", &id)?;
-        let subnet = state
-            .subnets
-            .get(&id)
-            .filter(|s| caller.sees(&s.project_id))
-            .ok_or_else(|| ApiError::not_found("subnet", id))?;
-        Ok(json!({ "subnet": state.subnet_view(subnet) }))
+        subnet_answer(state, path_id("subnet", &id)?, caller)
     })
     .await
 }
@@ -292,18 +295,13 @@ async fn subnet_update(
         let id: Uuid = path_id("subnet", &id)?;
         let request = body(json_body(&bytes)?, "subnet")?;
         let command = state.plan_subnet_update(caller, id, request)?;
+        let caller = caller.clone();
         Ok(planned(command, move |state| {
-            let subnet = state
-                .subnets
-                .get(&id)
-                .ok_or_else(|| ApiError::not_found("subnet", id))?;
-            Ok(json!({ "subnet": state.subnet_view(subnet) }))
+            subnet_answer(state, id, &caller)
         }))
     })
     .await
 }
-
-// ---- ports ----
 
 async fn ports_list(
     State(app): State<App>,
@@ -344,11 +342,7 @@ async fn port_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -
             let (id, command) = state.plan_port_create(caller, request, fresh)?;
             let caller = caller.clone();
             Ok(planned(command, move |state| {
-                let port = state
-                    .ports
-                    .get(&id)
-                    .ok_or_else(|| ApiError::not_found("port", id))?;
-                Ok(json!({ "port": state.port_view(port, &caller) }))
+                port_answer(state, id, &caller)
             }))
         },
     )
@@ -357,13 +351,7 @@ async fn port_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -
 
 async fn port_show(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
     app.read(&headers, move |state, caller| {
-        let id: PortId = path_id("port", &id)?;
-        let port = state
-            .ports
-            .get(&id)
-            .filter(|p| caller.sees(&p.project_id))
-            .ok_or_else(|| ApiError::not_found("port", id))?;
-        Ok(json!({ "port": state.port_view(port, caller) }))
+        port_answer(state, path_id("port", &id)?, caller)
     })
     .await
 }
@@ -380,11 +368,7 @@ async fn port_update(
         let command = state.plan_port_update(caller, id, request)?;
         let caller = caller.clone();
         Ok(planned(command, move |state| {
-            let port = state
-                .ports
-                .get(&id)
-                .ok_or_else(|| ApiError::not_found("port", id))?;
-            Ok(json!({ "port": state.port_view(port, &caller) }))
+            port_answer(state, id, &caller)
         }))
     })
     .await
@@ -460,9 +444,7 @@ async fn drinstance_add(
         let host = state
             .bgp_agent_host(agent)
             .ok_or_else(|| ApiError::not_found("agent", agent))?;
-        let value = json_body(&bytes)?;
-        let request: requests::DrInstanceBody = serde_json::from_value(value.clone())
-            .map_err(|e| ApiError::invalid("bgp_speaker_id", value, e))?;
+        let request: requests::DrInstanceBody = whole_body(&bytes)?;
         let speaker = request.bgp_speaker_id;
         Ok(planned(
             Command::SpeakerAddAgent {
@@ -774,9 +756,7 @@ async fn speaker_vpn(
 ) -> Response {
     app.write(&headers, StatusCode::OK, move |state, caller, _| {
         let id: SpeakerId = path_id("bgp_speaker", &id)?;
-        let value = json_body(&bytes)?;
-        let request: requests::SpeakerVpnBody = serde_json::from_value(value.clone())
-            .map_err(|e| ApiError::invalid("bgpvpn_id", value, e))?;
+        let request: requests::SpeakerVpnBody = whole_body(&bytes)?;
         let bgpvpn = request.bgpvpn_id;
         let command = state.plan_speaker_vpn(caller, id, request, add)?;
         Ok(planned(command, move |_| {
@@ -841,11 +821,7 @@ async fn l2pop_device(
         let command = state.plan_device(port, up, request)?;
         let caller = caller.clone();
         Ok(planned(command, move |state| {
-            let port = state
-                .ports
-                .get(&port)
-                .ok_or_else(|| ApiError::not_found("port", port))?;
-            Ok(json!({ "port": state.port_view(port, &caller) }))
+            port_answer(state, port, &caller)
         }))
     })
     .await
@@ -908,14 +884,9 @@ struct DevicesBody {
     devices: Vec<DeviceRoute>,
 }
 
-/// Parses a whole-body JSON object into `T`, naming the offending attribute.
+/// Parses a whole JSON body (no resource key) into `T`, naming the offending attribute.
 fn whole_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    let value = json_body(bytes)?;
-    let mut track = serde_path_to_error::Track::new();
-    T::deserialize(serde_path_to_error::Deserializer::new(&value, &mut track)).map_err(|e| {
-        let path = track.path().to_string();
-        ApiError::invalid(&path, Value::Null, e)
-    })
+    requests::tracked(json_body(bytes)?)
 }
 
 /// `POST /v2.0/l2pop/bgp-agents/{host}/gateways`: EVPN type-3 routes learned or withdrawn.

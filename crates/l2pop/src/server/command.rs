@@ -212,7 +212,7 @@ pub enum Command {
 }
 
 /// serde for `Option<Option<T>>`: absent → `None`, `null` → `Some(None)`.
-mod double_option {
+pub(crate) mod double_option {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
     pub fn serialize<S: Serializer, T: Serialize>(

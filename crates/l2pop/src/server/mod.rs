@@ -34,8 +34,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
-use l2pop_model::{Method, Notification, Target};
-use l2pop_store::{Leadership, LogRecord, Store};
+use l2pop_model::{Notification, Target};
+use l2pop_store::{Leadership, LogRecord, Store, redact_url};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
@@ -90,7 +90,7 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let store = Store::open(&settings.store_url)
         .await
-        .with_context(|| format!("store.url: cannot open {}", redact(&settings.store_url)))?;
+        .with_context(|| format!("store.url: cannot open {}", redact_url(&settings.store_url)))?;
     let (owner_tx, owner_rx) = watch::channel::<Option<OwnerHandle>>(None);
     let app = api::App {
         owner: owner_rx,
@@ -122,7 +122,7 @@ async fn lead(
     owner_tx: &watch::Sender<Option<OwnerHandle>>,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
-    tracing::info!(store = %redact(&settings.store_url), "standing by for the leadership");
+    tracing::info!(store = %redact_url(&settings.store_url), "standing by for the leadership");
     let leadership = tokio::select! {
         leadership = store.acquire_leadership_as(&settings.name, settings.leader_poll) => {
             leadership.context("store: cannot acquire the leadership")?
@@ -289,17 +289,16 @@ async fn own(
 }
 
 fn count_notification(notification: &Notification) {
-    let method = match notification.method {
-        Method::AddFdbEntries => "add_fdb_entries",
-        Method::RemoveFdbEntries => "remove_fdb_entries",
-        Method::UpdateFdbEntries => "update_fdb_entries",
-    };
     let target = match notification.target {
         Target::Fanout => "fanout",
         Target::Host(_) => "host",
     };
-    metrics::counter!("l2pop_notifications_total", "method" => method, "target" => target)
-        .increment(1);
+    metrics::counter!(
+        "l2pop_notifications_total",
+        "method" => notification.method.as_str(),
+        "target" => target
+    )
+    .increment(1);
 }
 
 /// The broker-confirmed notification seq, recorded in the store at most twice a second: a
@@ -321,19 +320,5 @@ impl Watermark {
             Ok(()) => self.recorded = confirmed,
             Err(error) => tracing::warn!(%error, "could not record the publish watermark"),
         }
-    }
-}
-
-/// A URL with its password replaced, for logs and errors.
-fn redact(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(scheme), Some(at)) if at > scheme => {
-            let credentials = &url[scheme + 3..at];
-            match credentials.split_once(':') {
-                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
-                None => url.to_owned(),
-            }
-        }
-        _ => url.to_owned(),
     }
 }

@@ -9,7 +9,7 @@
 //! fsync per request. A failed commit leaves the in-memory state ahead of the log: the owner
 //! answers 503 to that batch and stops, and the process restarts from the log.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use l2pop_model::{Host, Notification, Uuid};
 use serde_json::Value;
@@ -146,32 +146,11 @@ impl Fresh for SystemFresh {
     }
 }
 
-/// `2026-11-21T10:47:02Z`, Neutron's API timestamp format.
+/// `2026-11-21T10:47:02Z`, Neutron's API timestamp format: the date and time of Python's
+/// `str(datetime)` (`2026-11-21 10:47:02[.ffffff]`), which the bus already renders.
 pub fn neutron_timestamp(time: SystemTime) -> String {
-    let seconds = time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let days = (seconds / 86_400) as i64;
-    let rest = seconds % 86_400;
-    let (year, month, day) = civil_from_days(days);
-    format!(
-        "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}Z",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
-    )
-}
-
-/// Days since 1970-01-01 → (year, month, day), Howard Hinnant's algorithm.
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
+    let python = l2pop_bus::context::python_timestamp(time);
+    format!("{}T{}Z", &python[..10], &python[11..19])
 }
 
 /// When each agent was last heard from (not durable: agents report every few seconds).
@@ -272,4 +251,19 @@ pub fn run_round(state: &mut ServerState, jobs: Vec<Job>, fresh: &mut dyn Fresh)
         }
     }
     round
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, UNIX_EPOCH};
+
+    use super::neutron_timestamp;
+
+    #[test]
+    fn neutron_timestamps_have_seconds_precision_and_a_z() {
+        let at = UNIX_EPOCH + Duration::from_micros(1_795_258_022_361_756);
+        assert_eq!(neutron_timestamp(at), "2026-11-21T10:47:02Z");
+        let whole = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(neutron_timestamp(whole), "2000-02-29T00:00:00Z");
+    }
 }

@@ -67,11 +67,16 @@ pub fn body<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, ApiError>
             "is not a recognized top-level key",
         ));
     }
+    tracked(inner)
+}
+
+/// Deserializes `value` into `T`. On error the field is the attribute's path
+/// (`provider:segmentation_id`, `devices[0].mac`) and the value is what was sent there.
+pub fn tracked<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
     let mut track = serde_path_to_error::Track::new();
-    let deserializer = serde_path_to_error::Deserializer::new(&inner, &mut track);
+    let deserializer = serde_path_to_error::Deserializer::new(&value, &mut track);
     T::deserialize(deserializer).map_err(|error| {
         let message = error.to_string();
-        let path = track.path().to_string();
         if let Some(rest) = message.strip_prefix("unknown field `") {
             let field = rest.split('`').next().unwrap_or(rest);
             return ApiError::invalid(
@@ -80,12 +85,10 @@ pub fn body<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, ApiError>
                 "Unrecognized attribute",
             );
         }
-        let field = path.split('.').next().unwrap_or(&path).to_owned();
-        let value = inner
-            .get(field.split('[').next().unwrap_or(&field))
-            .cloned()
-            .unwrap_or(Value::Null);
-        ApiError::invalid(&field, value, message)
+        let path = track.path().to_string();
+        let pointer = format!("/{}", path.replace(['[', '.'], "/").replace(']', ""));
+        let sent = value.pointer(&pointer).cloned().unwrap_or(Value::Null);
+        ApiError::invalid(&path, sent, message)
     })
 }
 
@@ -243,7 +246,10 @@ pub struct SubnetCreateBody {
     cidr: IpNet,
     ip_version: Option<u8>,
     /// Absent: the first address; `null`: none.
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "super::command::double_option::deserialize"
+    )]
     gateway_ip: Option<Option<IpAddr>>,
     #[serde(default = "yes")]
     enable_dhcp: bool,
@@ -255,12 +261,6 @@ pub struct SubnetCreateBody {
 #[serde(deny_unknown_fields)]
 pub struct SubnetUpdateBody {
     name: String,
-}
-
-fn present<'de, D: serde::Deserializer<'de>, T: Deserialize<'de>>(
-    deserializer: D,
-) -> Result<Option<Option<T>>, D::Error> {
-    Option::<T>::deserialize(deserializer).map(Some)
 }
 
 impl ServerState {
@@ -791,11 +791,21 @@ pub struct BgpvpnUpdateBody {
     import_targets: Option<Vec<RouteTarget>>,
     export_targets: Option<Vec<RouteTarget>>,
     route_distinguishers: Option<Vec<RouteTarget>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "super::command::double_option::deserialize"
+    )]
     local_pref: Option<Option<u64>>,
-    #[serde(default, rename = "type", deserialize_with = "present")]
+    #[serde(
+        default,
+        rename = "type",
+        deserialize_with = "super::command::double_option::deserialize"
+    )]
     vpn_type: Option<Option<Value>>,
-    #[serde(default, deserialize_with = "present")]
+    #[serde(
+        default,
+        deserialize_with = "super::command::double_option::deserialize"
+    )]
     vni: Option<Option<Value>>,
 }
 

@@ -79,10 +79,11 @@ impl Default for ServerState {
 impl ServerState {
     /// An empty state with the BGPVPN extension registered (its name is `bgpvpn`).
     pub fn new() -> Self {
+        // One extension under a fixed name: registration cannot meet a duplicate.
         let engine = EngineBuilder::new()
             .extension(l2pop_bgpvpn::NAME, Bgpvpn::new())
-            .map(EngineBuilder::build)
-            .unwrap_or_else(|_| Engine::new());
+            .expect("the only registered extension has a unique name")
+            .build();
         ServerState {
             engine,
             networks: BTreeMap::new(),
@@ -121,17 +122,6 @@ impl ServerState {
     /// Extension reports gathered since the last call (logged and counted by the owner).
     pub fn take_reports(&mut self) -> Vec<l2pop_engine::Report> {
         self.engine.take_reports()
-    }
-
-    /// Records an agent heartbeat that changed nothing l2pop reads (not logged).
-    pub fn heartbeat(&mut self, host: &Host, at: &str) -> bool {
-        match self.agents.get_mut(host) {
-            Some(agent) => {
-                agent.heartbeat_at = at.to_owned();
-                true
-            }
-            None => false,
-        }
     }
 
     fn execute_inner(&mut self, command: &Command) -> Result<Vec<Notification>, ApiError> {
