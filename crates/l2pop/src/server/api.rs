@@ -317,11 +317,7 @@ async fn ports_list(
                 .get(&network)
                 .map(|ports| ports.iter().copied().collect())
                 .unwrap_or_default(),
-            None => {
-                let mut ids: Vec<PortId> = state.ports.keys().copied().collect();
-                ids.sort();
-                ids
-            }
+            None => state.ports.keys().copied().collect(),
         };
         let items = ids
             .iter()

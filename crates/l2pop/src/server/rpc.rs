@@ -9,7 +9,7 @@
 //! | `get_fdb_entries` | `host` | `{"host", "fanout_seq", "host_seq", "fdb_entries"}`: every network's full FDB (resync) |
 
 use l2pop_bus::{RpcFailure, RpcRequest};
-use l2pop_model::{FdbEntries, Host, PortId};
+use l2pop_model::{FdbEntries, Host, PortId, Uuid};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
@@ -183,22 +183,34 @@ async fn handle(owner: &OwnerHandle, method: &str, args: Value) -> Result<Value,
     }
 }
 
-/// A device name as agents report it: the port id, or `tap` + the id's first 11 characters.
+/// A device name as agents report it: the port id, or `tap` + the id's first 11 characters
+/// (`xxxxxxxx-xx`, the top 40 bits). The prefix is a range of ids, looked up in the ordered
+/// port map, so a Linux bridge agent's `update_device_up` costs a range query, not a scan.
 fn resolve_device(state: &ServerState, device: &str) -> Result<PortId, ApiError> {
     if let Ok(id) = device.parse::<PortId>() {
         return Ok(id);
     }
-    let prefix = device.strip_prefix("tap").unwrap_or(device);
-    if prefix.len() >= 8 {
-        let mut matches = state
-            .ports
-            .keys()
-            .filter(|id| id.to_string().starts_with(prefix));
-        if let (Some(id), None) = (matches.next(), matches.next()) {
-            return Ok(*id);
-        }
+    let not_found = || ApiError::not_found("port", device).with_field("device");
+    let digits: String = device
+        .strip_prefix("tap")
+        .unwrap_or(device)
+        .chars()
+        .filter(|c| *c != '-')
+        .collect();
+    if digits.len() < 8 || digits.len() >= 32 {
+        return Err(not_found());
     }
-    Err(ApiError::not_found("port", device).with_field("device"))
+    let prefix = u128::from_str_radix(&digits, 16).map_err(|_| not_found())?;
+    let free_bits = 128 - 4 * digits.len() as u32;
+    let low = PortId(Uuid::from_u128(prefix << free_bits));
+    let high = PortId(Uuid::from_u128(
+        (prefix << free_bits) | ((1u128 << free_bits) - 1),
+    ));
+    let mut matches = state.ports.range(low..=high).map(|(id, _)| *id);
+    match (matches.next(), matches.next()) {
+        (Some(id), None) => Ok(id),
+        _ => Err(not_found()),
+    }
 }
 
 /// Every network's full FDB for `host`, with the stream positions it reflects (resync).
@@ -216,4 +228,74 @@ pub fn full_fdb(state: &ServerState, host: &Host) -> Value {
         "host_seq": engine.host_seq(host),
         "fdb_entries": entries,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::server::command::{Command, NetworkRecord, PortRecord};
+    use l2pop_model::{Mac, NetworkId, NetworkType};
+
+    fn state_with_ports(ids: &[u128]) -> ServerState {
+        let mut state = ServerState::new();
+        let network = NetworkId(Uuid::from_u128(1));
+        let record = NetworkRecord {
+            id: network,
+            name: String::new(),
+            description: String::new(),
+            project_id: "p".into(),
+            admin_state_up: true,
+            network_type: NetworkType::Vxlan,
+            segmentation_id: Some(7),
+            physical_network: None,
+            created_at: String::new(),
+        };
+        state
+            .execute(&Command::NetworkCreate { network: record })
+            .unwrap();
+        for (n, id) in ids.iter().enumerate() {
+            let port = PortRecord {
+                id: PortId(Uuid::from_u128(*id)),
+                name: String::new(),
+                project_id: "p".into(),
+                network_id: network,
+                mac: Mac::new([0xfa, 0x16, 0x3e, 0, 0, n as u8 + 1]),
+                fixed_ips: Vec::new(),
+                device_owner: String::new(),
+                device_id: String::new(),
+                host: None,
+                admin_state_up: true,
+                created_at: String::new(),
+            };
+            state.execute(&Command::PortCreate { port }).unwrap();
+        }
+        state
+    }
+
+    #[test]
+    fn tap_names_resolve_to_the_one_port_with_that_prefix() {
+        let a = 0x1234_5678_9a00_0000_0000_0000_0000_0001_u128;
+        let b = 0x1234_5678_9b00_0000_0000_0000_0000_0002_u128;
+        let state = state_with_ports(&[a, b]);
+        let tap = |id: u128| format!("tap{}", &PortId(Uuid::from_u128(id)).to_string()[..11]);
+        assert_eq!(
+            resolve_device(&state, &tap(a)).unwrap(),
+            PortId(Uuid::from_u128(a))
+        );
+        assert_eq!(
+            resolve_device(&state, &tap(b)).unwrap(),
+            PortId(Uuid::from_u128(b))
+        );
+        // Ambiguous (both share 12345678-9) and unknown prefixes are not found.
+        assert!(resolve_device(&state, "tap12345678-9").is_err());
+        assert!(resolve_device(&state, "tapffffffff-ff").is_err());
+        assert!(resolve_device(&state, "tapnothex").is_err());
+        let full = PortId(Uuid::from_u128(a)).to_string();
+        assert_eq!(
+            resolve_device(&state, &full).unwrap(),
+            PortId(Uuid::from_u128(a))
+        );
+    }
 }

@@ -50,7 +50,8 @@ pub struct ServerState {
     pub(crate) engine: Engine,
     pub(crate) networks: BTreeMap<NetworkId, NetworkRecord>,
     pub(crate) subnets: BTreeMap<SubnetId, SubnetRecord>,
-    pub(crate) ports: HashMap<PortId, PortRecord>,
+    /// Ordered by id: listings need no sort, and a `tap…` device name is a range (see `rpc`).
+    pub(crate) ports: BTreeMap<PortId, PortRecord>,
     /// Ports of each network, for listing and deletion checks.
     pub(crate) network_ports: HashMap<NetworkId, BTreeSet<PortId>>,
     /// Addresses in use per subnet, and where the next allocation scan starts.
@@ -88,7 +89,7 @@ impl ServerState {
             engine,
             networks: BTreeMap::new(),
             subnets: BTreeMap::new(),
-            ports: HashMap::new(),
+            ports: BTreeMap::new(),
             network_ports: HashMap::new(),
             allocations: HashMap::new(),
             agents: BTreeMap::new(),
