@@ -73,6 +73,8 @@ pub enum BusError {
         #[source]
         source: lapin::Error,
     },
+    #[error("invalid AMQP URL {url}: {reason}")]
+    BadUrl { url: String, reason: String },
     #[error("AMQP {operation} failed: {source}")]
     Amqp {
         operation: String,
@@ -85,6 +87,17 @@ pub enum BusError {
         "notification seq {got} is not after seq {last}: notifications must be published in sequence order"
     )]
     OutOfOrder { last: u64, got: u64 },
+    /// A queue name, exchange name or routing key longer than an AMQP `shortstr` (255 bytes):
+    /// refused before it reaches lapin, which cannot encode it.
+    #[error("{what} {value:?} is {} bytes; AMQP carries at most 255", value.len())]
+    TooLong { what: &'static str, value: String },
+    /// A notifier topic so long that a host cast to a [`l2pop_model::Host::MAX_LEN`]-byte host
+    /// would not fit a routing key.
+    #[error(
+        "topic {topic:?} is {} bytes; at most {max} leave room for every host name in a routing key",
+        topic.len()
+    )]
+    TopicTooLong { topic: String, max: usize },
     #[error("no queue is bound for routing key {0:?}")]
     Unroutable(String),
     #[error("the {0} task has stopped")]
@@ -96,6 +109,15 @@ pub enum BusError {
 }
 
 impl BusError {
+    /// True when only the one message was refused (it cannot be carried or is out of order)
+    /// and the publisher goes on working; false when the transport itself failed.
+    pub fn is_per_message(&self) -> bool {
+        matches!(
+            self,
+            BusError::TooLong { .. } | BusError::Encode(_) | BusError::OutOfOrder { .. }
+        )
+    }
+
     pub(crate) fn amqp(operation: impl Into<String>, source: lapin::Error) -> Self {
         BusError::Amqp {
             operation: operation.into(),

@@ -7,7 +7,10 @@
 //!   oslo     envelope 2.0, requests (cast/call), replies, failures   bytes <-> values
 //!   message  Notification <-> l2pop cast body (+ _context_l2pop, deterministic _unique_id)
 //!   wire     exchanges / queues / bindings / properties oslo declares, as values
+//!   follower positions in the fanout and host streams: apply, duplicate, or resync
 //!  I/O ──────────────────────────────────────────────────────────────────────────────
+//!   connect  the seam: connect(&BusSettings) -> Bus, whose publisher / consumer / rpc_server /
+//!            rpc_client are one type each over either backend below (callers name no backend)
 //!   rabbit   NotificationPublisher (confirms, reconnect, resend)  ─► <topic>_fanout / neutron
 //!            NotificationConsumer  (the three agent queues)       ◄─ Received
 //!            RpcServer (RpcRequest on an mpsc), RpcClient (call/cast)
@@ -19,8 +22,10 @@
 //! yield [`Received`] in the order of each queue; RPC servers hand [`RpcRequest`]s to an mpsc
 //! sender the caller owns and answer calls through their oneshot.
 
+pub mod connect;
 pub mod context;
 mod error;
+pub mod follower;
 pub mod memory;
 pub mod message;
 pub mod oslo;
@@ -28,7 +33,9 @@ pub mod rabbit;
 mod rpc;
 pub mod wire;
 
+pub use connect::{Backend, Bus, BusSettings, Consumer, Publisher, RpcClient, RpcServer, connect};
 pub use context::Context;
 pub use error::{BusError, DecodeError, EncodeError, RpcError};
+pub use follower::{Follower, Positions, Resync, Stream, Verdict};
 pub use message::{Received, StreamPosition};
 pub use rpc::{PublisherStats, RpcFailure, RpcReply, RpcRequest};

@@ -58,11 +58,18 @@ impl MemoryBus {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    /// A publisher whose `_unique_id`s start with `stream_id`.
+    /// A publisher whose `_unique_id`s start with `stream_id`, on Neutron's l2pop topic.
     pub fn publisher(&self, stream_id: u64) -> MemoryPublisher {
-        let (confirmed_tx, confirmed) = watch::channel(0);
+        self.publisher_on(wire::DEFAULT_TOPIC, stream_id, 0)
+    }
+
+    /// A publisher on `topic` (whose length bounds the host casts it can route, as on the
+    /// broker), continuing after `confirmed_seq`.
+    pub fn publisher_on(&self, topic: &str, stream_id: u64, confirmed_seq: u64) -> MemoryPublisher {
+        let (confirmed_tx, confirmed) = watch::channel(confirmed_seq);
         MemoryPublisher {
             bus: self.clone(),
+            topic: topic.to_owned(),
             stream_id,
             confirmed_tx,
             confirmed,
@@ -160,6 +167,7 @@ impl MemoryBus {
 #[derive(Debug)]
 pub struct MemoryPublisher {
     bus: MemoryBus,
+    topic: String,
     stream_id: u64,
     confirmed_tx: watch::Sender<u64>,
     confirmed: watch::Receiver<u64>,
@@ -178,6 +186,10 @@ impl MemoryPublisher {
                 got: notification.seq,
             });
         }
+        // Refused as the broker's publisher refuses it, so tests see the wire's limits.
+        let route =
+            wire::notification_route(wire::CONTROL_EXCHANGE, &self.topic, &notification.target);
+        wire::check_shortstr("routing key", &route.routing_key)?;
         let body: Arc<[u8]> =
             message::encode_notification(notification, self.stream_id, &Context::admin_now())?
                 .into();

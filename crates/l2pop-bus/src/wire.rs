@@ -15,6 +15,8 @@
 
 use l2pop_model::{Host, Target};
 
+use crate::error::BusError;
+
 /// Neutron's notifier topic for l2pop (`topics.AGENT` + `-l2population-update`).
 pub const DEFAULT_TOPIC: &str = "q-agent-notifier-l2population-update";
 /// Neutron's `control_exchange`.
@@ -23,6 +25,40 @@ pub const CONTROL_EXCHANGE: &str = "neutron";
 pub const DEFAULT_RPC_TOPIC: &str = "l2pop-plugin";
 /// `rabbit_transient_queues_ttl` (1800 s) as the `x-expires` of fanout and reply queues.
 pub const TRANSIENT_QUEUE_EXPIRES_MS: i32 = 1_800_000;
+
+/// AMQP 0-9-1 carries exchange names, queue names and routing keys as a `shortstr`: a length
+/// byte, so at most 255 bytes. lapin cannot encode a longer one (a debug assertion in its I/O
+/// thread, a truncated length byte and a broken frame in release), so every name is checked
+/// with [`check_shortstr`] before it is handed to lapin.
+pub const MAX_SHORTSTR: usize = 255;
+
+/// The longest notifier or RPC topic: `<topic>.<host>` must fit a [`MAX_SHORTSTR`] for every
+/// valid host ([`Host::MAX_LEN`] bytes). Neutron's own topic is exactly this long.
+pub const MAX_TOPIC_LEN: usize = MAX_SHORTSTR - 1 - Host::MAX_LEN;
+
+const _: () = assert!(DEFAULT_TOPIC.len() == MAX_TOPIC_LEN);
+
+/// Refuses a name the wire cannot carry (see [`MAX_SHORTSTR`]).
+pub fn check_shortstr(what: &'static str, value: &str) -> Result<(), BusError> {
+    if value.len() > MAX_SHORTSTR {
+        return Err(BusError::TooLong {
+            what,
+            value: value.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Refuses a topic that would leave some valid host unreachable (see [`MAX_TOPIC_LEN`]).
+pub fn check_topic(topic: &str) -> Result<(), BusError> {
+    if topic.is_empty() || topic.len() > MAX_TOPIC_LEN {
+        return Err(BusError::TopicTooLong {
+            topic: topic.to_owned(),
+            max: MAX_TOPIC_LEN,
+        });
+    }
+    Ok(())
+}
 
 /// AMQP message properties of every oslo message (kombu `Producer.publish` with a dict body).
 pub const CONTENT_TYPE: &str = "application/json";
@@ -211,6 +247,18 @@ mod tests {
             "q-agent-notifier-l2population-update.compute-2"
         );
         assert_eq!(reply_route("reply_x").exchange_name(), "");
+    }
+
+    #[test]
+    fn the_longest_host_fits_the_default_topic() {
+        let host = Host::new(&"h".repeat(Host::MAX_LEN)).expect("valid host");
+        let cast = notification_route(CONTROL_EXCHANGE, DEFAULT_TOPIC, &Target::Host(host));
+        assert_eq!(cast.routing_key.len(), MAX_SHORTSTR);
+        assert!(check_shortstr("routing key", &cast.routing_key).is_ok());
+        assert!(check_shortstr("routing key", &format!("{}x", cast.routing_key)).is_err());
+        assert!(check_topic(DEFAULT_TOPIC).is_ok());
+        let error = check_topic(&format!("{DEFAULT_TOPIC}x")).expect_err("too long");
+        assert!(error.to_string().contains("at most 36"), "{error}");
     }
 
     #[test]

@@ -485,3 +485,83 @@ async fn unreachable_broker_is_a_connect_error() {
         "{text}"
     );
 }
+
+/// A host cast whose routing key would pass AMQP's 255 bytes (a longest host on a topic longer
+/// than Neutron's) is refused by `publish` with its own error, and the notifications after it
+/// still go out. Before, lapin's I/O thread failed on the routing key (its `shortstr` encoder
+/// asserts 255 bytes), the connection died, and the publisher resent the same message after
+/// every reconnect: nothing after it was ever confirmed.
+#[tokio::test]
+async fn a_routing_key_the_wire_cannot_carry_is_refused_and_publishing_goes_on() {
+    // 64 bytes: longer than Neutron's topic, so a 218-byte host makes a 283-byte routing key.
+    let topic = format!("{}-{}", unique("l2pop-test-longtopic"), "t".repeat(31));
+    let mut watcher = consumer(&topic, &unique("h1")).await;
+    let mut publisher = publisher(&topic, 0xbad).await;
+    let net = network();
+    let long = host(&"h".repeat(l2pop_model::Host::MAX_LEN));
+    let sent = numbered(vec![
+        (Target::Fanout, Method::AddFdbEntries, sample_add(net)),
+        (Target::Host(long), Method::AddFdbEntries, sample_add(net)),
+        (Target::Fanout, Method::RemoveFdbEntries, sample_remove(net)),
+    ]);
+    publisher.publish(&sent[0]).await.unwrap();
+    let error = publisher.publish(&sent[1]).await.unwrap_err();
+    assert!(
+        matches!(&error, l2pop_bus::BusError::TooLong { what: "routing key", value } if value.len() > 255),
+        "{error}"
+    );
+    publisher.publish(&sent[2]).await.unwrap();
+    wait_confirmed(&publisher, 3).await;
+    assert_matches(&recv(&mut watcher).await, &sent[0]);
+    assert_matches(&recv(&mut watcher).await, &sent[2]);
+    publisher.shutdown(Duration::from_secs(10)).await.unwrap();
+    delete_queues(watcher.queues()).await;
+}
+
+/// The seam's RPC client over RabbitMQ: a server made by `Bus::rpc_server` (which connects in
+/// the background) answers; after the client's connection is lost, the next call fails at
+/// most once and the one after dials again and is answered: a long-running agent needs no
+/// new client after a broker restart.
+#[tokio::test]
+async fn the_seams_rpc_client_redials_after_a_connection_loss() {
+    let mut settings = l2pop_bus::BusSettings::rabbit(amqp_url());
+    settings.rpc_topic = unique("l2pop-t-rpc");
+    let bus = l2pop_bus::connect(&settings).await.unwrap();
+    let (tx, mut requests) = mpsc::channel(16);
+    let server = bus.rpc_server("server-1", tx);
+    tokio::time::timeout(RECV_TIMEOUT, server.connected().wait_for(|up| *up))
+        .await
+        .unwrap_or_else(|_| broker_unreachable("the RPC server did not connect"))
+        .unwrap();
+    tokio::spawn(async move {
+        while let Some(request) = requests.recv().await {
+            let answer = json!({"method": request.method});
+            request.respond(Ok(answer));
+        }
+    });
+    let client = bus.rpc_client();
+    let call = |method: &'static str| {
+        let client = client.clone();
+        async move {
+            client
+                .call(
+                    None,
+                    method,
+                    &serde_json::Map::new(),
+                    &Context::admin_now(),
+                    Duration::from_secs(5),
+                )
+                .await
+        }
+    };
+    assert_eq!(call("first").await.unwrap(), json!({"method": "first"}));
+    client.close_connection_for_test().await;
+    // The loss may be noticed by this call (a transport error) or before it (a redial).
+    let answered = match call("second").await {
+        Ok(answer) => answer,
+        Err(RpcError::Bus(_)) => call("third").await.unwrap(),
+        Err(other) => panic!("{other}"),
+    };
+    assert!(answered["method"] == "second" || answered["method"] == "third");
+    assert_eq!(call("fourth").await.unwrap(), json!({"method": "fourth"}));
+}

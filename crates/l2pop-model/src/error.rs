@@ -12,7 +12,8 @@ pub enum ModelError {
     #[error("invalid UUID {0:?}: expected 8-4-4-4-12 hex digits")]
     InvalidUuid(String),
     #[error(
-        "invalid host name {0:?}: must be 1 to 255 characters without whitespace or control characters"
+        "invalid host name {0:?}: must be 1 to 218 bytes (what an AMQP routing key leaves for it) \
+         without whitespace or control characters"
     )]
     InvalidHost(String),
     #[error("unknown network type {0:?}: expected vxlan, gre, geneve, vlan, flat or local")]

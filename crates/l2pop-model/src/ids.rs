@@ -135,7 +135,12 @@ uuid_id!(
 pub struct Host(Arc<str>);
 
 impl Host {
-    pub const MAX_LEN: usize = 255;
+    /// The longest host name, in bytes, that the wire can carry: a host cast is published with
+    /// routing key `q-agent-notifier-l2population-update.<host>` (37 bytes before the host), and
+    /// an agent declares a queue of that name; AMQP carries both as a `shortstr` of at most 255
+    /// bytes. Neutron allows 255-byte hosts, but such a host could never be notified: a longer
+    /// name is refused where it enters (API, RPC, configuration) rather than on the wire.
+    pub const MAX_LEN: usize = 255 - "q-agent-notifier-l2population-update.".len();
 
     pub fn new(name: &str) -> Result<Self, ModelError> {
         let valid = !name.is_empty()
@@ -216,7 +221,15 @@ mod tests {
     #[test]
     fn host_validation() {
         assert!(Host::new("compute-1.example.org").is_ok());
-        for bad in ["", "two words", "tab\there", &"h".repeat(256)] {
+        assert_eq!(Host::MAX_LEN, 218);
+        assert!(Host::new(&"h".repeat(218)).is_ok());
+        for bad in [
+            "",
+            "two words",
+            "tab\there",
+            &"h".repeat(219),
+            &"h".repeat(256),
+        ] {
             assert!(Host::new(bad).is_err(), "{bad:?} accepted");
         }
     }

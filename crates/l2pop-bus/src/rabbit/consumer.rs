@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use lapin::message::Delivery;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -57,49 +57,95 @@ pub struct NotificationConsumer {
     received: mpsc::Receiver<Received>,
     queues: Vec<String>,
     rejected: Arc<AtomicU64>,
+    connected: watch::Receiver<bool>,
     task: JoinHandle<()>,
+}
+
+/// What a consumer hands its listener task: the declarations and the handler.
+type Listener = (ListenerConfig, NotificationHandler);
+
+/// The handle's side of a consumer, before its listener task runs.
+struct Shell {
+    received: mpsc::Receiver<Received>,
+    queues: Vec<String>,
+    rejected: Arc<AtomicU64>,
+}
+
+fn prepare(config: ConsumerConfig) -> (Listener, Shell) {
+    let queues = wire::agent_queues(
+        &config.exchange,
+        &config.topic,
+        &config.host,
+        &wire::uuid_hex(),
+    )
+    .to_vec();
+    let names = queues.iter().map(|q| q.name.clone()).collect();
+    let (tx, received) = mpsc::channel(config.capacity.max(1));
+    let rejected = Arc::new(AtomicU64::new(0));
+    let listener = ListenerConfig {
+        url: config.url,
+        connection_name: config.connection_name,
+        queues,
+        prefetch: config.prefetch,
+        backoff: config.backoff,
+    };
+    let handler = NotificationHandler {
+        host: config.host,
+        out: tx,
+        duplicates: DuplicateFilter::default(),
+        rejected: rejected.clone(),
+    };
+    let shell = Shell {
+        received,
+        queues: names,
+        rejected,
+    };
+    ((listener, handler), shell)
+}
+
+impl Shell {
+    fn into_consumer(
+        self,
+        connected: watch::Receiver<bool>,
+        task: JoinHandle<()>,
+    ) -> NotificationConsumer {
+        NotificationConsumer {
+            received: self.received,
+            queues: self.queues,
+            rejected: self.rejected,
+            connected,
+            task,
+        }
+    }
 }
 
 impl NotificationConsumer {
     /// Declares the queues and starts consuming; fails when the broker is unreachable or
     /// refuses a declaration. Messages published after this returns are received.
     pub async fn connect(config: ConsumerConfig) -> Result<Self, BusError> {
-        let queues = wire::agent_queues(
-            &config.exchange,
-            &config.topic,
-            &config.host,
-            &wire::uuid_hex(),
-        )
-        .to_vec();
-        let names = queues.iter().map(|q| q.name.clone()).collect();
-        let (tx, received) = mpsc::channel(config.capacity.max(1));
-        let rejected = Arc::new(AtomicU64::new(0));
-        let handler = NotificationHandler {
-            host: config.host.clone(),
-            out: tx,
-            duplicates: DuplicateFilter::default(),
-            rejected: rejected.clone(),
-        };
+        let ((listener, handler), shell) = prepare(config);
+        let (connected_tx, connected) = watch::channel(false);
         // A consumer never publishes.
         let (_, outgoing) = mpsc::unbounded_channel();
-        let task = listener::start(
-            ListenerConfig {
-                url: config.url,
-                connection_name: config.connection_name,
-                queues,
-                prefetch: config.prefetch,
-                backoff: config.backoff,
-            },
-            handler,
-            outgoing,
-        )
-        .await?;
-        Ok(NotificationConsumer {
-            received,
-            queues: names,
-            rejected,
-            task,
-        })
+        let task = listener::start(listener, handler, outgoing, connected_tx).await?;
+        Ok(shell.into_consumer(connected, task))
+    }
+
+    /// Starts consuming without waiting for the broker: the queues are declared once it is
+    /// reachable ([`NotificationConsumer::connected`] turns true), and again after every
+    /// reconnect. Host casts published meanwhile wait in the host queue if it existed before;
+    /// fanouts published before the first connect are not received (an agent resyncs then).
+    pub fn spawn(config: ConsumerConfig) -> Self {
+        let ((listener, handler), shell) = prepare(config);
+        let (connected_tx, connected) = watch::channel(false);
+        let (_, outgoing) = mpsc::unbounded_channel();
+        let task = listener::spawn(listener, handler, outgoing, connected_tx);
+        shell.into_consumer(connected, task)
+    }
+
+    /// True while the consumer is connected and consuming.
+    pub fn connected(&self) -> watch::Receiver<bool> {
+        self.connected.clone()
     }
 
     /// The next notification, in the order of the queue it came from. `None` once the

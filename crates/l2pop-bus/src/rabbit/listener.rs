@@ -15,7 +15,7 @@ use lapin::options::{
 };
 use lapin::types::FieldTable;
 use lapin::{Channel, Confirmation, Connection, Event, PublisherConfirm};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{info, warn};
 
@@ -100,25 +100,46 @@ pub(crate) async fn start<H: Handler>(
     config: ListenerConfig,
     handler: H,
     outgoing: mpsc::UnboundedReceiver<Outgoing>,
+    connected: watch::Sender<bool>,
 ) -> Result<JoinHandle<()>, BusError> {
     let session = Session::open(&config).await?;
-    Ok(tokio::spawn(run(config, handler, outgoing, session)))
+    Ok(tokio::spawn(run(
+        config,
+        handler,
+        outgoing,
+        Some(session),
+        connected,
+    )))
+}
+
+/// Runs the listener task without waiting for the broker: it connects (and declares) in the
+/// background, retrying with backoff; `connected` says when it is consuming.
+pub(crate) fn spawn<H: Handler>(
+    config: ListenerConfig,
+    handler: H,
+    outgoing: mpsc::UnboundedReceiver<Outgoing>,
+    connected: watch::Sender<bool>,
+) -> JoinHandle<()> {
+    tokio::spawn(run(config, handler, outgoing, None, connected))
 }
 
 async fn run<H: Handler>(
     config: ListenerConfig,
     mut handler: H,
     mut outgoing: mpsc::UnboundedReceiver<Outgoing>,
-    first: Session,
+    mut session: Option<Session>,
+    connected: watch::Sender<bool>,
 ) {
     let mut delays = Delays::new(config.backoff);
-    let mut session = Some(first);
+    let mut reconnect = session.is_none();
     loop {
         let current = match session.take() {
             Some(s) => s,
             None => match Session::open(&config).await {
                 Ok(s) => {
-                    info!(connection = %config.connection_name, "listener reconnected");
+                    if reconnect {
+                        info!(connection = %config.connection_name, "listener connected");
+                    }
                     s
                 }
                 Err(e) => {
@@ -129,8 +150,12 @@ async fn run<H: Handler>(
                 }
             },
         };
+        reconnect = true;
         delays.reset();
-        match serve(current, &mut handler, &mut outgoing).await {
+        connected.send_replace(true);
+        let outcome = serve(current, &mut handler, &mut outgoing).await;
+        connected.send_replace(false);
+        match outcome {
             Ok(()) => return,
             Err(why) => {
                 warn!(reason = %why, connection = %config.connection_name, "listener lost its connection");

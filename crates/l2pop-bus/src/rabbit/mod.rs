@@ -13,8 +13,9 @@
 //!
 //! Every task is owned by its handle and aborted when the handle is dropped. Publisher and
 //! listeners reconnect with exponential backoff ([`Backoff`]); listeners re-declare the same
-//! queue names, so nothing queued while they were away is lost. The RPC client does not
-//! reconnect: its calls fail and the caller retries.
+//! queue names, so nothing queued while they were away is lost. Each says whether it is
+//! connected on a `watch`. [`RpcClient`] does not reconnect (its calls fail after a loss); the
+//! seam's [`crate::connect::RpcClient`] dials a new one at the next call.
 
 mod consumer;
 mod listener;
@@ -91,7 +92,7 @@ pub(crate) async fn connect(url: &str, connection_name: &str) -> Result<Connecti
 }
 
 /// The URL without its password, for errors and logs.
-fn redact(url: &str) -> String {
+pub(crate) fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let userinfo = &url[scheme + 3..at];
@@ -135,6 +136,11 @@ pub(crate) async fn declare_exchange(
 
 /// Declares the queue's exchange, the queue, and the binding, as kombu's `Queue.declare` does.
 pub(crate) async fn declare_queue(channel: &Channel, queue: &wire::Queue) -> Result<(), BusError> {
+    wire::check_shortstr("queue name", &queue.name)?;
+    if let Some(binding) = &queue.binding {
+        wire::check_shortstr("exchange name", &binding.exchange.name)?;
+        wire::check_shortstr("routing key", &binding.routing_key)?;
+    }
     if let Some(binding) = &queue.binding {
         declare_exchange(channel, &binding.exchange).await?;
     }

@@ -89,6 +89,7 @@ struct Entry {
 pub struct NotificationPublisher {
     commands: mpsc::Sender<Command>,
     confirmed: watch::Receiver<u64>,
+    connected: watch::Receiver<bool>,
     counters: Arc<Counters>,
     unconfirmed: Arc<AtomicU64>,
     config: PublisherConfig,
@@ -123,6 +124,7 @@ impl NotificationPublisher {
     fn start(config: PublisherConfig, session: Option<Session>) -> Self {
         let (commands, rx) = mpsc::channel(config.queue_capacity.max(1));
         let (confirmed_tx, confirmed) = watch::channel(config.confirmed_seq);
+        let (connected_tx, connected) = watch::channel(false);
         let counters = Counters::new();
         let unconfirmed = Arc::new(AtomicU64::new(0));
         let task = PublisherTask {
@@ -130,6 +132,7 @@ impl NotificationPublisher {
             commands: rx,
             pending: VecDeque::new(),
             confirmed: confirmed_tx,
+            connected: connected_tx,
             counters: counters.clone(),
             unconfirmed: unconfirmed.clone(),
             flushed: None,
@@ -137,6 +140,7 @@ impl NotificationPublisher {
         NotificationPublisher {
             commands,
             confirmed,
+            connected,
             counters,
             unconfirmed,
             config,
@@ -147,6 +151,10 @@ impl NotificationPublisher {
 
     /// Queues `notification` for publishing (waits when `queue_capacity` notifications are
     /// already queued). Notifications must come in increasing `seq` order.
+    ///
+    /// A notification the wire cannot carry (a routing key over 255 bytes, an unencodable body)
+    /// is refused here with its own error and never queued, so it cannot stall the ones after
+    /// it; only [`BusError::Closed`] means the publisher itself is gone.
     pub async fn publish(&mut self, notification: &Notification) -> Result<(), BusError> {
         if let Some(last) = self.last_seq
             && notification.seq <= last
@@ -156,16 +164,17 @@ impl NotificationPublisher {
                 got: notification.seq,
             });
         }
-        let body = message::encode_notification(
-            notification,
-            self.config.stream_id,
-            &Context::admin_now(),
-        )?;
         let route = wire::notification_route(
             &self.config.exchange,
             &self.config.topic,
             &notification.target,
         );
+        wire::check_shortstr("routing key", &route.routing_key)?;
+        let body = message::encode_notification(
+            notification,
+            self.config.stream_id,
+            &Context::admin_now(),
+        )?;
         let entry = Entry {
             seq: notification.seq,
             route,
@@ -183,6 +192,11 @@ impl NotificationPublisher {
     /// The highest `seq` such that it and every notification before it are confirmed.
     pub fn confirmed(&self) -> watch::Receiver<u64> {
         self.confirmed.clone()
+    }
+
+    /// True while the publisher has a connection to the broker.
+    pub fn connected(&self) -> watch::Receiver<bool> {
+        self.connected.clone()
     }
 
     /// Counters for metrics.
@@ -268,6 +282,7 @@ struct PublisherTask {
     /// Every unconfirmed notification in `seq` order; a prefix of it is in flight.
     pending: VecDeque<Entry>,
     confirmed: watch::Sender<u64>,
+    connected: watch::Sender<bool>,
     counters: Arc<Counters>,
     unconfirmed: Arc<AtomicU64>,
     /// Set by a shutdown request: answered once `pending` is empty.
@@ -303,7 +318,10 @@ impl PublisherTask {
             }
             connected_before = true;
             delays.reset();
-            match self.serve(&current).await {
+            self.connected.send_replace(true);
+            let end = self.serve(&current).await;
+            self.connected.send_replace(false);
+            match end {
                 SessionEnd::Done => {
                     let _ = current.connection.close(200, "OK".into()).await;
                     return;

@@ -12,7 +12,7 @@ use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
 use lapin::types::FieldTable;
 use lapin::{Channel, Connection};
 use serde_json::{Map, Value};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 use tracing::{debug, warn};
 
@@ -58,15 +58,55 @@ impl RpcServerConfig {
 #[derive(Debug)]
 pub struct RpcServer {
     queues: Vec<String>,
+    connected: watch::Receiver<bool>,
     task: JoinHandle<()>,
 }
 
 impl RpcServer {
-    /// Declares the topic, `topic.server` and fanout queues and starts serving.
+    /// Declares the topic, `topic.server` and fanout queues and starts serving; fails when the
+    /// broker is unreachable.
     pub async fn start(
         config: RpcServerConfig,
         requests: mpsc::Sender<RpcRequest>,
     ) -> Result<Self, BusError> {
+        let (queues, listener, handler, outgoing) = Self::prepare(config, requests);
+        let (connected_tx, connected) = watch::channel(false);
+        let task = listener::start(listener, handler, outgoing, connected_tx).await?;
+        Ok(RpcServer {
+            queues,
+            connected,
+            task,
+        })
+    }
+
+    /// Starts serving without waiting for the broker: the queues are declared once it is
+    /// reachable, and again after every reconnect (calls made meanwhile wait in the topic
+    /// queues if they existed, else the callers time out and retry).
+    pub fn spawn(config: RpcServerConfig, requests: mpsc::Sender<RpcRequest>) -> Self {
+        let (queues, listener, handler, outgoing) = Self::prepare(config, requests);
+        let (connected_tx, connected) = watch::channel(false);
+        let task = listener::spawn(listener, handler, outgoing, connected_tx);
+        RpcServer {
+            queues,
+            connected,
+            task,
+        }
+    }
+
+    /// True while the server is connected and consuming.
+    pub fn connected(&self) -> watch::Receiver<bool> {
+        self.connected.clone()
+    }
+
+    fn prepare(
+        config: RpcServerConfig,
+        requests: mpsc::Sender<RpcRequest>,
+    ) -> (
+        Vec<String>,
+        ListenerConfig,
+        RequestHandler,
+        mpsc::UnboundedReceiver<Outgoing>,
+    ) {
         let queues = wire::server_queues(
             &config.exchange,
             &config.topic,
@@ -81,22 +121,14 @@ impl RpcServer {
             replies,
             duplicates: DuplicateFilter::default(),
         };
-        let task = listener::start(
-            ListenerConfig {
-                url: config.url,
-                connection_name: config.connection_name,
-                queues,
-                prefetch: config.prefetch,
-                backoff: config.backoff,
-            },
-            handler,
-            outgoing,
-        )
-        .await?;
-        Ok(RpcServer {
-            queues: names,
-            task,
-        })
+        let listener = ListenerConfig {
+            url: config.url,
+            connection_name: config.connection_name,
+            queues,
+            prefetch: config.prefetch,
+            backoff: config.backoff,
+        };
+        (names, listener, handler, outgoing)
     }
 
     /// The declared queue names: topic, `topic.server`, `topic_fanout_<uuid>`.
@@ -138,6 +170,11 @@ impl Handler for RequestHandler {
             let replies = self.replies.clone();
             tokio::spawn(async move {
                 let answer = answer.await.ok();
+                // `_reply_q` comes from the caller: one the wire cannot carry gets no reply.
+                if let Err(e) = wire::check_shortstr("reply queue", &call.reply_q) {
+                    warn!(error = %e, msg_id = %call.msg_id, "cannot reply");
+                    return;
+                }
                 match shared::reply_body(&call.msg_id, answer) {
                     Ok(body) => {
                         let _ = replies.send(Outgoing {
@@ -246,6 +283,12 @@ impl RpcClient {
         })
     }
 
+    /// False once the connection is lost: calls fail from then on (see
+    /// [`crate::connect::RpcClient`], which reconnects).
+    pub fn is_connected(&self) -> bool {
+        self.connection.status().connected() && !self.task.is_finished()
+    }
+
     /// The reply queue name (`reply_<uuid hex>`).
     pub fn reply_queue(&self) -> &str {
         &self.reply_q
@@ -332,6 +375,7 @@ impl RpcClient {
         })
         .map_err(BusError::from)?;
         let route = wire::rpc_route(&self.config.exchange, &self.config.topic, server);
+        wire::check_shortstr("routing key", &route.routing_key)?;
         self.channel
             .basic_publish(
                 route.exchange_name().into(),
@@ -343,6 +387,15 @@ impl RpcClient {
             .await
             .map_err(|e| BusError::amqp("basic.publish", e))?;
         Ok(())
+    }
+
+    /// Test hook: closes the connection under the client, as a broker restart would.
+    #[doc(hidden)]
+    pub async fn close_connection_for_test(&self) {
+        let _ = self
+            .connection
+            .close(320, "CONNECTION_FORCED - test hook".into())
+            .await;
     }
 
     /// Closes the connection.
