@@ -16,6 +16,41 @@ pub enum StoreError {
         /// The URL, password redacted.
         url: String,
     },
+    /// The folder of an SQLite database file did not exist and could not be created.
+    #[error(
+        "cannot create the folder {path} of the SQLite store: create it (writable by this \
+         user) or choose another path"
+    )]
+    CreateFolder {
+        /// The missing folder.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An existing SQLite file is not an l2pop store (empty, not SQLite, or never initialised):
+    /// refused rather than silently made a new, empty cluster.
+    #[error(
+        "{path} {reason}: not an l2pop store. If it should be one, restore it from a backup; \
+         to start a new, empty cluster there instead, remove the file or start once with \
+         --init (store.init = true)"
+    )]
+    NotAStore {
+        /// The database file.
+        path: PathBuf,
+        /// What is wrong with it: "is empty (0 bytes)", "has no SQLite header", "has no
+        /// l2pop schema".
+        reason: &'static str,
+    },
+    /// The database file exists but could not be inspected.
+    #[error("cannot read the store file {path}")]
+    Inspect {
+        /// The database file.
+        path: PathBuf,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
     /// Connecting to (or creating) the database failed.
     #[error("cannot open store {url}")]
     Open {

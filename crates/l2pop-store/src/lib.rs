@@ -87,6 +87,19 @@ pub enum BackendKind {
     Postgres,
 }
 
+/// Whether opening may create a new, empty store (a new cluster).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Init {
+    /// Only where nothing exists yet: an SQLite path with no file (the first start), or a
+    /// PostgreSQL database without l2pop's tables. An existing SQLite file that is empty, not
+    /// SQLite, or has no l2pop schema is refused with [`StoreError::NotAStore`].
+    #[default]
+    IfAbsent,
+    /// Also on an existing empty SQLite file or database (`l2pop server --init`). A file that
+    /// is not SQLite is still refused.
+    Explicit,
+}
+
 /// A handle on the store. Cheap to clone: clones share the connection pool.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -109,12 +122,20 @@ impl Store {
     /// `sqlite::memory:` (private to this handle and its clones), `postgres://…` and
     /// `postgresql://…`. A database whose recorded schema version is newer than this build's is
     /// refused with [`StoreError::SchemaTooNew`].
+    ///
+    /// A new store is created only where nothing exists yet ([`Init::IfAbsent`]); see
+    /// [`Store::open_with`].
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        Store::open_with(url, Init::IfAbsent).await
+    }
+
+    /// [`Store::open`], saying whether an existing empty database may become a new store.
+    pub async fn open_with(url: &str, init: Init) -> Result<Store, StoreError> {
         let location = Location::parse(url)?;
         let redacted = location::redact(url);
         let backend = match location {
             Location::SqliteFile(path) => {
-                Backend::Sqlite(sqlite::Sqlite::open_file(&path, &redacted).await?)
+                Backend::Sqlite(sqlite::Sqlite::open_file(&path, &redacted, init).await?)
             }
             Location::SqliteMemory => {
                 Backend::Sqlite(sqlite::Sqlite::open_memory(&redacted).await?)

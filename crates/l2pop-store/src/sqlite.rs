@@ -20,7 +20,9 @@ use sqlx::{Row, SqliteConnection};
 
 use crate::leadership::{LockGuard, LockProbe};
 use crate::location::Location;
-use crate::{LeaderInfo, Leadership, LogRecord, Snapshot, StoreError, from_db, parse_u64, to_db};
+use crate::{
+    Init, LeaderInfo, Leadership, LogRecord, Snapshot, StoreError, from_db, parse_u64, to_db,
+};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -53,8 +55,11 @@ enum LockTarget {
 }
 
 impl Sqlite {
-    /// Opens or creates the database file at `path` and migrates it.
-    pub(crate) async fn open_file(path: &Path, url: &str) -> Result<Self, StoreError> {
+    /// Opens or creates the database file at `path` (and its folder, see [`create_folder`])
+    /// and migrates it.
+    pub(crate) async fn open_file(path: &Path, url: &str, init: Init) -> Result<Self, StoreError> {
+        create_folder(path)?;
+        let existing = inspect(path, init)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -67,7 +72,14 @@ impl Sqlite {
             .connect_with(options)
             .await
             .map_err(|source| open_error(url, source))?;
-        Self::init(pool, LockTarget::File(Location::lock_path(path)), url).await
+        let existing = existing.then_some(path);
+        Self::init(
+            pool,
+            LockTarget::File(Location::lock_path(path)),
+            url,
+            existing,
+        )
+        .await
     }
 
     /// Creates a private in-memory database; it lives on one pooled connection that is never
@@ -84,10 +96,17 @@ impl Sqlite {
             .connect_with(options)
             .await
             .map_err(|source| open_error(url, source))?;
-        Self::init(pool, LockTarget::Memory(Arc::default()), url).await
+        Self::init(pool, LockTarget::Memory(Arc::default()), url, None).await
     }
 
-    async fn init(pool: SqlitePool, lock: LockTarget, url: &str) -> Result<Self, StoreError> {
+    /// Migrates the schema. `existing`: the file at that path must already be an l2pop store
+    /// (it has the migrations table), else [`StoreError::NotAStore`] and nothing is written.
+    async fn init(
+        pool: SqlitePool,
+        lock: LockTarget,
+        url: &str,
+        existing: Option<&Path>,
+    ) -> Result<Self, StoreError> {
         let migrate_error = |source| StoreError::Migrate {
             url: url.to_owned(),
             source,
@@ -105,6 +124,12 @@ impl Sqlite {
                     .await
                     .map_err(|e| migrate_error(MigrateError::from(e)))?;
             crate::check_schema_version(found, &MIGRATOR)?;
+        } else if let Some(path) = existing {
+            pool.close().await;
+            return Err(StoreError::NotAStore {
+                path: path.to_owned(),
+                reason: "has no l2pop schema",
+            });
         }
         MIGRATOR.run(&pool).await.map_err(migrate_error)?;
         Ok(Self { pool, lock })
@@ -507,6 +532,75 @@ async fn head(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
     )
     .fetch_one(conn)
     .await
+}
+
+/// Creates the missing folders above a database file, mode 0750 (the log holds every port and
+/// host of the cloud: not for other users), so that the shipped configuration's
+/// `/var/lib/l2pop/l2pop.db` works on a fresh machine.
+/// The first 16 bytes of every SQLite database file.
+const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
+
+/// Checks an existing database file before SQLite opens (and would happily initialise) it.
+/// True when the file exists and must already hold an l2pop store; false when there is no file
+/// (a first start) or `init` is explicit.
+fn inspect(path: &Path, init: Init) -> Result<bool, StoreError> {
+    use std::io::Read as _;
+    let inspect_error = |source| StoreError::Inspect {
+        path: path.to_owned(),
+        source,
+    };
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => {}
+        // Nothing there (a first start), or something SQLite will refuse to open by itself.
+        Ok(_) => return Ok(false),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+        Err(error) => return Err(inspect_error(error)),
+    }
+    let mut file = std::fs::File::open(path).map_err(inspect_error)?;
+    let mut header = Vec::with_capacity(SQLITE_HEADER.len());
+    file.by_ref()
+        .take(SQLITE_HEADER.len() as u64)
+        .read_to_end(&mut header)
+        .map_err(inspect_error)?;
+    let not_a_store = |reason| StoreError::NotAStore {
+        path: path.to_owned(),
+        reason,
+    };
+    if header.is_empty() {
+        // Right after creation the pages may still be in the write-ahead log only.
+        let mut wal = path.as_os_str().to_owned();
+        wal.push("-wal");
+        let wal_len = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        if wal_len == 0 && init != Init::Explicit {
+            return Err(not_a_store("is empty (0 bytes)"));
+        }
+        return Ok(init != Init::Explicit);
+    }
+    if header != SQLITE_HEADER {
+        return Err(not_a_store("has no SQLite header"));
+    }
+    Ok(init != Init::Explicit)
+}
+
+fn create_folder(db: &Path) -> Result<(), StoreError> {
+    let Some(folder) = db.parent().filter(|p| !p.as_os_str().is_empty()) else {
+        return Ok(());
+    };
+    if folder.is_dir() {
+        return Ok(());
+    }
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o750);
+    builder
+        .create(folder)
+        .map_err(|source| StoreError::CreateFolder {
+            path: folder.to_owned(),
+            source,
+        })?;
+    tracing::info!(folder = %folder.display(), "created the store's folder");
+    Ok(())
 }
 
 fn open_error(url: &str, source: sqlx::Error) -> StoreError {

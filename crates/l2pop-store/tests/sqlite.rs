@@ -135,11 +135,15 @@ async fn unsupported_url_names_the_url() {
 
 #[tokio::test]
 async fn unopenable_file_is_an_open_error() {
+    // A missing folder is created (see `missing_folder_is_created_or_named`); a folder where
+    // the database file should be cannot be opened.
     let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite:{}/missing-dir/state.db", dir.path().display());
+    let path = dir.path().join("a-dir/state.db");
+    std::fs::create_dir_all(&path).unwrap();
+    let url = format!("sqlite:{}", path.display());
     let err = Store::open(&url).await.unwrap_err();
     assert!(matches!(err, StoreError::Open { .. }), "{err:?}");
-    assert!(err.to_string().contains("missing-dir"), "{err}");
+    assert!(err.to_string().contains("a-dir"), "{err}");
 }
 
 // --- crash durability -------------------------------------------------------------------------
@@ -311,4 +315,108 @@ async fn run_child_and_kill(path: &Path, url: &str, round: u32) -> Vec<u64> {
         }
     }
     acked
+}
+
+/// A fresh machine: the database's folder does not exist yet. It is created (mode 0750); when
+/// it cannot be, the error names the folder and says what to do.
+#[tokio::test]
+async fn missing_folder_is_created_or_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("var/lib/l2pop/l2pop.db");
+    Store::open(&format!("sqlite:{}", path.display()))
+        .await
+        .unwrap();
+    assert!(path.exists());
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path.parent().unwrap())
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o027, 0, "folder mode {mode:o} lets others in");
+    }
+
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"").unwrap();
+    let below_a_file = file.join("sub/l2pop.db");
+    let error = Store::open(&format!("sqlite:{}", below_a_file.display()))
+        .await
+        .unwrap_err();
+    let text = error.to_string();
+    assert!(
+        matches!(error, l2pop_store::StoreError::CreateFolder { .. })
+            && text.contains(&file.join("sub").display().to_string())
+            && text.contains("create it"),
+        "{text}"
+    );
+}
+
+/// A zeroed or foreign file where the database should be (a failed restore, a wrong path) is
+/// refused, naming the path and what to do; it never silently becomes a new, empty cluster.
+/// Creating a store on an existing file takes [`Init::Explicit`] (`l2pop server --init`).
+#[tokio::test]
+async fn an_empty_or_foreign_file_is_not_a_new_store() {
+    use l2pop_store::Init;
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.db");
+    std::fs::write(&empty, b"").unwrap();
+    let foreign = dir.path().join("foreign.db");
+    std::fs::write(&foreign, vec![0u8; 4096]).unwrap();
+    let bare = dir.path().join("bare.db");
+    {
+        // A valid SQLite database that l2pop never initialised.
+        use sqlx::Connection;
+        let mut conn =
+            sqlx::SqliteConnection::connect(&format!("sqlite:{}?mode=rwc", bare.display()))
+                .await
+                .unwrap();
+        sqlx::query("CREATE TABLE other (x INTEGER)")
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+    for (path, why) in [
+        (&empty, "is empty"),
+        (&foreign, "no SQLite header"),
+        (&bare, "no l2pop schema"),
+    ] {
+        let error = Store::open(&format!("sqlite:{}", path.display()))
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(error, StoreError::NotAStore { .. }),
+            "{}: {error:?}",
+            path.display()
+        );
+        let message = error.to_string();
+        for needed in [&path.display().to_string()[..], why, "--init"] {
+            assert!(message.contains(needed), "no {needed:?} in: {message}");
+        }
+        if path != &foreign {
+            assert_eq!(
+                std::fs::metadata(path).unwrap().len() == 0,
+                path == &empty,
+                "refusing changed {}",
+                path.display()
+            );
+        }
+    }
+    assert_eq!(std::fs::read(&foreign).unwrap(), vec![0u8; 4096]);
+
+    // Explicitly: an empty file becomes a store; a foreign one is still refused.
+    let store = Store::open_with(&format!("sqlite:{}", empty.display()), Init::Explicit)
+        .await
+        .unwrap();
+    let cluster = store.cluster_id();
+    store.close().await;
+    let reopened = Store::open(&format!("sqlite:{}", empty.display()))
+        .await
+        .unwrap();
+    assert_eq!(reopened.cluster_id(), cluster);
+    reopened.close().await;
+    let error = Store::open_with(&format!("sqlite:{}", foreign.display()), Init::Explicit)
+        .await
+        .unwrap_err();
+    assert!(matches!(error, StoreError::NotAStore { .. }), "{error:?}");
 }
