@@ -79,9 +79,10 @@ impl Agent {
 #[tokio::test]
 async fn agents_follow_the_server_over_rabbitmq() {
     let dir = tempfile::tempdir().unwrap();
-    let unique = uuid::Uuid::new_v4().simple().to_string();
-    let topic = format!("l2pop-test-{unique}");
-    let rpc_topic = format!("l2pop-plugin-test-{unique}");
+    // Topics are at most 36 bytes (Neutron's), so that every host's cast fits a routing key.
+    let unique = &uuid::Uuid::new_v4().simple().to_string()[..20];
+    let topic = format!("l2pop-t-{unique}");
+    let rpc_topic = format!("l2pop-p-{unique}");
     let bus = format!(
         "backend = \"rabbit\"\nurl = \"{}\"\ntopic = \"{topic}\"\nrpc_topic = \"{rpc_topic}\"",
         amqp_url()

@@ -37,6 +37,8 @@ pub struct App {
     pub tokens: Arc<Tokens>,
     pub tenant: Arc<TenantNetworks>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// A failed server task and the bus connection, for `/healthz`.
+    pub health: super::health::Health,
 }
 
 type Answer = Result<(StatusCode, Value), ApiError>;
@@ -964,13 +966,26 @@ async fn metrics_text(State(app): State<App>) -> Response {
     }
 }
 
+/// `{"role": "active" | "standby", "bus": "up" | "down" | null, "failed": null | why}`: 503
+/// once a server task has failed (the server is stopping), else 200.
 async fn healthz(State(app): State<App>) -> Response {
     let role = if app.owner.borrow().is_some() {
         "active"
     } else {
         "standby"
     };
-    axum::Json(json!({ "role": role })).into_response()
+    let bus = app.health.bus_up().map(|up| if up { "up" } else { "down" });
+    let failed = app.health.failure();
+    let status = if failed.is_some() {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        axum::Json(json!({ "role": role, "bus": bus, "failed": failed })),
+    )
+        .into_response()
 }
 
 async fn openapi() -> Response {
@@ -995,6 +1010,68 @@ async fn observe(request: Request, next: Next) -> Response {
     )
     .record(started.elapsed().as_secs_f64());
     response
+}
+
+/// The largest request body taken (axum's default, made explicit): a larger one is answered 413.
+pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
+
+/// Gives every error answer Neutron's body: the router's own answers (no route, a method the
+/// route does not take, a body over [`MAX_BODY_BYTES`]) come without one. Answers that already
+/// are JSON (every [`ApiError`]) pass unchanged; other headers (`Allow`) are kept.
+async fn neutron_errors(request: Request, next: Next) -> Response {
+    let method = request.method().clone();
+    let path = request.uri().path().to_owned();
+    let response = next.run(request).await;
+    let status = response.status();
+    let json = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+    if !(status.is_client_error() || status.is_server_error()) || json {
+        return response;
+    }
+    let message = match status {
+        StatusCode::NOT_FOUND => format!("The resource could not be found: no route {path}."),
+        StatusCode::METHOD_NOT_ALLOWED => {
+            format!("The method {method} is not allowed for {path}.")
+        }
+        StatusCode::PAYLOAD_TOO_LARGE => {
+            format!("Request is too large: a body may be at most {MAX_BODY_BYTES} bytes.")
+        }
+        _ => {
+            let (_, body) = response.into_parts();
+            let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
+            let mut error = ApiError::http(status, String::from_utf8_lossy(&text).into_owned());
+            if error.message.is_empty() {
+                error.message = status.to_string();
+            }
+            return error.into_response();
+        }
+    };
+    let (mut parts, _) = response.into_parts();
+    let answer = ApiError::http(status, message).into_response();
+    let (answer_parts, body) = answer.into_parts();
+    for name in [
+        axum::http::header::CONTENT_TYPE,
+        axum::http::header::CONTENT_LENGTH,
+    ] {
+        parts.headers.remove(&name);
+        if let Some(value) = answer_parts.headers.get(&name) {
+            parts.headers.insert(name, value.clone());
+        }
+    }
+    Response::from_parts(parts, body)
+}
+
+async fn no_route(request: Request) -> Response {
+    ApiError::http(
+        StatusCode::NOT_FOUND,
+        format!(
+            "The resource could not be found: no route {}.",
+            request.uri().path()
+        ),
+    )
+    .into_response()
 }
 
 /// Every route of the API. `super::openapi` documents the same list (a test checks).
@@ -1118,6 +1195,9 @@ pub fn router(app: App) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .route("/openapi.json", get(openapi))
+        .fallback(no_route)
+        .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
+        .layer(middleware::from_fn(neutron_errors))
         .layer(middleware::from_fn(observe))
         .with_state(app)
 }

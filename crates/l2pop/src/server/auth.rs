@@ -48,6 +48,21 @@ impl Caller {
         tenant_id: Option<&str>,
     ) -> Result<String, ApiError> {
         let requested = project_id.or(tenant_id);
+        if let Some(project) = requested {
+            if project.is_empty() {
+                return Err(ApiError::invalid("project_id", project, "may not be empty"));
+            }
+            if project.chars().count() > super::requests::NAME_MAX_LEN {
+                return Err(ApiError::invalid(
+                    "project_id",
+                    project,
+                    format!(
+                        "exceeds maximum length of {}",
+                        super::requests::NAME_MAX_LEN
+                    ),
+                ));
+            }
+        }
         match (self, requested) {
             (Caller::Admin, Some(project)) => Ok(project.to_owned()),
             (Caller::Admin, None) => Ok("admin".to_owned()),

@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use l2pop_model::NetworkType;
+use l2pop_bus::memory::MemoryBus;
+use l2pop_bus::{Backend, BusSettings, wire};
+use l2pop_model::{Host, NetworkType};
 use serde::Deserialize;
 
 use super::requests::TenantNetworks;
@@ -48,6 +50,15 @@ pub struct RawConfig {
     pub tenant_networks: RawTenantNetworks,
     #[serde(default)]
     pub agents: RawAgents,
+    #[serde(default)]
+    pub ports: RawPorts,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawPorts {
+    /// Fixed IPs one port may ask for (Neutron's `max_fixed_ips_per_port`, default 5).
+    pub max_fixed_ips_per_port: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -56,23 +67,37 @@ pub struct RawServer {
     pub listen: Option<String>,
     /// This process's name in the leader record (default: the host name).
     pub name: Option<String>,
+    /// Seconds a client has to send a request's head (also between keep-alive requests).
+    pub header_read_timeout_s: Option<u64>,
+    /// Seconds without a byte either way before a connection is closed.
+    pub idle_timeout_s: Option<u64>,
+    /// API connections served at once; more wait to be accepted.
+    pub max_connections: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawStore {
     pub url: Option<String>,
+    /// Create a new, empty store even on an existing empty database file (`--init`).
+    pub init: Option<bool>,
     pub leader_poll_ms: Option<u64>,
 }
 
+/// `[bus]`: maps to the bus seam's [`BusSettings`].
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawBus {
     /// `rabbit` or `memory`.
     pub backend: Option<String>,
     pub url: Option<String>,
+    /// At most [`wire::MAX_TOPIC_LEN`] bytes (Neutron's topic is exactly that long), so that
+    /// every valid host's cast fits an AMQP routing key.
     pub topic: Option<String>,
     pub rpc_topic: Option<String>,
+    /// Notifications held in memory while the broker is away (at least 2); beyond it the
+    /// oldest are dropped from memory and republished from the command log.
+    pub max_backlog: Option<usize>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -105,29 +130,28 @@ pub struct RawAgents {
     pub down_time_s: Option<u64>,
 }
 
-/// Which transport carries notifications and agent RPC.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum BusSettings {
-    Rabbit {
-        url: String,
-        topic: String,
-        rpc_topic: String,
-    },
-    Memory,
-}
-
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
     pub listen: SocketAddr,
+    /// The API listener's timeouts and connection cap.
+    pub http: super::listener::HttpLimits,
+    /// This server's name: the leader record, and the RPC queue `<rpc_topic>.<name>` (so it
+    /// is bounded as a host name is).
     pub name: String,
     pub store_url: String,
+    /// `store.init` / `--init`: an existing empty database may become a new store.
+    pub store_init: bool,
     pub leader_poll: Duration,
     pub bus: BusSettings,
+    /// `bus.max_backlog`: see [`super::outbox`].
+    pub max_backlog: usize,
     pub admin_token: String,
     pub projects: Vec<(String, String)>,
     pub tenant_networks: TenantNetworks,
     pub agent_down_time: Duration,
+    /// `ports.max_fixed_ips_per_port`.
+    pub max_fixed_ips_per_port: usize,
 }
 
 impl RawConfig {
@@ -171,6 +195,7 @@ impl RawConfig {
     }
 
     pub fn validate(self) -> Result<Settings, ConfigError> {
+        let http = http_limits(&self.server)?;
         let listen_text = self
             .server
             .listen
@@ -210,31 +235,25 @@ impl RawConfig {
                 reason: "must be at least 1".to_owned(),
             });
         }
-        let backend = self.bus.backend.unwrap_or_else(|| "rabbit".to_owned());
-        let bus = match backend.as_str() {
-            "rabbit" => BusSettings::Rabbit {
-                url: self
-                    .bus
-                    .url
-                    .unwrap_or_else(|| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned()),
-                topic: self
-                    .bus
-                    .topic
-                    .unwrap_or_else(|| "q-agent-notifier-l2population-update".to_owned()),
-                rpc_topic: self
-                    .bus
-                    .rpc_topic
-                    .unwrap_or_else(|| "l2pop-plugin".to_owned()),
-            },
-            "memory" => BusSettings::Memory,
-            other => {
-                return Err(ConfigError::Invalid {
-                    key: "bus.backend",
-                    value: other.to_owned(),
-                    reason: "is neither \"rabbit\" nor \"memory\"".to_owned(),
-                });
-            }
-        };
+        if let Err(error) = Host::new(&name) {
+            return Err(ConfigError::Invalid {
+                key: "server.name",
+                value: name,
+                reason: error.to_string(),
+            });
+        }
+        let max_backlog = self
+            .bus
+            .max_backlog
+            .unwrap_or(super::outbox::DEFAULT_MAX_BACKLOG);
+        if max_backlog < 2 {
+            return Err(ConfigError::Invalid {
+                key: "bus.max_backlog",
+                value: max_backlog.to_string(),
+                reason: "must be at least 2".to_owned(),
+            });
+        }
+        let bus = self.bus.validate()?;
         let admin_token = match self.auth.admin_token {
             Some(token) if !token.is_empty() => token,
             other => {
@@ -274,16 +293,103 @@ impl RawConfig {
         }
         Ok(Settings {
             listen,
+            http,
             name,
             store_url,
+            store_init: self.store.init.unwrap_or(false),
             leader_poll: Duration::from_millis(poll_ms),
             bus,
+            max_backlog,
             admin_token,
             projects,
             tenant_networks,
             agent_down_time: Duration::from_secs(self.agents.down_time_s.unwrap_or(75)),
+            max_fixed_ips_per_port: self
+                .ports
+                .max_fixed_ips_per_port
+                .unwrap_or(super::state::DEFAULT_MAX_FIXED_IPS_PER_PORT),
         })
     }
+}
+
+impl RawBus {
+    fn validate(self) -> Result<BusSettings, ConfigError> {
+        let backend = self.backend.unwrap_or_else(|| "rabbit".to_owned());
+        let backend = match backend.as_str() {
+            "rabbit" => Backend::Rabbit {
+                url: self
+                    .url
+                    .unwrap_or_else(|| l2pop_bus::rabbit::DEFAULT_URL.to_owned()),
+            },
+            "memory" => Backend::Memory(MemoryBus::new()),
+            other => {
+                return Err(ConfigError::Invalid {
+                    key: "bus.backend",
+                    value: other.to_owned(),
+                    reason: "is neither \"rabbit\" nor \"memory\"".to_owned(),
+                });
+            }
+        };
+        let mut settings = BusSettings {
+            backend,
+            topic: wire::DEFAULT_TOPIC.to_owned(),
+            rpc_topic: wire::DEFAULT_RPC_TOPIC.to_owned(),
+        };
+        for (key, value, slot) in [
+            ("bus.topic", self.topic, &mut settings.topic),
+            ("bus.rpc_topic", self.rpc_topic, &mut settings.rpc_topic),
+        ] {
+            if let Some(value) = value {
+                wire::check_topic(&value).map_err(|e| ConfigError::Invalid {
+                    key,
+                    value: value.clone(),
+                    reason: format!("is refused: {e} (of up to {} bytes)", Host::MAX_LEN),
+                })?;
+                *slot = value;
+            }
+        }
+        settings.validate().map_err(|e| ConfigError::Invalid {
+            key: "bus.url",
+            value: match &settings.backend {
+                Backend::Rabbit { url } => url.clone(),
+                Backend::Memory(_) => String::new(),
+            },
+            reason: e.to_string(),
+        })?;
+        Ok(settings)
+    }
+}
+
+/// `[server]`'s listener limits, each at least 1.
+fn http_limits(raw: &RawServer) -> Result<super::listener::HttpLimits, ConfigError> {
+    let defaults = super::listener::HttpLimits::default();
+    let positive = |key: &'static str, value: Option<u64>, default: u64| match value {
+        Some(0) => Err(ConfigError::Invalid {
+            key,
+            value: "0".to_owned(),
+            reason: "must be at least 1".to_owned(),
+        }),
+        Some(value) => Ok(value),
+        None => Ok(default),
+    };
+    Ok(super::listener::HttpLimits {
+        header_read_timeout: Duration::from_secs(positive(
+            "server.header_read_timeout_s",
+            raw.header_read_timeout_s,
+            defaults.header_read_timeout.as_secs(),
+        )?),
+        idle_timeout: Duration::from_secs(positive(
+            "server.idle_timeout_s",
+            raw.idle_timeout_s,
+            defaults.idle_timeout.as_secs(),
+        )?),
+        max_connections: usize::try_from(positive(
+            "server.max_connections",
+            raw.max_connections.map(|n| n as u64),
+            defaults.max_connections as u64,
+        )?)
+        .unwrap_or(usize::MAX),
+    })
 }
 
 fn parse_range(text: &str) -> Result<(u32, u32), ConfigError> {
@@ -319,7 +425,8 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../etc/server.toml");
         let settings = RawConfig::load(&path).unwrap().validate().unwrap();
         assert_eq!(settings.listen.port(), 9696);
-        assert!(matches!(settings.bus, BusSettings::Rabbit { .. }));
+        assert!(matches!(settings.bus.backend, Backend::Rabbit { .. }));
+        assert_eq!(settings.bus.topic, wire::DEFAULT_TOPIC);
         assert!(!settings.projects.is_empty());
     }
 
@@ -349,6 +456,32 @@ mod tests {
         let error = raw.validate().unwrap_err().to_string();
         assert!(
             error.contains("bus.backend") && error.contains("kafka"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn names_the_wire_cannot_carry_are_refused() {
+        let long_topic = "q-agent-notifier-l2population-update-x";
+        let raw = RawConfig::parse(
+            &format!("[auth]\nadmin_token = \"a\"\n[bus]\ntopic = \"{long_topic}\"\n"),
+            "t",
+        )
+        .unwrap();
+        let error = raw.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("bus.topic") && error.contains(long_topic) && error.contains("218"),
+            "{error}"
+        );
+        let long_name = "n".repeat(219);
+        let raw = RawConfig::parse(
+            &format!("[server]\nname = \"{long_name}\"\n[auth]\nadmin_token = \"a\"\n"),
+            "t",
+        )
+        .unwrap();
+        let error = raw.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("server.name") && error.contains(&long_name),
             "{error}"
         );
     }

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use l2pop_bgpvpn::BgpvpnError;
 use l2pop_engine::EventError;
+use l2pop_model::ModelError;
 use serde_json::{Value, json};
 
 /// A refused request. Nothing was changed.
@@ -66,6 +67,22 @@ impl ApiError {
         error.field = Some("id".to_owned());
         error.value = Some(Value::String(id.to_string()));
         error
+    }
+
+    /// An answer about the request itself rather than a resource (no such route, a method the
+    /// route does not take, a body over the limit), in Neutron's body with webob's exception
+    /// name for the status.
+    pub fn http(status: StatusCode, message: impl Into<String>) -> Self {
+        let kind = match status {
+            StatusCode::NOT_FOUND => "HTTPNotFound",
+            StatusCode::METHOD_NOT_ALLOWED => "HTTPMethodNotAllowed",
+            StatusCode::PAYLOAD_TOO_LARGE => "HTTPRequestEntityTooLarge",
+            StatusCode::UNSUPPORTED_MEDIA_TYPE => "HTTPUnsupportedMediaType",
+            StatusCode::REQUEST_TIMEOUT => "HTTPRequestTimeout",
+            status if status.is_server_error() => "HTTPInternalServerError",
+            _ => "HTTPBadRequest",
+        };
+        ApiError::new(status, kind, message)
     }
 
     /// 409: the request conflicts with the current state.
@@ -173,9 +190,90 @@ impl From<EventError> for ApiError {
             status,
             kind,
             field: api_field(&message),
-            value: None,
+            value: event_value(&error),
             message,
         }
+    }
+}
+
+/// The refused value a model error is about.
+fn model_value(error: &ModelError) -> Value {
+    match error {
+        ModelError::InvalidMac(text)
+        | ModelError::InvalidUuid(text)
+        | ModelError::InvalidHost(text)
+        | ModelError::UnknownNetworkType(text)
+        | ModelError::InvalidPhysicalNetwork(text)
+        | ModelError::InvalidPortInfo(text) => json!(text),
+        ModelError::MulticastMac(mac) => json!(mac.to_string()),
+        ModelError::ZeroMac => json!("00:00:00:00:00:00"),
+        ModelError::SegmentationIdOutOfRange { id, .. }
+        | ModelError::SegmentationIdNotAllowed { id, .. } => json!(id),
+        ModelError::SegmentationIdRequired(_) | ModelError::PhysicalNetworkRequired(_) => {
+            Value::Null
+        }
+        ModelError::PhysicalNetworkNotAllowed { name, .. } => json!(name),
+        ModelError::NotATunnelType(network_type) => json!(network_type.to_string()),
+        ModelError::InvalidTunnelingIp(ip) => json!(ip.to_string()),
+        ModelError::CidrHostBits(cidr, _) => json!(cidr.to_string()),
+    }
+}
+
+/// The refused value an engine error is about, as the API shows that field. `None` only for
+/// an extension's own error, which reaches the engine as a message.
+fn event_value(error: &EventError) -> Option<Value> {
+    let text = |value: &dyn std::fmt::Display| Some(json!(value.to_string()));
+    match error {
+        EventError::Invalid { source, .. } => Some(model_value(source)),
+        EventError::UnknownNetwork { id, .. } => text(id),
+        EventError::UnknownPort(id) | EventError::PortExists(id) => text(id),
+        EventError::MacChangeOnActivePort(id) => text(id),
+        EventError::UnknownRouter(id) => text(id),
+        EventError::NetworkExists(id) => text(id),
+        EventError::NetworkInUse { network, .. } => text(network),
+        EventError::SegmentInUse {
+            segmentation_id, ..
+        } => Some(json!(segmentation_id)),
+        EventError::FlatNetworkInUse {
+            physical_network, ..
+        } => Some(json!(physical_network)),
+        EventError::SubnetOverlap { cidr, .. } => text(cidr),
+        EventError::MacInUse { mac, .. } => text(mac),
+        EventError::IpNotInSubnet { ip, .. }
+        | EventError::IpInUse { ip, .. }
+        | EventError::DuplicateFixedIp(ip)
+        | EventError::TunnelingIpInUse { ip, .. } => text(ip),
+        EventError::UnknownExtension(name)
+        | EventError::ExtensionType { name, .. }
+        | EventError::ExtensionPanicked { name, .. }
+        | EventError::ExtensionQuarantined(name) => Some(json!(name)),
+        EventError::Extension(_) => None,
+    }
+}
+
+/// The refused value a BGPVPN error is about.
+fn bgpvpn_value(error: &BgpvpnError) -> Value {
+    let text = |value: &dyn std::fmt::Display| json!(value.to_string());
+    match error {
+        BgpvpnError::BgpvpnExists(id) | BgpvpnError::UnknownBgpvpn { id, .. } => text(id),
+        BgpvpnError::UnknownNetwork(network)
+        | BgpvpnError::AssociationExists { network, .. }
+        | BgpvpnError::NoAssociation { network, .. }
+        | BgpvpnError::NotVxlan { network, .. }
+        | BgpvpnError::VniMismatch { network, .. } => text(network),
+        BgpvpnError::UnknownSpeaker { id, .. } => text(id),
+        BgpvpnError::UnknownAgent(host) => text(host),
+        BgpvpnError::VniOutOfRange(value) | BgpvpnError::LocalPrefOutOfRange(value) => {
+            json!(value)
+        }
+        // The value is not kept; the field (in the message) is what matters.
+        BgpvpnError::Immutable(_) => Value::Null,
+        BgpvpnError::BindingExists { bgpvpn, .. } | BgpvpnError::NoBinding { bgpvpn, .. } => {
+            text(bgpvpn)
+        }
+        BgpvpnError::InvalidVtep(ip) => text(ip),
+        BgpvpnError::InvalidMac(source) => model_value(source),
+        BgpvpnError::InvalidDeviceIp { ip, .. } => text(ip),
     }
 }
 
@@ -203,7 +301,7 @@ impl From<BgpvpnError> for ApiError {
             status,
             kind,
             field: api_field(&message),
-            value: None,
+            value: Some(bgpvpn_value(&error)),
             message,
         }
     }

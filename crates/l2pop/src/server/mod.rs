@@ -6,9 +6,12 @@
 //!                          │ Job (plan closure)       │
 //!   bus RPC (agents) ──────┼──────────────► owner task ─ ServerState::execute (pure, sync)
 //!                          │                 (one)    │
-//!   heartbeats ────────────┘                          └──► publisher (ordered) ──► RabbitMQ
+//!   heartbeats ────────────┘                          └──► outbox (bounded; the oldest
+//!                                                          │      regenerated from the log)
+//!                                                          ▼
+//!                                                       forwarder ─► publisher ──► RabbitMQ
 //!                                                                │ confirmed seq
-//!                                             watermark task ◄───┘ ──► store.set_published
+//!                                          owner, every 0.5 s ◄──┘ ──► store.set_published
 //! ```
 //!
 //! Start-up: open the store, serve HTTP (answering 503 while standing by), wait for the
@@ -22,40 +25,37 @@ pub mod auth;
 pub mod command;
 pub mod config;
 pub mod error;
+pub mod health;
+pub mod listener;
 pub mod openapi;
+pub mod outbox;
 pub mod owner;
+pub mod prometheus;
 pub mod requests;
 pub mod rpc;
 pub mod state;
 pub mod transport;
 pub mod views;
 
-use std::sync::{Arc, OnceLock};
+pub use self::prometheus::metrics_handle;
+
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use l2pop_model::{Notification, Target};
 use l2pop_store::{Leadership, LogRecord, Store, redact_url};
-use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio_util::sync::CancellationToken;
 
 use self::config::Settings;
+use self::health::Health;
 use self::owner::{Job, OwnerHandle, SystemFresh};
 use self::state::ServerState;
 
 /// The store stream name of the notification watermark.
 pub const NOTIFICATION_STREAM: &str = "notifications";
-
-/// The process-wide Prometheus recorder (installed once; several in-process servers in tests
-/// share it).
-pub fn metrics_handle() -> Option<PrometheusHandle> {
-    static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-    HANDLE
-        .get_or_init(|| PrometheusBuilder::new().install_recorder().ok())
-        .clone()
-}
 
 /// A server running in this process (tests, the demo).
 #[derive(Debug)]
@@ -88,46 +88,76 @@ pub async fn run(
     listener: TcpListener,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
-    let store = Store::open(&settings.store_url)
+    let addr = listener.local_addr()?;
+    let init = if settings.store_init {
+        l2pop_store::Init::Explicit
+    } else {
+        l2pop_store::Init::IfAbsent
+    };
+    let store = Store::open_with(&settings.store_url, init)
         .await
-        .with_context(|| format!("store.url: cannot open {}", redact_url(&settings.store_url)))?;
+        .with_context(|| {
+            format!(
+                "store.url: cannot open {} (set store.url or L2POP_STORE_URL to use another store)",
+                redact_url(&settings.store_url)
+            )
+        })?;
     let (owner_tx, owner_rx) = watch::channel::<Option<OwnerHandle>>(None);
+    let health = Health::default();
     let app = api::App {
         owner: owner_rx,
         tokens: Arc::new(auth::Tokens::new(&settings.admin_token, &settings.projects)),
         tenant: Arc::new(settings.tenant_networks.clone()),
         metrics: metrics_handle(),
+        health: health.clone(),
     };
     let http_stop = CancellationToken::new();
     let http = {
-        let stop = http_stop.clone();
-        tokio::spawn(async move {
-            axum::serve(listener, api::router(app))
-                .with_graceful_shutdown(stop.cancelled_owned())
-                .await
+        let (stop, limits) = (http_stop.clone(), settings.http);
+        health.spawn_watched("HTTP API", async move {
+            listener::serve(listener, api::router(app), limits, stop).await
         })
     };
-    let result = lead(&settings, &store, &owner_tx, &shutdown).await;
+    let result = lead(&settings, addr, &store, &owner_tx, &health, &shutdown).await;
+    health.stopping();
     owner_tx.send_replace(None);
     http_stop.cancel();
-    let _ = http.await;
+    http.join().await;
     store.close().await;
     result
 }
 
 /// Waits for the leadership, then serves as the active server until shutdown or deposition.
+///
+/// "listening" is logged once the role is known: as a standby when the first attempt at the
+/// leadership (one poll interval) did not win it, else as the active server once it takes
+/// requests.
 async fn lead(
     settings: &Settings,
+    addr: std::net::SocketAddr,
     store: &Store,
     owner_tx: &watch::Sender<Option<OwnerHandle>>,
+    health: &Health,
     shutdown: &CancellationToken,
 ) -> anyhow::Result<()> {
     tracing::info!(store = %redact_url(&settings.store_url), "standing by for the leadership");
-    let leadership = tokio::select! {
-        leadership = store.acquire_leadership_as(&settings.name, settings.leader_poll) => {
-            leadership.context("store: cannot acquire the leadership")?
+    let acquire = store.acquire_leadership_as(&settings.name, settings.leader_poll);
+    tokio::pin!(acquire);
+    let first_poll = tokio::time::sleep(settings.leader_poll);
+    tokio::pin!(first_poll);
+    let mut announced = false;
+    let leadership = loop {
+        tokio::select! {
+            leadership = &mut acquire => {
+                break leadership.context("store: cannot acquire the leadership")?;
+            }
+            () = &mut first_poll, if !announced => {
+                announced = true;
+                tracing::info!(%addr, role = "standby", "l2pop server listening");
+            }
+            () = shutdown.cancelled() => return Ok(()),
+            failure = health.failed() => anyhow::bail!(failure),
         }
-        () = shutdown.cancelled() => return Ok(()),
     };
     let started = Instant::now();
     tracing::info!(
@@ -135,32 +165,20 @@ async fn lead(
         "leading: replaying the command log"
     );
     let published = store.published(NOTIFICATION_STREAM).await?;
-    let mut state = ServerState::new();
-    let mut pending = Vec::new();
-    let mut reader = store.read_log(0);
-    while let Some(chunk) = reader.next_chunk().await? {
-        for record in chunk {
-            let command: command::Command = serde_json::from_str(&record.command)
-                .with_context(|| format!("command log record {} does not parse", record.seq))?;
-            let notifications = state.execute(&command).map_err(|e| {
-                anyhow::anyhow!(
-                    "command log record {} was refused on replay: {e}",
-                    record.seq
-                )
-            })?;
-            if state.executed() != record.seq {
-                anyhow::bail!(
-                    "command log record {} replayed as command {}",
-                    record.seq,
-                    state.executed()
-                );
-            }
-            pending.extend(notifications.into_iter().filter(|n| n.seq > published));
+    // Everything above the watermark goes back to the bus; beyond `max_backlog` the oldest are
+    // regenerated from the log again once the broker takes them (see `outbox`).
+    let mut backlog = outbox::Backlog::new(settings.max_backlog);
+    let mut replay = outbox::LogReplay::new(store);
+    while let Some(notification) = replay.next().await? {
+        if notification.seq > published {
+            backlog.push(notification);
         }
     }
+    let mut state = replay.into_state();
+    state.set_max_fixed_ips_per_port(settings.max_fixed_ips_per_port);
     tracing::info!(
         commands = state.executed(),
-        republish = pending.len(),
+        republish = backlog.held() as u64 + backlog.dropped_total(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "state rebuilt"
     );
@@ -172,17 +190,27 @@ async fn lead(
         &settings.name,
         store.cluster_id(),
         confirmed_from,
+        backlog,
+        store.clone(),
+        health,
     )
     .await
     .context("bus: cannot start")?;
-    for notification in pending {
-        bus.publish(notification);
-    }
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(owner::MAX_BATCH * 4);
     let handle = OwnerHandle::new(jobs_tx);
-    let rpc = tokio::spawn(rpc::serve(bus.take_requests(), handle.clone()));
+    let rpc = {
+        let (requests, handle) = (bus.take_requests(), handle.clone());
+        let stream_id = store.cluster_id();
+        health.spawn_watched("bus RPC service", async move {
+            rpc::serve(requests, handle, stream_id).await;
+            Ok::<(), std::convert::Infallible>(())
+        })
+    };
     owner_tx.send_replace(Some(handle));
     tracing::info!("active: taking requests");
+    if !announced {
+        tracing::info!(%addr, role = "active", "l2pop server listening");
+    }
 
     let outcome = own(
         state,
@@ -191,11 +219,13 @@ async fn lead(
         &leadership,
         &bus,
         settings.agent_down_time,
-        shutdown,
+        Stops { shutdown, health },
     )
     .await;
+    health.stopping();
     owner_tx.send_replace(None);
     rpc.abort();
+    health.set_bus(None);
     let confirmed = bus.confirmed();
     bus.shutdown(Duration::from_secs(5)).await;
     let confirmed = *confirmed.borrow();
@@ -208,6 +238,13 @@ async fn lead(
     outcome
 }
 
+/// What ends the owner loop besides its job channel closing: a shutdown request, or a watched
+/// task's failure.
+struct Stops<'a> {
+    shutdown: &'a CancellationToken,
+    health: &'a Health,
+}
+
 /// The owner loop: one round per wake-up (see `owner`).
 async fn own(
     mut state: ServerState,
@@ -216,8 +253,9 @@ async fn own(
     leadership: &Leadership,
     bus: &transport::Bus,
     down_time: Duration,
-    shutdown: &CancellationToken,
+    stops: Stops<'_>,
 ) -> anyhow::Result<()> {
+    let Stops { shutdown, health } = stops;
     let mut fresh = SystemFresh;
     let mut liveness = owner::Liveness::new(down_time);
     let mut watermark = Watermark::default();
@@ -230,6 +268,7 @@ async fn own(
             },
             () = shutdown.cancelled() => return Ok(()),
             () = leadership.lost() => anyhow::bail!("lost the leadership: another server took over"),
+            failure = health.failed() => anyhow::bail!(failure),
             _ = tick.tick() => {
                 let confirmed = *bus.confirmed().borrow();
                 watermark.record(store, leadership, confirmed).await;

@@ -86,10 +86,38 @@ pub fn tracked<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
             );
         }
         let path = track.path().to_string();
+        if let Some(rest) = message.strip_prefix("missing field `") {
+            // serde reports the object that lacks it ("." at the top): name the field itself.
+            let missing = rest.split('`').next().unwrap_or(rest);
+            let field = if path == "." {
+                missing.to_owned()
+            } else {
+                format!("{path}.{missing}")
+            };
+            return ApiError::invalid(&field, Value::Null, "is required");
+        }
         let pointer = format!("/{}", path.replace(['[', '.'], "/").replace(']', ""));
         let sent = value.pointer(&pointer).cloned().unwrap_or(Value::Null);
         ApiError::invalid(&path, sent, message)
     })
+}
+
+/// Neutron's `NAME_MAX_LEN` (`name`, `device_owner`, `device_id`, `project_id`).
+pub const NAME_MAX_LEN: usize = 255;
+/// Neutron's `DESCRIPTION_MAX_LEN`.
+pub const DESCRIPTION_MAX_LEN: usize = 1024;
+
+/// 400 naming `field` and the value when `value` is longer than `max` characters (Neutron's
+/// `validate_string` with `max_len`, which counts characters).
+fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
+    match value {
+        Some(text) if text.chars().count() > max => Err(ApiError::invalid(
+            field,
+            text,
+            format!("exceeds maximum length of {max}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 // ---- networks ----
@@ -135,6 +163,8 @@ impl ServerState {
         tenant: &TenantNetworks,
         fresh: &mut dyn Fresh,
     ) -> Result<(NetworkId, Command), ApiError> {
+        check_len("name", Some(&body.name), NAME_MAX_LEN)?;
+        check_len("description", Some(&body.description), DESCRIPTION_MAX_LEN)?;
         let project_id =
             caller.owning_project(body.project_id.as_deref(), body.tenant_id.as_deref())?;
         if body.shared {
@@ -218,6 +248,12 @@ impl ServerState {
         id: NetworkId,
         body: NetworkUpdateBody,
     ) -> Result<Command, ApiError> {
+        check_len("name", body.name.as_deref(), NAME_MAX_LEN)?;
+        check_len(
+            "description",
+            body.description.as_deref(),
+            DESCRIPTION_MAX_LEN,
+        )?;
         self.visible_network(id, caller)
             .ok_or_else(|| ApiError::not_found("network", id))?;
         Ok(Command::NetworkUpdate {
@@ -270,6 +306,7 @@ impl ServerState {
         body: SubnetCreateBody,
         fresh: &mut dyn Fresh,
     ) -> Result<(SubnetId, Command), ApiError> {
+        check_len("name", Some(&body.name), NAME_MAX_LEN)?;
         let network = self
             .visible_network(body.network_id, caller)
             .ok_or_else(|| {
@@ -304,6 +341,16 @@ impl ServerState {
         let gateway_ip = match body.gateway_ip {
             None => Some(nth_address(body.cidr, 1)),
             Some(None) => None,
+            Some(Some(gateway)) if reserved_gateway(body.cidr, gateway) => {
+                return Err(ApiError::invalid(
+                    "gateway_ip",
+                    gateway.to_string(),
+                    format!(
+                        "is the network or broadcast address of {}; a gateway must be a host address",
+                        body.cidr
+                    ),
+                ));
+            }
             Some(Some(gateway)) if body.cidr.contains(&gateway) => Some(gateway),
             Some(Some(gateway)) => {
                 return Err(ApiError::invalid(
@@ -333,6 +380,7 @@ impl ServerState {
         id: SubnetId,
         body: SubnetUpdateBody,
     ) -> Result<Command, ApiError> {
+        check_len("name", Some(&body.name), NAME_MAX_LEN)?;
         self.subnets
             .get(&id)
             .filter(|s| caller.sees(&s.project_id))
@@ -342,6 +390,54 @@ impl ServerState {
             name: body.name,
         })
     }
+}
+
+/// Neutron's `check_gateway_invalid_in_subnet`: an IPv4 gateway may be neither the network
+/// nor the broadcast address (IPv6 has no broadcast, and its subnet-router anycast address,
+/// the network address, is a valid gateway).
+fn reserved_gateway(cidr: IpNet, gateway: IpAddr) -> bool {
+    match cidr {
+        IpNet::V4(v4) => {
+            gateway == IpAddr::V4(v4.network()) || gateway == IpAddr::V4(v4.broadcast())
+        }
+        IpNet::V6(_) => false,
+    }
+}
+
+/// Device owners that may hold a subnet's gateway address, and on IPv6 its subnet-router
+/// anycast address (Neutron's `ROUTER_PORT_OWNERS` and the DHCP port).
+const ROUTER_OWNERS: [&str; 6] = [
+    "network:router_interface",
+    "network:router_interface_distributed",
+    "network:ha_router_replicated_interface",
+    "network:router_centralized_snat",
+    "network:router_gateway",
+    "network:dhcp",
+];
+
+/// Why `ip` may not be a fixed IP of a port owned by `device_owner` on `subnet` (Neutron's
+/// `check_subnet_ip`, and the gateway, which only a router's port takes).
+fn reserved_fixed_ip(subnet: &SubnetRecord, ip: IpAddr, device_owner: &str) -> Option<String> {
+    let router = ROUTER_OWNERS.contains(&device_owner);
+    match subnet.cidr {
+        IpNet::V4(v4) if ip == IpAddr::V4(v4.network()) => {
+            return Some(format!("is the network address of subnet {}", subnet.id));
+        }
+        IpNet::V4(v4) if ip == IpAddr::V4(v4.broadcast()) => {
+            return Some(format!("is the broadcast address of subnet {}", subnet.id));
+        }
+        IpNet::V6(v6) if ip == IpAddr::V6(v6.network()) && !router => {
+            return Some(format!(
+                "is the subnet-router anycast address of subnet {}",
+                subnet.id
+            ));
+        }
+        _ => {}
+    }
+    if subnet.gateway_ip == Some(ip) && !router {
+        return Some(format!("is the gateway address of subnet {}", subnet.id));
+    }
+    None
 }
 
 /// The `n`th address of `net` (0 is the network address).
@@ -419,6 +515,9 @@ impl ServerState {
         body: PortCreateBody,
         fresh: &mut dyn Fresh,
     ) -> Result<(PortId, Command), ApiError> {
+        check_len("name", Some(&body.name), NAME_MAX_LEN)?;
+        check_len("device_owner", Some(&body.device_owner), NAME_MAX_LEN)?;
+        check_len("device_id", Some(&body.device_id), NAME_MAX_LEN)?;
         let network = self
             .visible_network(body.network_id, caller)
             .ok_or_else(|| {
@@ -437,7 +536,8 @@ impl ServerState {
             Some(mac) => mac,
             None => self.free_mac(network.id, fresh)?,
         };
-        let fixed_ips = self.resolve_fixed_ips(network.id, body.fixed_ips, &[])?;
+        let fixed_ips =
+            self.resolve_fixed_ips(network.id, body.fixed_ips, &[], &body.device_owner)?;
         let id = PortId(fresh.uuid());
         let port = PortRecord {
             id,
@@ -461,6 +561,9 @@ impl ServerState {
         id: PortId,
         body: PortUpdateBody,
     ) -> Result<Command, ApiError> {
+        check_len("name", body.name.as_deref(), NAME_MAX_LEN)?;
+        check_len("device_owner", body.device_owner.as_deref(), NAME_MAX_LEN)?;
+        check_len("device_id", body.device_id.as_deref(), NAME_MAX_LEN)?;
         let port = self
             .ports
             .get(&id)
@@ -478,7 +581,13 @@ impl ServerState {
         };
         let fixed_ips = match body.fixed_ips {
             Some(requests) => {
-                Some(self.resolve_fixed_ips(port.network_id, Some(requests), &port.fixed_ips)?)
+                let owner = body.device_owner.as_deref().unwrap_or(&port.device_owner);
+                Some(self.resolve_fixed_ips(
+                    port.network_id,
+                    Some(requests),
+                    &port.fixed_ips,
+                    owner,
+                )?)
             }
             None => None,
         };
@@ -520,12 +629,14 @@ impl ServerState {
     /// Resolves `fixed_ips` requests into addresses: a given address is checked against its
     /// subnet, a subnet alone gets its next free address, no request at all gets one address
     /// from the network's first subnet with room. `keep` are the port's current addresses
-    /// (an update may keep them).
+    /// (an update may keep them). A given address may not be the subnet's network or
+    /// broadcast address, nor its gateway unless `device_owner` is a router's.
     fn resolve_fixed_ips(
         &self,
         network: NetworkId,
         requests: Option<Vec<FixedIpRequest>>,
         keep: &[FixedIp],
+        device_owner: &str,
     ) -> Result<Vec<FixedIp>, ApiError> {
         let mut subnets: Vec<_> = self
             .subnets
@@ -550,7 +661,22 @@ impl ServerState {
                 format!("No more IP addresses available on network {network}."),
             ));
         };
+        if requests.len() > self.max_fixed_ips_per_port {
+            return Err(ApiError::invalid(
+                "fixed_ips",
+                requests.len().to_string(),
+                format!(
+                    "Exceeded maximum amount of fixed ips per port ({}).",
+                    self.max_fixed_ips_per_port
+                ),
+            ));
+        }
         let mut resolved: Vec<FixedIp> = Vec::new();
+        // This request's addresses, and per subnet where its next scan starts: each address is
+        // looked at about once, so the cost is linear in the request.
+        let mut taken: std::collections::HashSet<IpAddr> = std::collections::HashSet::new();
+        let mut cursors: std::collections::HashMap<SubnetId, IpAddr> =
+            std::collections::HashMap::new();
         for request in requests {
             let subnet = match (request.subnet_id, request.ip_address) {
                 (Some(id), _) => subnets.iter().find(|s| s.id == id).ok_or_else(|| {
@@ -589,12 +715,15 @@ impl ServerState {
                             format!("is not in subnet {} ({})", subnet.id, subnet.cidr),
                         ));
                     }
+                    if let Some(why) = reserved_fixed_ip(subnet, ip, device_owner) {
+                        return Err(ApiError::invalid("fixed_ips", ip.to_string(), why));
+                    }
                     let ours = keep.iter().any(|f| f.ip_address == ip);
                     let used = self
                         .allocations
                         .get(&subnet.id)
                         .is_some_and(|a| a.used.contains(&ip));
-                    if used && !ours {
+                    if (used && !ours) || taken.contains(&ip) {
                         return Err(ApiError::conflict(
                             "IpAddressAlreadyAllocated",
                             format!("IP address {ip} already allocated in subnet {}", subnet.id),
@@ -603,17 +732,23 @@ impl ServerState {
                     }
                     ip
                 }
-                None => {
-                    let taken: Vec<IpAddr> = resolved.iter().map(|f| f.ip_address).collect();
-                    self.next_free(subnet.id, subnet.cidr, subnet.gateway_ip, &taken)
-                        .ok_or_else(|| {
-                            ApiError::conflict(
-                                "IpAddressGenerationFailure",
-                                format!("No more IP addresses available on subnet {}.", subnet.id),
-                            )
-                        })?
-                }
+                None => self
+                    .next_free_from(
+                        subnet.id,
+                        subnet.cidr,
+                        subnet.gateway_ip,
+                        &taken,
+                        cursors.get(&subnet.id).copied(),
+                    )
+                    .ok_or_else(|| {
+                        ApiError::conflict(
+                            "IpAddressGenerationFailure",
+                            format!("No more IP addresses available on subnet {}.", subnet.id),
+                        )
+                    })?,
             };
+            taken.insert(ip);
+            cursors.insert(subnet.id, ip);
             resolved.push(FixedIp {
                 subnet_id: subnet.id,
                 ip_address: ip,
@@ -630,6 +765,20 @@ impl ServerState {
         cidr: IpNet,
         gateway: Option<IpAddr>,
         also_taken: &[IpAddr],
+    ) -> Option<IpAddr> {
+        let also_taken = also_taken.iter().copied().collect();
+        self.next_free_from(subnet, cidr, gateway, &also_taken, None)
+    }
+
+    /// [`Self::next_free`], scanning from just after `from` (this request's last address in
+    /// the subnet) instead of the subnet's cursor when given.
+    fn next_free_from(
+        &self,
+        subnet: SubnetId,
+        cidr: IpNet,
+        gateway: Option<IpAddr>,
+        also_taken: &std::collections::HashSet<IpAddr>,
+        from: Option<IpAddr>,
     ) -> Option<IpAddr> {
         let allocation = self.allocations.get(&subnet);
         let size: u128 = match cidr {
@@ -652,8 +801,8 @@ impl ServerState {
         if last < 1 {
             return None;
         }
-        let start = allocation
-            .and_then(|a| a.cursor)
+        let start = from
+            .or_else(|| allocation.and_then(|a| a.cursor))
             .map_or(1, |ip| address_index(cidr, ip) % last + 1);
         let used = allocation.map_or(0, |a| a.used.len()) + also_taken.len() + 2;
         let mut index = start;
@@ -825,6 +974,7 @@ impl ServerState {
         fresh: &mut dyn Fresh,
     ) -> Result<(BgpvpnId, Command), ApiError> {
         caller.require_admin("create_bgpvpn")?;
+        check_len("name", Some(&body.name), NAME_MAX_LEN)?;
         let project_id =
             caller.owning_project(body.project_id.as_deref(), body.tenant_id.as_deref())?;
         let id = BgpvpnId(fresh.uuid());
@@ -851,6 +1001,7 @@ impl ServerState {
         id: BgpvpnId,
         body: BgpvpnUpdateBody,
     ) -> Result<Command, ApiError> {
+        check_len("name", body.name.as_deref(), NAME_MAX_LEN)?;
         self.visible_bgpvpn(id, caller)
             .ok_or_else(|| ApiError::not_found("bgpvpn", id))?;
         let targets = [
@@ -995,6 +1146,7 @@ impl ServerState {
         fresh: &mut dyn Fresh,
     ) -> Result<(SpeakerId, Command), ApiError> {
         caller.require_admin("create_bgp_speaker")?;
+        check_len("name", Some(&body.name), NAME_MAX_LEN)?;
         if body.local_as == 0 {
             return Err(ApiError::invalid(
                 "local_as",
@@ -1035,6 +1187,7 @@ impl ServerState {
         body: SpeakerUpdateBody,
     ) -> Result<Command, ApiError> {
         caller.require_admin("update_bgp_speaker")?;
+        check_len("name", Some(&body.name), NAME_MAX_LEN)?;
         if !self.speakers.contains_key(&id) {
             return Err(ApiError::not_found("bgp_speaker", id));
         }

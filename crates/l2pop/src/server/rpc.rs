@@ -6,7 +6,14 @@
 //! | `report_state` | `agent_state: {"agent_state": {host, agent_type, binary, start_flag, configurations: {tunneling_ip, tunnel_types, l2pop_network_types}}}`, `time` (Neutron's shape) | `"new"` or `"alive"` |
 //! | `update_device_up` | `device` (port id or `tap` + its first 11 characters), `agent_id`, `host`, `refresh_tunnels` | `null` |
 //! | `update_device_down` | `device`, `agent_id`, `host` | `{"device", "exists"}` |
-//! | `get_fdb_entries` | `host` | `{"host", "fanout_seq", "host_seq", "fdb_entries"}`: every network's full FDB (resync) |
+//! | `get_fdb_entries` | `host` | `{"host", "stream_id", "fanout_seq", "host_seq", "fdb_entries"}`: every network's full FDB (resync); `stream_id` (16 hex digits) is the first half of every `_unique_id` this server sends |
+//! | `get_stream_positions` | `host` | `{"stream_id", "fanout_seq", "host_seq"}`: where the streams stand (agents compare with their heartbeat to find a message lost at a stream's end) |
+//! | `get_devices_details_list_and_failed_devices` | `devices`, `agent_id`, `host` | `{"devices": [details…], "failed_devices": []}` in Neutron's `get_device_details` shape |
+//! | `get_device_details` | `device`, `agent_id`, `host` | one device's details |
+//!
+//! A device's details are what a Neutron L2 agent needs to wire a tap into its network
+//! (network id, segment, MAC, fixed IPs, admin state). As in Neutron's ML2 RPC, a device
+//! whose port is unknown or not bound to the asking host gets only `{"device": name}`.
 
 use l2pop_bus::{RpcFailure, RpcRequest};
 use l2pop_model::{FdbEntries, Host, PortId, Uuid};
@@ -20,13 +27,14 @@ use super::owner::{OwnerHandle, Planned};
 use super::requests::{AgentReportBody, DeviceBody};
 use super::state::ServerState;
 
-/// Serves requests until the channel closes.
-pub async fn serve(mut requests: mpsc::Receiver<RpcRequest>, owner: OwnerHandle) {
+/// Serves requests until the channel closes. `stream_id` names this server's notification
+/// stream in snapshots.
+pub async fn serve(mut requests: mpsc::Receiver<RpcRequest>, owner: OwnerHandle, stream_id: u64) {
     while let Some(request) = requests.recv().await {
         let owner = owner.clone();
         tokio::spawn(async move {
             let method = request.method.clone();
-            let answer = handle(&owner, &request.method, request.args.clone()).await;
+            let answer = handle(&owner, &request.method, request.args.clone(), stream_id).await;
             if let Err(failure) = &answer {
                 tracing::info!(%method, message = %failure.message, "rpc call refused");
             }
@@ -96,7 +104,30 @@ struct FdbArgs {
     host: Host,
 }
 
-async fn handle(owner: &OwnerHandle, method: &str, args: Value) -> Result<Value, RpcFailure> {
+#[derive(Debug, Deserialize)]
+struct DetailsArgs {
+    devices: Vec<String>,
+    host: Host,
+    #[serde(default)]
+    #[allow(dead_code)]
+    agent_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DetailArgs {
+    device: String,
+    host: Host,
+    #[serde(default)]
+    #[allow(dead_code)]
+    agent_id: Option<String>,
+}
+
+async fn handle(
+    owner: &OwnerHandle,
+    method: &str,
+    args: Value,
+    stream_id: u64,
+) -> Result<Value, RpcFailure> {
     match method {
         "report_state" => {
             let args: ReportStateArgs =
@@ -170,7 +201,53 @@ async fn handle(owner: &OwnerHandle, method: &str, args: Value) -> Result<Value,
                 .read(
                     Caller::Admin,
                     Box::new(move |state: &ServerState, _: &Caller| {
-                        Ok(full_fdb(state, &args.host))
+                        Ok(full_fdb(state, &args.host, stream_id))
+                    }),
+                )
+                .await
+                .map_err(failure)
+        }
+        "get_stream_positions" => {
+            let args: FdbArgs = serde_json::from_value(args).map_err(|e| invalid(method, e))?;
+            owner
+                .read(
+                    Caller::Admin,
+                    Box::new(move |state: &ServerState, _: &Caller| {
+                        let engine = state.engine();
+                        Ok(json!({
+                            "stream_id": format!("{stream_id:016x}"),
+                            "fanout_seq": engine.fanout_seq(),
+                            "host_seq": engine.host_seq(&args.host),
+                        }))
+                    }),
+                )
+                .await
+                .map_err(failure)
+        }
+        "get_devices_details_list_and_failed_devices" => {
+            let args: DetailsArgs = serde_json::from_value(args).map_err(|e| invalid(method, e))?;
+            owner
+                .read(
+                    Caller::Admin,
+                    Box::new(move |state: &ServerState, _: &Caller| {
+                        let devices: Vec<Value> = args
+                            .devices
+                            .iter()
+                            .map(|device| device_details(state, device, &args.host))
+                            .collect();
+                        Ok(json!({"devices": devices, "failed_devices": []}))
+                    }),
+                )
+                .await
+                .map_err(failure)
+        }
+        "get_device_details" => {
+            let args: DetailArgs = serde_json::from_value(args).map_err(|e| invalid(method, e))?;
+            owner
+                .read(
+                    Caller::Admin,
+                    Box::new(move |state: &ServerState, _: &Caller| {
+                        Ok(device_details(state, &args.device, &args.host))
                     }),
                 )
                 .await
@@ -213,8 +290,46 @@ fn resolve_device(state: &ServerState, device: &str) -> Result<PortId, ApiError>
     }
 }
 
-/// Every network's full FDB for `host`, with the stream positions it reflects (resync).
-pub fn full_fdb(state: &ServerState, host: &Host) -> Value {
+/// One device's details for the agent on `host`, in the shape of Neutron's
+/// `RpcCallbacks.get_device_details` (ML2): `{"device"}` alone when the port is unknown or
+/// bound elsewhere, else the port's network, segment, MAC, fixed IPs and admin state.
+pub fn device_details(state: &ServerState, device: &str, host: &Host) -> Value {
+    let Ok(id) = resolve_device(state, device) else {
+        return json!({"device": device});
+    };
+    let (Some(port), Some(network)) = (
+        state.ports.get(&id),
+        state
+            .ports
+            .get(&id)
+            .and_then(|port| state.networks.get(&port.network_id)),
+    ) else {
+        return json!({"device": device});
+    };
+    if port.host.as_ref() != Some(host) {
+        return json!({"device": device});
+    }
+    let fixed_ips: Vec<Value> = port
+        .fixed_ips
+        .iter()
+        .map(|ip| json!({"subnet_id": ip.subnet_id, "ip_address": ip.ip_address}))
+        .collect();
+    json!({
+        "device": device,
+        "network_id": port.network_id,
+        "port_id": port.id,
+        "mac_address": port.mac,
+        "admin_state_up": port.admin_state_up,
+        "network_type": network.network_type,
+        "segmentation_id": network.segmentation_id,
+        "physical_network": network.physical_network,
+        "fixed_ips": fixed_ips,
+        "device_owner": port.device_owner,
+    })
+}
+
+/// Every network's full FDB for `host`, with the stream and the positions it reflects (resync).
+pub fn full_fdb(state: &ServerState, host: &Host, stream_id: u64) -> Value {
     let engine = state.engine();
     let mut entries = FdbEntries::default();
     for network in engine.networks_of(host) {
@@ -224,6 +339,7 @@ pub fn full_fdb(state: &ServerState, host: &Host) -> Value {
     }
     json!({
         "host": host,
+        "stream_id": format!("{stream_id:016x}"),
         "fanout_seq": engine.fanout_seq(),
         "host_seq": engine.host_seq(host),
         "fdb_entries": entries,
@@ -296,6 +412,33 @@ mod tests {
         assert_eq!(
             resolve_device(&state, &full).unwrap(),
             PortId(Uuid::from_u128(a))
+        );
+    }
+
+    #[test]
+    fn device_details_answer_only_the_bound_host_in_neutron_shape() {
+        let id = 0x1234_5678_9a00_0000_0000_0000_0000_0001_u128;
+        let mut state = state_with_ports(&[id]);
+        let host: Host = "compute-1".parse().unwrap();
+        let tap = format!("tap{}", &PortId(Uuid::from_u128(id)).to_string()[..11]);
+        // Not bound yet: the device alone, as Neutron answers an unbound port.
+        assert_eq!(device_details(&state, &tap, &host), json!({"device": tap}));
+        state
+            .ports
+            .values_mut()
+            .for_each(|p| p.host = Some(host.clone()));
+        let details = device_details(&state, &tap, &host);
+        assert_eq!(details["device"], json!(tap));
+        assert_eq!(details["port_id"], json!(PortId(Uuid::from_u128(id))));
+        assert_eq!(details["network_type"], json!("vxlan"));
+        assert_eq!(details["segmentation_id"], json!(7));
+        assert_eq!(details["mac_address"], json!("fa:16:3e:00:00:01"));
+        // Bound elsewhere, or unknown: the device alone.
+        let other: Host = "compute-2".parse().unwrap();
+        assert_eq!(device_details(&state, &tap, &other), json!({"device": tap}));
+        assert_eq!(
+            device_details(&state, "tapffffffff-ff", &host),
+            json!({"device": "tapffffffff-ff"})
         );
     }
 }

@@ -62,7 +62,13 @@ pub struct ServerState {
     pub(crate) speakers: BTreeMap<SpeakerId, SpeakerRecord>,
     /// Commands executed (the next command's log sequence number is this + 1).
     pub(crate) executed: u64,
+    /// Planning policy, not state: fixed IPs one port may ask for (Neutron's
+    /// `max_fixed_ips_per_port`).
+    pub(crate) max_fixed_ips_per_port: usize,
 }
+
+/// Neutron's default `max_fixed_ips_per_port`.
+pub const DEFAULT_MAX_FIXED_IPS_PER_PORT: usize = 5;
 
 /// A subnet's addresses in use.
 #[derive(Clone, Debug, Default)]
@@ -97,7 +103,14 @@ impl ServerState {
             associations: BTreeMap::new(),
             speakers: BTreeMap::new(),
             executed: 0,
+            max_fixed_ips_per_port: DEFAULT_MAX_FIXED_IPS_PER_PORT,
         }
+    }
+
+    /// Sets how many fixed IPs a port create or update may ask for (checked when planning;
+    /// replaying the log never refuses what was accepted under another setting).
+    pub fn set_max_fixed_ips_per_port(&mut self, max: usize) {
+        self.max_fixed_ips_per_port = max;
     }
 
     pub fn engine(&self) -> &Engine {
