@@ -1,6 +1,9 @@
 //! The `l2pop` binary's roles as a library, so that integration tests run them in-process:
-//! the server (`server`), the client verbs (`client`), and the golden-scenario driver (`replay`).
+//! the server (`server`), the agent (`agent`), the client verbs (`client`), and the
+//! golden-scenario driver (`replay`).
 
+pub mod agent;
 pub mod client;
+pub mod demo;
 pub mod replay;
 pub mod server;

@@ -29,6 +29,10 @@ enum Command {
     Replay {
         /// The events file (`-` for standard input).
         events: PathBuf,
+        /// Report a refused event on stderr (line, field, reason) and go on with the next, as
+        /// the server answers 409 and goes on; the exit code is still 2 if any was refused.
+        #[arg(long)]
+        keep_going: bool,
     },
     /// Run the server: REST API, durable store, bus (config: etc/server.toml).
     Server {
@@ -41,7 +45,14 @@ enum Command {
         /// Overrides store.url.
         #[arg(long)]
         store_url: Option<String>,
+        /// Create a new, empty store even where an empty database file exists (store.init).
+        /// Without it only a path with no file at all gets a new store.
+        #[arg(long)]
+        init: bool,
     },
+    /// The whole system on this machine: server, agents and VMs in network namespaces,
+    /// traffic, checks (needs root and RabbitMQ; ./scripts/demo sets both up).
+    Demo(l2pop::demo::Options),
     #[command(flatten)]
     Client(l2pop::client::Resource),
 }
@@ -49,12 +60,25 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Replay { events } => l2pop::replay::run(&events),
+        Command::Replay { events, keep_going } => l2pop::replay::run(&events, keep_going),
         Command::Server {
             config,
             listen,
             store_url,
-        } => report(server(config, listen, store_url)),
+            init,
+        } => report(server(config, listen, store_url, init)),
+        Command::Demo(options) => match l2pop::demo::run(&options) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::FAILURE,
+            Err(error) => {
+                eprintln!("l2pop demo: {error:#}");
+                ExitCode::FAILURE
+            }
+        },
+        Command::Client(l2pop::client::Resource::Agent(l2pop::client::args::AgentArgs {
+            verb: None,
+            run,
+        })) => report(agent(run)),
         Command::Client(resource) => l2pop::client::run(&cli.client, resource),
     }
 }
@@ -83,6 +107,7 @@ fn server(
     config: PathBuf,
     listen: Option<String>,
     store_url: Option<String>,
+    init: bool,
 ) -> anyhow::Result<()> {
     use l2pop::server::config::RawConfig;
     init_tracing();
@@ -93,18 +118,41 @@ fn server(
     if store_url.is_some() {
         raw.store.url = store_url;
     }
+    if init {
+        raw.store.init = Some(true);
+    }
     let settings = raw.validate()?;
     let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
     runtime.block_on(async {
         let shutdown = CancellationToken::new();
+        // The server logs "listening" itself, once its store is open and its role decided.
         let running = l2pop::server::start(settings, shutdown.clone()).await?;
-        tracing::info!(addr = %running.addr, "l2pop server listening");
         tokio::spawn(async move {
             wait_for_signal().await;
             tracing::info!("shutting down");
             shutdown.cancel();
         });
         running.task.await.context("server task panicked")?
+    })
+}
+
+fn agent(flags: l2pop::agent::config::Flags) -> anyhow::Result<()> {
+    use l2pop::agent::config::RawConfig;
+    init_tracing();
+    let settings = RawConfig::load(&flags.config)?
+        .with_env(|key| std::env::var(key).ok())
+        .with_flags(&flags)
+        .validate()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        });
+        l2pop::agent::run(settings, shutdown).await
     })
 }
 

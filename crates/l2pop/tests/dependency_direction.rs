@@ -161,3 +161,41 @@ fn the_walk_follows_normal_dependencies_only() {
     // ...dev-dependencies (proptest, criterion) are not: they never ship in the engine.
     assert!(!engine.contains_key("proptest") && !engine.contains_key("criterion"));
 }
+
+/// The dataplane's planner and in-memory kernel are pure too: without its `netlink` feature
+/// (which the binary turns on) the crate reaches no runtime, socket or netlink crate.
+/// `cargo tree -p` resolves the features of the named package alone.
+#[test]
+fn the_dataplane_without_its_netlink_feature_is_pure() {
+    let tree = |features: &[&str]| {
+        let output = Command::new(env!("CARGO"))
+            .args([
+                "tree",
+                "-p",
+                "l2pop-dataplane",
+                "-e",
+                "normal",
+                "--prefix",
+                "none",
+            ])
+            .args(features)
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .expect("run cargo tree");
+        assert!(
+            output.status.success(),
+            "cargo tree: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout)
+            .lines()
+            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+            .collect::<BTreeSet<String>>()
+    };
+    let pure = tree(&[]);
+    let reached: Vec<&&str> = FORBIDDEN.iter().filter(|c| pure.contains(**c)).collect();
+    assert!(reached.is_empty(), "l2pop-dataplane reaches {reached:?}");
+    // The check can see them: with the feature, netlink and tokio are there.
+    let io = tree(&["--features", "netlink"]);
+    assert!(io.contains("rtnetlink") && io.contains("tokio"), "{io:?}");
+}

@@ -47,9 +47,9 @@ pub enum Resource {
     /// BGPVPNs and their network associations (`/v2.0/bgpvpn/bgpvpns`).
     #[command(subcommand)]
     Bgpvpn(BgpvpnVerb),
-    /// L2 and BGP agents (`/v2.0/agents`).
-    #[command(subcommand)]
-    Agent(AgentVerb),
+    /// Run this host's agent (`l2pop agent --config etc/agent.toml`), or ask about agents:
+    /// `list` (the server's `/v2.0/agents`), `status` (a running agent's own view).
+    Agent(AgentArgs),
     /// A host's desired forwarding table, with provenance (`/v2.0/l2pop/hosts/{host}/fdb`).
     #[command(subcommand)]
     Fdb(FdbVerb),
@@ -132,6 +132,26 @@ pub enum AssociationVerb {
 pub enum AgentVerb {
     /// List agents (admin).
     List,
+    /// A running agent's stream positions, ports, networks and drift from the kernel.
+    Status(AgentEndpoint),
+}
+
+/// `agent [--config F ...]` runs the agent; `agent <verb>` asks about agents.
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+#[command(args_conflicts_with_subcommands = true)]
+pub struct AgentArgs {
+    #[command(subcommand)]
+    pub verb: Option<AgentVerb>,
+    #[command(flatten)]
+    pub run: crate::agent::config::Flags,
+}
+
+/// Where a running agent answers (its `agent.status_listen`).
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct AgentEndpoint {
+    /// The agent's status endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9697")]
+    pub agent: String,
 }
 
 /// `fdb ...`
@@ -139,6 +159,26 @@ pub enum AgentVerb {
 pub enum FdbVerb {
     /// Show a host's desired FDB: one row per entry, with who put it there (admin).
     Show(FdbShow),
+    /// For one MAC on a host: who put it in the desired table (server provenance), and
+    /// whether that host's agent has it in the kernel, as of which stream position.
+    Explain(FdbExplain),
+}
+
+/// `fdb explain`
+#[derive(Args, Debug, Clone, PartialEq, Eq)]
+pub struct FdbExplain {
+    /// The host whose table to explain.
+    #[arg(long)]
+    pub host: String,
+    /// The MAC address of the entry.
+    #[arg(long)]
+    pub mac: String,
+    /// Only this network.
+    #[arg(long)]
+    pub network: Option<String>,
+    /// The host's agent status endpoint.
+    #[arg(long, default_value = "http://127.0.0.1:9697")]
+    pub agent: String,
 }
 
 /// One resource by id.

@@ -76,6 +76,25 @@ pub async fn send(endpoint: &Endpoint, request: &Request) -> Result<Option<Value
     answer(status.as_u16(), status.canonical_reason(), &text)
 }
 
+/// `GET base + path` from a running agent's status endpoint (no token: it listens on loopback).
+pub async fn get_agent(base: &str, path: &str) -> Result<Value, ClientError> {
+    let unreachable = |error: reqwest::Error| ClientError::Unreachable {
+        url: base.to_owned(),
+        cause: root_cause(&error),
+    };
+    let client = reqwest::Client::builder()
+        .connect_timeout(CONNECT_TIMEOUT)
+        .timeout(REQUEST_TIMEOUT)
+        .build()
+        .map_err(unreachable)?;
+    let url = format!("{}{path}", base.trim_end_matches('/'));
+    let response = client.get(&url).send().await.map_err(unreachable)?;
+    let status = response.status();
+    let text = response.text().await.map_err(unreachable)?;
+    answer(status.as_u16(), status.canonical_reason(), &text)?
+        .ok_or_else(|| ClientError::Answer(format!("empty answer from {url}")))
+}
+
 fn method(method: Method) -> reqwest::Method {
     match method {
         Method::Get => reqwest::Method::GET,

@@ -45,14 +45,42 @@ pub fn run(options: &ClientOptions, resource: Resource) -> ExitCode {
 
 /// Plans, sends and renders one verb; the text to print.
 pub fn execute(options: &ClientOptions, resource: &Resource) -> Result<String, ClientError> {
-    let call = plan::plan(resource)?;
-    let endpoint = http::Endpoint::new(options, |key| std::env::var(key).ok())?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(ClientError::Runtime)?;
+    // Two verbs ask a running agent, not (only) the server.
+    match resource {
+        Resource::Agent(args::AgentArgs {
+            verb: Some(args::AgentVerb::Status(at)),
+            ..
+        }) => {
+            let status = runtime.block_on(http::get_agent(&at.agent, "/status"))?;
+            return pretty(&status);
+        }
+        Resource::Fdb(args::FdbVerb::Explain(explain)) => {
+            let call = plan::plan(resource)?;
+            let endpoint = http::Endpoint::new(options, |key| std::env::var(key).ok())?;
+            let table = runtime.block_on(http::send(&endpoint, &call.request))?;
+            let mut query = format!("/fdb?mac={}", explain.mac);
+            if let Some(network) = &explain.network {
+                query.push_str(&format!("&network={network}"));
+            }
+            let agent = runtime.block_on(http::get_agent(&explain.agent, &query));
+            return pretty(&render::explain(explain, table.as_ref(), agent));
+        }
+        _ => {}
+    }
+    let call = plan::plan(resource)?;
+    let endpoint = http::Endpoint::new(options, |key| std::env::var(key).ok())?;
     let answer = runtime.block_on(http::send(&endpoint, &call.request))?;
     show(call.output, answer.as_ref(), options.json)
+}
+
+fn pretty(value: &Value) -> Result<String, ClientError> {
+    serde_json::to_string_pretty(value)
+        .map(|text| text + "\n")
+        .map_err(|e| ClientError::Answer(e.to_string()))
 }
 
 /// The text for an answer: pretty JSON with `--json`, else the verb's table.

@@ -62,9 +62,18 @@ pub fn plan(resource: &Resource) -> Result<Call, ClientError> {
         Resource::Subnet(verb) => subnet(verb),
         Resource::Port(verb) => port(verb),
         Resource::Bgpvpn(verb) => bgpvpn(verb),
-        Resource::Agent(AgentVerb::List) => Ok(list("/v2.0/agents", "agents", render::AGENTS)),
+        Resource::Agent(args) => match &args.verb {
+            Some(AgentVerb::List) => Ok(list("/v2.0/agents", "agents", render::AGENTS)),
+            Some(AgentVerb::Status(_)) | None => Err(ClientError::Usage(
+                "`agent status` and running the agent are not API calls".to_owned(),
+            )),
+        },
         Resource::Fdb(FdbVerb::Show(show)) => Ok(Call {
             request: get(format!("/v2.0/l2pop/hosts/{}/fdb", encode(&show.host))),
+            output: Output::Fdb,
+        }),
+        Resource::Fdb(FdbVerb::Explain(explain)) => Ok(Call {
+            request: get(format!("/v2.0/l2pop/hosts/{}/fdb", encode(&explain.host))),
             output: Output::Fdb,
         }),
     }

@@ -212,3 +212,50 @@ fn aligned(rows: impl Iterator<Item = Vec<String>>) -> String {
 
 #[cfg(test)]
 mod tests;
+
+/// `fdb explain`: the server's provenance of every desired entry with this MAC on the host,
+/// beside the agent's view of it (or why the agent could not be asked).
+pub fn explain(
+    args: &super::args::FdbExplain,
+    table: Option<&Value>,
+    agent: Result<Value, super::error::ClientError>,
+) -> Value {
+    let mac = args.mac.to_ascii_lowercase();
+    let mut desired = Vec::new();
+    let networks = table
+        .and_then(|t| t["fdb"]["networks"].as_array())
+        .cloned()
+        .unwrap_or_default();
+    for network in &networks {
+        if args
+            .network
+            .as_ref()
+            .is_some_and(|n| network["network_id"].as_str() != Some(n.as_str()))
+        {
+            continue;
+        }
+        for vtep in network["vteps"].as_array().into_iter().flatten() {
+            for entry in vtep["entries"].as_array().into_iter().flatten() {
+                if entry["mac_address"].as_str() == Some(mac.as_str()) {
+                    desired.push(serde_json::json!({
+                        "network_id": network["network_id"],
+                        "vtep": vtep["vtep"],
+                        "ip_address": entry["ip_address"],
+                        "source": entry["source"],
+                    }));
+                }
+            }
+        }
+    }
+    let agent = agent.unwrap_or_else(|error| serde_json::json!({"error": error.to_string()}));
+    serde_json::json!({
+        "host": args.host,
+        "mac": mac,
+        "server": {
+            "fanout_seq": table.map(|t| t["fdb"]["fanout_seq"].clone()),
+            "host_seq": table.map(|t| t["fdb"]["host_seq"].clone()),
+            "desired": desired,
+        },
+        "agent": agent,
+    })
+}

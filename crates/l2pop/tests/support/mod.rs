@@ -51,6 +51,11 @@ impl TestServer {
 
     pub async fn start_with(toml: &str) -> TestServer {
         let settings = RawConfig::parse(toml, "test").unwrap().validate().unwrap();
+        TestServer::start_with_settings(settings).await
+    }
+
+    /// Starts a server with validated `settings` (tests that share its in-memory bus).
+    pub async fn start_with_settings(settings: l2pop::server::config::Settings) -> TestServer {
         let running = start(settings, CancellationToken::new()).await.unwrap();
         let server = TestServer {
             url: format!("http://{}", running.addr),
