@@ -4,6 +4,11 @@
 //! routes, MAC moves with sequence numbers, MACs colliding with native ports. After every step
 //! every host's table (built from the notifications) equals its full FDB, and a refused step
 //! changes nothing.
+//!
+//! Gateway and device VTEPs are drawn from the hosts' VTEPs (192.0.2.1..3) as well as from
+//! 203.0.113.x, and device IPs from the ports' IPs as well as from their own range, so that a host
+//! and a gateway share a VTEP and a device takes a port's IP; a rare step panics inside the
+//! extension's update after it has applied an op (issue 9's three findings).
 
 #![allow(clippy::unwrap_used)]
 
@@ -59,6 +64,22 @@ enum Step {
         port: u8,
         up: bool,
     },
+    /// A BGPVPN op applied inside an update that then panics: a half-applied update.
+    Panicking(Value),
+}
+
+/// VTEPs 1..=3 are the hosts' own, 4..=6 are 203.0.113.1..=3.
+fn route_vtep(v: u8) -> String {
+    if v <= 3 {
+        format!("192.0.2.{v}")
+    } else {
+        format!("203.0.113.{}", v - 3)
+    }
+}
+
+/// Device IPs: 10..=15 are the ports' IPs on network 1 (`port_create`), 200.. are not.
+fn device_ip(i: u8) -> String {
+    format!("10.0.1.{i}")
 }
 
 fn step_strategy() -> impl Strategy<Value = Step> {
@@ -95,18 +116,26 @@ fn step_strategy() -> impl Strategy<Value = Step> {
             Step::Bgpvpn(json!({"op":"bgp_agent","host":BGP_AGENTS[a],"admin_state_up":admin,"alive":alive,"start_flag":start}))
         });
     let vni = proptest::option::of(prop_oneof![Just(1001u32), Just(1002u32)]);
-    let gateways = (0usize..2, proptest::collection::vec((1u8..4, subset(&RTS), vni.clone(), proptest::bool::weighted(0.25)), 1..3))
+    let gateways = (0usize..2, proptest::collection::vec((1u8..7, subset(&RTS), vni.clone(), proptest::bool::weighted(0.25)), 1..3))
         .prop_map(|(a, routes)| {
             let gateways: Vec<Value> = routes
                 .into_iter()
-                .map(|(v, rts, vni, withdrawn)| json!({"vtep":format!("203.0.113.{v}"),"route_targets":rts,"vni":vni,"withdrawn":withdrawn}))
+                .map(|(v, rts, vni, withdrawn)| json!({"vtep":route_vtep(v),"route_targets":rts,"vni":vni,"withdrawn":withdrawn}))
                 .collect();
             Step::Bgpvpn(json!({"op":"bgp_gateways","host":BGP_AGENTS[a],"gateways":gateways}))
         });
     let devices = (
         0usize..2,
         proptest::collection::vec(
-            (0u8..5, proptest::option::of(200u8..203), 1u8..4, subset(&RTS), vni, proptest::option::of(0u32..3), proptest::bool::weighted(0.25)),
+            (
+                0u8..5,
+                proptest::option::of(prop_oneof![10u8..16, 200u8..203]),
+                1u8..7,
+                subset(&RTS),
+                vni,
+                proptest::option::of(0u32..3),
+                proptest::bool::weighted(0.25),
+            ),
             1..4,
         ),
     )
@@ -114,28 +143,34 @@ fn step_strategy() -> impl Strategy<Value = Step> {
             let devices: Vec<Value> = routes
                 .into_iter()
                 .map(|(m, ip, v, rts, vni, seq, withdrawn)| {
-                    json!({"mac":device_mac(m),"ip":ip.map(|i| format!("10.0.1.{i}")),"vtep":format!("203.0.113.{v}"),
+                    json!({"mac":device_mac(m),"ip":ip.map(device_ip),"vtep":route_vtep(v),
                         "route_targets":rts,"vni":vni,"seq":seq,"withdrawn":withdrawn})
                 })
                 .collect();
             Step::Bgpvpn(json!({"op":"bgp_devices","host":BGP_AGENTS[a],"devices":devices}))
-        });
+        })
+        .boxed();
     let update = (0usize..3, subset(&RTS)).prop_map(|(v, rts)| {
         Step::Bgpvpn(json!({"op":"bgpvpn_update","id":VPNS[v],"import_targets":rts}))
     });
     let delete = (0usize..3).prop_map(|v| Step::Bgpvpn(json!({"op":"bgpvpn_delete","id":VPNS[v]})));
+    let panicking = devices.clone().prop_map(|step| match step {
+        Step::Bgpvpn(op) => Step::Panicking(op),
+        other => other,
+    });
     prop_oneof![
-        3 => port_create,
-        1 => port_delete,
-        4 => bound,
-        2 => assoc,
-        2 => binding,
-        1 => speaker,
-        2 => agent,
-        4 => gateways,
-        5 => devices,
-        1 => update,
-        1 => delete,
+        1 => panicking,
+        30 => port_create,
+        10 => port_delete,
+        40 => bound,
+        20 => assoc,
+        20 => binding,
+        10 => speaker,
+        20 => agent,
+        40 => gateways,
+        50 => devices,
+        10 => update,
+        10 => delete,
     ]
 }
 
@@ -213,6 +248,15 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 .apply(&engine_event(value.clone()))
                 .map_err(|e| e.to_string()),
             Step::Bgpvpn(value) => bgpvpn(&mut engine, value.clone()),
+            Step::Panicking(value) => {
+                let op: BgpvpnOp = serde_json::from_value(value.clone()).unwrap();
+                engine
+                    .update_extension::<Bgpvpn>(l2pop_bgpvpn::NAME, |ext, topology| {
+                        let _half = ext.apply(&op, topology);
+                        panic!("after the extension applied the op")
+                    })
+                    .map_err(|e| e.to_string())
+            }
             Step::Bound { port, up } => match existing_port(&engine, *port) {
                 Some((id, host)) => {
                     let op = if *up { "device_up" } else { "device_down" };

@@ -141,8 +141,8 @@ impl Change {
     }
 
     /// Compares every touched (host, network) before and after the event, records the native
-    /// entry differences, and returns the pairs that joined (on turned true: they get a full FDB)
-    /// and the pairs that left.
+    /// entry differences, and returns the pairs that get a full FDB (on turned true, or a VTEP
+    /// change that makes an extension's entries under the old VTEP remote) and the pairs that left.
     pub(crate) fn settle_touches(&mut self, topology: &Topology) -> (Transitions, Transitions) {
         let mut joined = Vec::new();
         let mut left = Vec::new();
@@ -170,6 +170,15 @@ impl Change {
                     left.push((host, network));
                 }
                 (true, true, Some(old), Some(new)) if old != new => {
+                    // Entries an extension keeps under the host's old VTEP were the host's own
+                    // address until now, so it never took them: its full FDB brings them.
+                    if topology
+                        .networks
+                        .get(&network)
+                        .is_some_and(|state| state.claims.has_vtep(old))
+                    {
+                        joined.push((host.clone(), network));
+                    }
                     let before = unicast_before(&unicast_after(), &touch);
                     self.remove(network, Origin::Native, old, flood.chain(before));
                     self.add(
@@ -206,6 +215,7 @@ impl Change {
             };
             cancel_identical(&mut delta);
             drop_moved_removes(&mut delta);
+            drop_shared_floods(&mut delta, topology, state);
             for (origin, vteps) in &delta.removes {
                 if let Some(payload) = entries_payload(state, vteps) {
                     out.push(Fanout {
@@ -306,6 +316,46 @@ fn drop_moved_removes(delta: &mut NetworkDelta) {
         }
     }
     prune(&mut delta.removes);
+}
+
+/// The shared-VTEP rule: a VTEP's flooding entry on a network is one entry with several
+/// claimants — the host whose VTEP it is, while it is on the network, and every extension that
+/// floods to it. It is added when the first claimant appears and removed when the last one goes,
+/// so a flooding entry is dropped from a notification while a claimant of another origin holds
+/// the VTEP after the event. One event changes the claims of one kind only (an engine event the
+/// hosts', an extension update that extension's), so "held after" is "held before" as well.
+fn drop_shared_floods(delta: &mut NetworkDelta, topology: &Topology, state: &NetworkState) {
+    for (origin, vteps) in delta.removes.iter_mut().chain(delta.adds.iter_mut()) {
+        for (vtep, entries) in vteps.iter_mut() {
+            if entries.contains(&FLOODING_ENTRY)
+                && claimed_by_other(topology, state, *vtep, *origin)
+            {
+                entries.remove(&FLOODING_ENTRY);
+            }
+        }
+    }
+    prune(&mut delta.removes);
+    prune(&mut delta.adds);
+}
+
+/// Whether a claimant other than `origin` holds `vtep`'s flooding entry on the network now.
+fn claimed_by_other(
+    topology: &Topology,
+    state: &NetworkState,
+    vtep: IpAddr,
+    origin: Origin,
+) -> bool {
+    let host = topology
+        .agent_by_ip
+        .get(&vtep)
+        .is_some_and(|host| topology.is_on(host, state.network.id));
+    let extensions = state.claims.flood.get(&vtep);
+    match origin {
+        Origin::Native => extensions.is_some_and(|set| !set.is_empty()),
+        Origin::Extension(index) => {
+            host || extensions.is_some_and(|set| set.iter().any(|other| *other != index))
+        }
+    }
 }
 
 fn prune(by_origin: &mut BTreeMap<Origin, VtepEntries>) {

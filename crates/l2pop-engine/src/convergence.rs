@@ -47,6 +47,40 @@ fn network_of(payload: &FdbPayload) -> Option<NetworkId> {
     }
 }
 
+/// A native port wins an IP (OVS keys its ARP responder by network and IP): no full FDB may
+/// carry an entry whose IP a port of the network holds under another MAC.
+pub fn ip_taken_from_port(engine: &Engine) -> Option<String> {
+    let mut holders: HashMap<
+        (NetworkId, std::net::IpAddr),
+        (l2pop_model::Mac, l2pop_model::PortId),
+    > = HashMap::new();
+    for port in engine.ports() {
+        for ip in &port.fixed_ips {
+            holders.insert((port.network_id, *ip), (port.mac, port.id));
+        }
+    }
+    for host in engine.hosts() {
+        for network in engine.networks_of(&host) {
+            let full = engine.full_fdb(&host, network, None).ok()?;
+            for (_, fdb) in &full.fdb_entries.0 {
+                for (vtep, entries) in &fdb.ports {
+                    for entry in entries {
+                        if let Some((mac, port)) = holders.get(&(network, entry.ip))
+                            && *mac != entry.mac
+                        {
+                            return Some(format!(
+                                "host {host} network {network}: [{}, {}] under {vtep} takes the IP of port {port}",
+                                entry.mac, entry.ip
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+    None
+}
+
 impl Hosts {
     /// Hosts that start in sync with `engine` (nothing delivered yet, numbering continues from it).
     pub fn following(engine: &Engine) -> Self {
@@ -82,6 +116,9 @@ impl Hosts {
                 }
                 self.receive(engine, notifications);
             }
+        }
+        if let Some(problem) = ip_taken_from_port(engine) {
+            return Err(problem);
         }
         match self.divergence(engine) {
             None => Ok(()),
@@ -125,11 +162,19 @@ impl Hosts {
                 }
             }
         }
-        // A host keeps a network's table only while it has ports on it.
+        // A host keeps a network's table only while it has ports on it, and ignores entries
+        // under its own VTEP: also those it learned before its VTEP became that address (an
+        // agent whose tunneling_ip changes to an extension's VTEP).
         for (host, table) in self.tables.iter_mut() {
             table
                 .networks
                 .retain(|network, _| engine.is_on(host, *network));
+            if let Some(own) = engine.vtep(host) {
+                for network in table.networks.values_mut() {
+                    network.flood.remove(&own);
+                    network.unicast.retain(|_, vtep| *vtep != own);
+                }
+            }
         }
     }
 

@@ -384,7 +384,8 @@ impl Engine {
             host: create.host.clone(),
             status: PortStatus::Down,
         };
-        self.with_mac_visibility(change, create.network_id, create.mac, |topology| {
+        let (macs, ips) = ([create.mac], &create.fixed_ips);
+        self.with_visibility(change, create.network_id, &macs, ips, |topology| {
             let state = topology
                 .networks
                 .get_mut(&port.network_id)
@@ -478,27 +479,28 @@ impl Engine {
     fn replace_port(&mut self, change: &mut Change, old: &Port, new: &Port) {
         let network = old.network_id;
         let id = old.id;
-        if new.mac != old.mac {
-            self.with_mac_visibility(change, network, old.mac, |topology| {
+        if new.mac != old.mac || new.fixed_ips != old.fixed_ips {
+            let macs = [old.mac, new.mac];
+            let ips: Vec<IpAddr> = old
+                .fixed_ips
+                .iter()
+                .chain(&new.fixed_ips)
+                .copied()
+                .collect();
+            self.with_visibility(change, network, &macs, &ips, |topology| {
                 if let Some(state) = topology.networks.get_mut(&network) {
                     state.macs.remove(&old.mac);
-                }
-            });
-            self.with_mac_visibility(change, network, new.mac, |topology| {
-                if let Some(state) = topology.networks.get_mut(&network) {
                     state.macs.insert(new.mac, id);
+                    for ip in &old.fixed_ips {
+                        state.ips.remove(ip);
+                    }
+                    for ip in &new.fixed_ips {
+                        state.ips.insert(*ip, id);
+                    }
                 }
             });
         }
         let topology = &mut self.topology;
-        if let Some(state) = topology.networks.get_mut(&network) {
-            for ip in &old.fixed_ips {
-                state.ips.remove(ip);
-            }
-            for ip in &new.fixed_ips {
-                state.ips.insert(*ip, id);
-            }
-        }
         topology.unindex_router_port(old);
         topology.index_router_port(new);
         if let Some(state) = topology.ports.get_mut(&id) {
@@ -556,7 +558,8 @@ impl Engine {
         let port = state.port.clone();
         let network = port.network_id;
         self.move_presence(change, network, &[id], |engine, change| {
-            engine.with_mac_visibility(change, network, port.mac, |topology| {
+            let macs = [port.mac];
+            engine.with_visibility(change, network, &macs, &port.fixed_ips, |topology| {
                 if let Some(state) = topology.networks.get_mut(&network) {
                     state.macs.remove(&port.mac);
                     for ip in &port.fixed_ips {
@@ -789,45 +792,81 @@ impl Engine {
         }
     }
 
-    /// The extension claim visible for `mac` on a network: none while a native port owns it.
+    /// The extension claim visible for `mac` on a network: none while a native port owns the
+    /// MAC, and without the IPs native ports hold (a native port wins both).
     fn visible_claim(state: &NetworkState, mac: &Mac) -> Option<(usize, MacClaim)> {
         if state.macs.contains_key(mac) {
             return None;
         }
-        state.claims.winner(mac).map(|(i, c)| (i, c.clone()))
+        state.claims.winner(mac).map(|(i, c)| {
+            let mut claim = c.clone();
+            claim.ips.retain(|ip| port_with_ip(state, ip).is_none());
+            (i, claim)
+        })
     }
 
-    /// Runs `mutate` and records how the visible extension entries of `mac` changed.
-    fn with_mac_visibility(
+    /// Runs `mutate` (a change of ports' MACs or IPs, or of an extension's claims) and records
+    /// how the visible extension entries changed: those of `macs`, and of every MAC an extension
+    /// claims with one of `ips`. Entries a port now hides are reported.
+    fn with_visibility(
         &mut self,
         change: &mut Change,
         network: NetworkId,
-        mac: Mac,
+        macs: &[Mac],
+        ips: &[IpAddr],
         mutate: impl FnOnce(&mut Topology),
     ) {
-        let before = self
-            .topology
-            .networks
-            .get(&network)
-            .and_then(|s| Self::visible_claim(s, &mac));
+        let before: Vec<(Mac, Option<(usize, MacClaim)>)> =
+            match self.topology.networks.get(&network) {
+                Some(state) => {
+                    let mut affected: BTreeSet<Mac> = macs.iter().copied().collect();
+                    for ip in ips {
+                        if let Some(claimed) = state.claims.ips.get(ip) {
+                            affected.extend(claimed.iter().copied());
+                        }
+                    }
+                    affected
+                        .into_iter()
+                        .map(|mac| (mac, Self::visible_claim(state, &mac)))
+                        .collect()
+                }
+                None => Vec::new(),
+            };
         mutate(&mut self.topology);
         let Some(state) = self.topology.networks.get(&network) else {
             return;
         };
-        let after = Self::visible_claim(state, &mac);
-        if before.is_some()
-            && after.is_none()
-            && let (Some(port), Some((index, claim))) = (state.macs.get(&mac), &before)
-        {
-            self.reports.push(Report::CollidesWithPort {
-                extension: self.registry.slots[*index].name.clone(),
-                network,
-                vtep: claim.vtep,
-                mac,
-                port: *port,
-            });
+        for (mac, before) in before {
+            let after = Self::visible_claim(state, &mac);
+            if let Some((index, claim)) = &before {
+                let extension = &self.registry.slots[*index].name;
+                if after.is_none()
+                    && let Some(port) = state.macs.get(&mac)
+                {
+                    self.reports.push(Report::CollidesWithPort {
+                        extension: extension.clone(),
+                        network,
+                        vtep: claim.vtep,
+                        mac,
+                        port: *port,
+                    });
+                } else if let Some((_, now)) = after.as_ref().filter(|(i, _)| i == index) {
+                    for ip in claim.ips.difference(&now.ips) {
+                        if let Some(port) = port_with_ip(state, ip) {
+                            self.reports.push(Report::CollidesWithPortIp {
+                                extension: extension.clone(),
+                                network,
+                                vtep: claim.vtep,
+                                mac,
+                                ip: *ip,
+                                port,
+                            });
+                        }
+                    }
+                }
+            }
+            record_claim_diff(change, network, mac, before, after);
         }
-        record_claim_diff(change, network, mac, before, after);
     }
 
     // ---- extensions ----
@@ -848,14 +887,34 @@ impl Engine {
             topology: &self.topology,
         };
         let slot = &mut self.registry.slots[index];
-        let any: &mut dyn Any = &mut *slot.extension;
-        let extension = any
-            .downcast_mut::<E>()
-            .ok_or_else(|| EventError::ExtensionType {
+        if slot.quarantined {
+            return Err(EventError::ExtensionQuarantined(name.to_owned()));
+        }
+        if !(&*slot.extension as &dyn Any).is::<E>() {
+            return Err(EventError::ExtensionType {
                 name: name.to_owned(),
                 expected: std::any::type_name::<E>(),
-            })?;
-        let changes = update(extension, view)?;
+            });
+        }
+        // Fault isolation (difference 5): a panic leaves the extension's state unknown, so
+        // nothing of the update is applied and the extension is quarantined.
+        let outcome = slot.update(|any| match any.downcast_mut::<E>() {
+            Some(extension) => update(extension, view),
+            None => Ok(ExtensionChanges::default()),
+        });
+        let changes = match outcome {
+            Ok(result) => result?,
+            Err(message) => {
+                self.reports.push(Report::ExtensionUpdatePanicked {
+                    extension: name.to_owned(),
+                    message: message.clone(),
+                });
+                return Err(EventError::ExtensionPanicked {
+                    name: name.to_owned(),
+                    message,
+                });
+            }
+        };
         let mut change = Change::default();
         for (network, vtep, entry) in changes.removes {
             if self.check_extension_entry(index, network, vtep, entry) {
@@ -919,8 +978,14 @@ impl Engine {
             claimants.insert(index);
             return;
         }
-        self.with_mac_visibility(change, network, entry.mac, |topology| {
+        self.with_visibility(change, network, &[entry.mac], &[], |topology| {
             if let Some(state) = topology.networks.get_mut(&network) {
+                state
+                    .claims
+                    .ips
+                    .entry(entry.ip)
+                    .or_default()
+                    .insert(entry.mac);
                 let claim = state
                     .claims
                     .macs
@@ -946,6 +1011,16 @@ impl Engine {
                 vtep,
                 mac: entry.mac,
                 port: *port,
+            });
+        } else if let Some(port) = port_with_ip(state, &entry.ip) {
+            self.registry.slots[index].count_dropped();
+            self.reports.push(Report::CollidesWithPortIp {
+                extension: self.registry.slots[index].name.clone(),
+                network,
+                vtep,
+                mac: entry.mac,
+                ip: entry.ip,
+                port,
             });
         } else if let Some((winner, _)) =
             state.claims.winner(&entry.mac).filter(|(w, _)| *w != index)
@@ -982,7 +1057,7 @@ impl Engine {
             }
             return;
         }
-        self.with_mac_visibility(change, network, entry.mac, |topology| {
+        self.with_visibility(change, network, &[entry.mac], &[], |topology| {
             let Some(state) = topology.networks.get_mut(&network) else {
                 return;
             };
@@ -996,8 +1071,15 @@ impl Engine {
                     claims.remove(&index);
                 }
             }
+            let still_claimed = claims.values().any(|c| c.ips.contains(&entry.ip));
             if claims.is_empty() {
                 state.claims.macs.remove(&entry.mac);
+            }
+            if !still_claimed && let Some(macs) = state.claims.ips.get_mut(&entry.ip) {
+                macs.remove(&entry.mac);
+                if macs.is_empty() {
+                    state.claims.ips.remove(&entry.ip);
+                }
             }
         });
     }
@@ -1269,6 +1351,14 @@ impl Engine {
         let any: &dyn Any = &*self.registry.slots[index].extension;
         any.downcast_ref::<E>()
     }
+}
+
+/// The port holding `ip` on the network; `0.0.0.0` (a MAC-only device) is nobody's.
+pub(crate) fn port_with_ip(state: &NetworkState, ip: &IpAddr) -> Option<PortId> {
+    if ip.is_unspecified() {
+        return None;
+    }
+    state.ips.get(ip).copied()
 }
 
 /// Records the entry difference between two visible claims of one MAC.

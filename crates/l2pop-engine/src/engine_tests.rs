@@ -1257,6 +1257,7 @@ fn extension_stats_count_builds_failures_and_panics() {
                     failures: 3,
                     panics: 0,
                     dropped_entries: 0,
+                    quarantined: false,
                 }
             ),
             (
@@ -1266,6 +1267,7 @@ fn extension_stats_count_builds_failures_and_panics() {
                     failures: 0,
                     panics: 0,
                     dropped_entries: 0,
+                    quarantined: false,
                 }
             ),
             (
@@ -1275,6 +1277,7 @@ fn extension_stats_count_builds_failures_and_panics() {
                     failures: 0,
                     panics: 3,
                     dropped_entries: 0,
+                    quarantined: false,
                 }
             ),
         ]

@@ -67,6 +67,12 @@ pub enum EventError {
         name: String,
         expected: &'static str,
     },
+    #[error(
+        "extension: {name:?} panicked in an update ({message}); nothing of it was applied and the extension is quarantined"
+    )]
+    ExtensionPanicked { name: String, message: String },
+    #[error("extension: {0:?} is quarantined after a panic in an update")]
+    ExtensionQuarantined(String),
     #[error("{0}")]
     Extension(#[from] crate::ExtensionError),
 }

@@ -133,6 +133,20 @@ pub enum Report {
         mac: l2pop_model::Mac,
         port: l2pop_model::PortId,
     },
+    /// The extension panicked while it updated its state: none of the update was applied, and
+    /// the extension is quarantined (its state may be half-updated): its later updates are
+    /// refused and full FDBs carry what it had announced before.
+    ExtensionUpdatePanicked { extension: String, message: String },
+    /// An entry whose IP a native port of the network holds under another MAC: the port wins
+    /// (OVS keys its ARP responder by network and IP).
+    CollidesWithPortIp {
+        extension: String,
+        network: NetworkId,
+        vtep: IpAddr,
+        mac: l2pop_model::Mac,
+        ip: IpAddr,
+        port: l2pop_model::PortId,
+    },
     /// An entry whose MAC another extension, registered earlier, already has on the network.
     CollidesWithExtension {
         extension: String,
@@ -163,6 +177,8 @@ pub struct ExtensionStats {
     pub failures: u64,
     pub panics: u64,
     pub dropped_entries: u64,
+    /// Set by a panic in an update; see [`Report::ExtensionUpdatePanicked`].
+    pub quarantined: bool,
 }
 
 pub(crate) struct Slot {
@@ -172,6 +188,8 @@ pub(crate) struct Slot {
     failures: Cell<u64>,
     panics: Cell<u64>,
     dropped: Cell<u64>,
+    /// A panic in an update left the extension's state unknown: it is no longer called.
+    pub(crate) quarantined: bool,
 }
 
 impl std::fmt::Debug for Slot {
@@ -190,6 +208,24 @@ impl Slot {
             failures: self.failures.get(),
             panics: self.panics.get(),
             dropped_entries: self.dropped.get(),
+            quarantined: self.quarantined,
+        }
+    }
+
+    /// Runs an update of the extension's state, isolating a panic like a build does; a panic
+    /// quarantines the extension (the caller applies nothing of the update).
+    pub(crate) fn update<T>(
+        &mut self,
+        update: impl FnOnce(&mut dyn Any) -> T,
+    ) -> Result<T, String> {
+        let extension: &mut dyn Any = &mut *self.extension;
+        match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| update(extension))) {
+            Ok(value) => Ok(value),
+            Err(panic) => {
+                self.panics.set(self.panics.get() + 1);
+                self.quarantined = true;
+                Err(panic_message(panic.as_ref()))
+            }
         }
     }
 
@@ -199,6 +235,9 @@ impl Slot {
 
     /// Tells the extension a network is gone, isolating a panic like a build does.
     pub(crate) fn network_deleted(&mut self, network: NetworkId, reports: &mut Vec<Report>) {
+        if self.quarantined {
+            return;
+        }
         let extension = &mut self.extension;
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             extension.network_deleted(network)
@@ -289,6 +328,7 @@ impl Registry {
             failures: Cell::new(0),
             panics: Cell::new(0),
             dropped: Cell::new(0),
+            quarantined: false,
         });
         Ok(())
     }
@@ -312,9 +352,20 @@ pub(crate) struct ExtensionClaims {
     pub(crate) flood: BTreeMap<IpAddr, BTreeSet<usize>>,
     /// MAC → extension index → its claim; the lowest index wins the MAC.
     pub(crate) macs: HashMap<Mac, BTreeMap<usize, MacClaim>>,
+    /// IP → the MACs claimed with it, to find the entries a port's IP hides or frees.
+    pub(crate) ips: HashMap<IpAddr, BTreeSet<Mac>>,
 }
 
 impl ExtensionClaims {
+    /// Whether any extension has an entry under `vtep` (a scan: for rare events).
+    pub(crate) fn has_vtep(&self, vtep: IpAddr) -> bool {
+        self.flood.contains_key(&vtep)
+            || self
+                .macs
+                .values()
+                .any(|claims| claims.values().any(|c| c.vtep == vtep))
+    }
+
     /// The claim that is visible for `mac` (ignoring native ports), with its extension index.
     pub(crate) fn winner(&self, mac: &Mac) -> Option<(usize, &MacClaim)> {
         self.macs

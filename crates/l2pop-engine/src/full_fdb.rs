@@ -34,7 +34,9 @@ pub(crate) enum Origin<'a> {
 }
 
 pub(crate) trait Sink {
-    fn vtep(&mut self, vtep: IpAddr);
+    /// Starts a VTEP's list; `entries` is how many entries follow (at most), so that a sink can
+    /// allocate the list once instead of growing it entry by entry.
+    fn vtep(&mut self, vtep: IpAddr, entries: usize);
     fn entry(&mut self, entry: PortInfo, origin: Origin<'_>);
 }
 
@@ -45,8 +47,8 @@ pub(crate) struct PayloadSink {
 }
 
 impl Sink for PayloadSink {
-    fn vtep(&mut self, vtep: IpAddr) {
-        self.ports.push((vtep, Vec::new()));
+    fn vtep(&mut self, vtep: IpAddr, entries: usize) {
+        self.ports.push((vtep, Vec::with_capacity(entries)));
     }
 
     fn entry(&mut self, entry: PortInfo, _: Origin<'_>) {
@@ -64,8 +66,8 @@ pub(crate) struct ProvenanceSink<'a> {
 }
 
 impl Sink for ProvenanceSink<'_> {
-    fn vtep(&mut self, vtep: IpAddr) {
-        self.vteps.push((vtep, Vec::new()));
+    fn vtep(&mut self, vtep: IpAddr, entries: usize) {
+        self.vteps.push((vtep, Vec::with_capacity(entries)));
     }
 
     fn entry(&mut self, entry: PortInfo, origin: Origin<'_>) {
@@ -99,24 +101,29 @@ pub(crate) fn build(
     let native = topology.contributors(state, host);
     let extension = extension_entries(registry, state, host, own_vtep, skip_source, reports);
 
-    let mut ext_iter = extension.iter().peekable();
+    let mut ext_iter = extension
+        .chunk_by(|a, b| a.0 == b.0)
+        .map(|entries| (entries[0].0, entries))
+        .peekable();
     for (vtep, native_host, member) in native {
         if own_vtep == Some(vtep) {
             continue;
         }
         while let Some((ext_vtep, entries)) = ext_iter.next_if(|(v, _)| *v < vtep) {
-            write_extension_vtep(sink, *ext_vtep, entries);
+            write_extension_vtep(sink, ext_vtep, entries);
         }
-        sink.vtep(vtep);
-        match ext_iter.next_if(|(v, _)| *v == vtep) {
+        let ext_entries = ext_iter.next_if(|(v, _)| *v == vtep).map(|(_, e)| e);
+        let len = 1 + member.unicast.len() + ext_entries.map_or(0, <[_]>::len);
+        sink.vtep(vtep, len);
+        match ext_entries {
             // A VTEP both a host and an extension claim (a misconfiguration): merge, sorted.
-            Some((_, ext_entries)) => {
+            Some(ext_entries) => {
                 let mut merged: BTreeMap<PortInfo, Origin<'_>> = BTreeMap::new();
                 merged.insert(FLOODING_ENTRY, Origin::Host(native_host));
                 for entry in &member.unicast {
                     merged.insert(*entry, Origin::Port(entry.mac));
                 }
-                for (entry, index) in ext_entries {
+                for (_, entry, index) in ext_entries {
                     merged.entry(*entry).or_insert(Origin::Extension(*index));
                 }
                 for (entry, origin) in merged {
@@ -132,22 +139,23 @@ pub(crate) fn build(
         }
     }
     for (ext_vtep, entries) in ext_iter {
-        write_extension_vtep(sink, *ext_vtep, entries);
+        write_extension_vtep(sink, ext_vtep, entries);
     }
 }
 
-fn write_extension_vtep(sink: &mut impl Sink, vtep: IpAddr, entries: &[(PortInfo, usize)]) {
-    sink.vtep(vtep);
-    for (entry, index) in entries {
+fn write_extension_vtep(sink: &mut impl Sink, vtep: IpAddr, entries: &[ExtensionEntry]) {
+    sink.vtep(vtep, entries.len());
+    for (_, entry, index) in entries {
         sink.entry(*entry, Origin::Extension(*index));
     }
 }
 
-/// One VTEP's extension entries, sorted, each with the index of the extension that gave it.
-type ExtensionVtep = (IpAddr, Vec<(PortInfo, usize)>);
+/// An extension entry under its VTEP, with the index of the extension that gave it.
+type ExtensionEntry = (IpAddr, PortInfo, usize);
 
-/// Runs the extensions and keeps their valid, visible entries, grouped by VTEP in ascending
-/// order. Collected into one vector and sorted once: far cheaper per entry than ordered inserts.
+/// Runs the extensions and keeps their valid, visible entries, sorted by VTEP then entry (one
+/// run per VTEP, which `build` walks as slices). Collected into one vector and sorted once: far
+/// cheaper per entry than ordered inserts.
 /// The MAC check between extensions (the first registered wins) runs only when a second
 /// extension contributes; an extension's own entries name each MAC once (its updates are checked
 /// by the engine's mirror).
@@ -158,7 +166,7 @@ fn extension_entries(
     own_vtep: Option<IpAddr>,
     skip_source: Option<&str>,
     reports: &mut Vec<Report>,
-) -> Vec<ExtensionVtep> {
+) -> Vec<ExtensionEntry> {
     if registry.slots.is_empty() {
         return Vec::new();
     }
@@ -167,28 +175,33 @@ fn extension_entries(
         host,
         host_vtep: own_vtep,
     };
-    let mut kept: Vec<(IpAddr, PortInfo, usize)> = Vec::new();
+    let mut kept: Vec<ExtensionEntry> = Vec::new();
     // MAC → (extension index, VTEP); built when a second extension contributes.
     let mut owners: Option<HashMap<Mac, (usize, IpAddr)>> = None;
+    // The first contributor's MACs, whatever became of its entries, for `owners`.
+    let mut first: Vec<(Mac, usize, IpAddr)> = Vec::new();
     let mut contributors = 0usize;
     for (index, slot) in registry.slots.iter().enumerate() {
         if skip_source == Some(slot.name.as_str()) {
             continue;
         }
-        let entries = slot.run(&request, reports);
+        // A quarantined extension is not called: its entries are what it announced.
+        let entries = if slot.quarantined {
+            announced_entries(state, index)
+        } else {
+            slot.run(&request, reports)
+        };
         if entries.is_empty() {
             continue;
         }
         contributors += 1;
         if contributors == 2 {
-            owners = Some(
-                kept.iter()
-                    .filter(|(_, e, _)| !e.is_flooding())
-                    .map(|(v, e, i)| (e.mac, (*i, *v)))
-                    .collect(),
-            );
+            owners = Some(first.iter().map(|(mac, i, v)| (*mac, (*i, *v))).collect());
         }
         kept.reserve(entries.len());
+        if owners.is_none() {
+            first.reserve(entries.len());
+        }
         for (vtep, entry) in entries {
             if let Err(reason) = validate_entry(vtep, entry) {
                 slot.count_dropped();
@@ -201,9 +214,9 @@ fn extension_entries(
                 });
                 continue;
             }
-            if own_vtep == Some(vtep) {
-                continue;
-            }
+            // The checks in the order of the engine's record of claims: a port's MAC, then the
+            // first extension's MAC (an entry that is hidden or under the host's own VTEP still
+            // holds its MAC), then a port's IP.
             if !entry.is_flooding() {
                 if let Some(port) = state.macs.get(&entry.mac) {
                     slot.count_dropped();
@@ -216,8 +229,9 @@ fn extension_entries(
                     });
                     continue;
                 }
-                if let Some(owners) = owners.as_mut() {
-                    match owners.get(&entry.mac) {
+                match owners.as_mut() {
+                    None => first.push((entry.mac, index, vtep)),
+                    Some(owners) => match owners.get(&entry.mac) {
                         Some((owner, owner_vtep)) if *owner != index || *owner_vtep != vtep => {
                             slot.count_dropped();
                             reports.push(Report::CollidesWithExtension {
@@ -233,8 +247,23 @@ fn extension_entries(
                         None => {
                             owners.insert(entry.mac, (index, vtep));
                         }
-                    }
+                    },
                 }
+                if let Some(port) = crate::engine::port_with_ip(state, &entry.ip) {
+                    slot.count_dropped();
+                    reports.push(Report::CollidesWithPortIp {
+                        extension: slot.name.clone(),
+                        network: state.network.id,
+                        vtep,
+                        mac: entry.mac,
+                        ip: entry.ip,
+                        port,
+                    });
+                    continue;
+                }
+            }
+            if own_vtep == Some(vtep) {
+                continue;
             }
             kept.push((vtep, entry, index));
         }
@@ -242,13 +271,31 @@ fn extension_entries(
     // Stable: of two identical entries, the earlier extension's is kept.
     kept.sort_by_key(|(vtep, entry, _)| (*vtep, *entry));
     kept.dedup_by(|later, earlier| later.0 == earlier.0 && later.1 == earlier.1);
-    let mut out: Vec<ExtensionVtep> = Vec::new();
-    for (vtep, entry, index) in kept {
-        match out.last_mut() {
-            Some((last, list)) if *last == vtep => list.push((entry, index)),
-            _ => out.push((vtep, vec![(entry, index)])),
+    kept
+}
+
+/// What extension `index` announced on the network, from the engine's record of its updates.
+fn announced_entries(state: &NetworkState, index: usize) -> Vec<(IpAddr, PortInfo)> {
+    let mut out: Vec<(IpAddr, PortInfo)> = state
+        .claims
+        .flood
+        .iter()
+        .filter(|(_, claimants)| claimants.contains(&index))
+        .map(|(vtep, _)| (*vtep, FLOODING_ENTRY))
+        .collect();
+    for (mac, claims) in &state.claims.macs {
+        if let Some(claim) = claims.get(&index) {
+            out.extend(
+                claim
+                    .ips
+                    .iter()
+                    .map(|ip| (claim.vtep, PortInfo::new(*mac, *ip))),
+            );
         }
     }
+    // In the order an extension lists its state (flooding VTEPs, then MACs): deterministic
+    // reports.
+    out.sort_unstable_by_key(|(vtep, entry)| (*entry, *vtep));
     out
 }
 

@@ -8,6 +8,11 @@
 //! replaces a `[mac, ip]` wherever it was, a remove deletes an entry only if it still points at
 //! the VTEP the remove names, entries under the agent's own VTEP are ignored, and a network's
 //! table exists only while the host has ports on it.
+//!
+//! Host VTEPs, extension VTEPs and IPs are drawn from overlapping ranges, so that a VTEP is
+//! claimed by a host and an extension at once (the shared-VTEP rule), an extension device takes a
+//! port's IP (a native port wins an IP), and an extension update can panic half-way through
+//! (fault isolation of updates): the three findings of issue 9.
 
 #![allow(clippy::unwrap_used)]
 
@@ -93,12 +98,34 @@ enum Step {
         port: u8,
         ips: Vec<u8>,
     },
+    /// A static extension change; `fragile` applies the entries one by one and panics before
+    /// the last, leaving the extension half-updated.
     Static {
         action: StaticAction,
         network: usize,
         vtep: u8,
-        entries: Vec<PortInfo>,
+        entries: Vec<(u8, u8)>,
+        fragile: bool,
     },
+}
+
+/// Extension VTEPs: 1..=6 are hosts' VTEPs too (192.0.2.x, see `event_strategy`), 7..=9 are not.
+fn extension_vtep(v: u8) -> IpAddr {
+    if v <= 6 {
+        IpAddr::from([192, 0, 2, v])
+    } else {
+        IpAddr::from([198, 51, 100, v - 6])
+    }
+}
+
+/// An extension entry from (mac, ip) draws: MAC index 7 stands for the flooding entry; IPs 0..20
+/// are the ports' range of the network (`fixed_ip`), 20.. are not.
+fn extension_entry(network: usize, (m, i): (u8, u8)) -> PortInfo {
+    if m == 7 {
+        l2pop_model::FLOODING_ENTRY
+    } else {
+        PortInfo::new(mac(m), fixed_ip(network, i))
+    }
 }
 
 fn hosts_strategy() -> impl Strategy<Value = Vec<Host>> {
@@ -209,16 +236,17 @@ fn event_strategy() -> impl Strategy<Value = Event> {
 
 fn static_strategy() -> impl Strategy<Value = Step> {
     let entry = prop_oneof![
-        1 => Just(l2pop_model::FLOODING_ENTRY),
-        3 => (0u8..7, 0u8..5).prop_map(|(m, i)| PortInfo::new(mac(m), fixed_ip(0, i + 100))),
+        1 => Just((7u8, 0u8)),
+        3 => (0u8..7, prop_oneof![3 => 0u8..6, 1 => 20u8..23]),
     ];
     (
         any::<bool>(),
         0..2usize,
-        1u8..4,
-        proptest::collection::vec(entry, 1..3),
+        1u8..10,
+        proptest::collection::vec(entry, 1..4),
+        proptest::bool::weighted(0.03),
     )
-        .prop_map(|(add, network, vtep, entries)| Step::Static {
+        .prop_map(|(add, network, vtep, entries, fragile)| Step::Static {
             action: if add {
                 StaticAction::Add
             } else {
@@ -227,6 +255,7 @@ fn static_strategy() -> impl Strategy<Value = Step> {
             network,
             vtep,
             entries,
+            fragile,
         })
 }
 
@@ -477,12 +506,24 @@ fn run(steps: Vec<Step>, with_extension: bool) -> Result<(), TestCaseError> {
                 network,
                 vtep,
                 entries,
+                fragile,
             } => {
                 // Alternate the two static extensions so that they compete for MACs.
                 let name = if i % 2 == 0 { "static" } else { "static2" };
-                let vtep = IpAddr::from([198, 51, 100, *vtep]);
+                let vtep = extension_vtep(*vtep);
+                let entries: Vec<PortInfo> = entries
+                    .iter()
+                    .map(|draw| extension_entry(*network, *draw))
+                    .collect();
                 engine.update_extension::<StaticFdb>(name, |ext, topology| {
-                    ext.apply(*action, net(*network), vtep, entries, topology)
+                    if !*fragile {
+                        return ext.apply(*action, net(*network), vtep, &entries, topology);
+                    }
+                    for entry in &entries[..entries.len() - 1] {
+                        let one = std::slice::from_ref(entry);
+                        ext.apply(*action, net(*network), vtep, one, topology)?;
+                    }
+                    panic!("half-way through an update");
                 })
             }
         };
@@ -491,7 +532,14 @@ fn run(steps: Vec<Step>, with_extension: bool) -> Result<(), TestCaseError> {
             result.is_ok(),
         );
         if let Err(problem) = agents.check_step(&engine, &before, &result) {
-            prop_assert!(false, "step {}: {:?}: {}", i, step, problem);
+            prop_assert!(
+                false,
+                "step {}: {:?}: {}\nresult {:?}",
+                i,
+                step,
+                problem,
+                result
+            );
         }
     }
     Ok(())

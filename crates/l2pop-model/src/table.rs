@@ -41,6 +41,15 @@ impl NetworkTable {
     pub fn is_empty(&self) -> bool {
         self.flood.is_empty() && self.unicast.is_empty()
     }
+
+    /// Unicast entries announced under the host's own VTEP: they live behind this host now, so
+    /// a copy learned under another VTEP is dropped (an add moves an entry, difference 4, also
+    /// when it moves to the receiving host; nothing is ever programmed toward the host itself).
+    fn arrive_here(&mut self, entries: &[PortInfo]) {
+        for entry in entries.iter().filter(|e| !e.is_flooding()) {
+            self.unicast.remove(entry);
+        }
+    }
 }
 
 /// A host's tables, keyed by network.
@@ -67,7 +76,13 @@ impl FdbTable {
                         continue;
                     }
                     let table = self.networks.entry(*network).or_default();
-                    for (vtep, list) in fdb.ports.iter().filter(|(v, _)| Some(*v) != own_vtep) {
+                    for (vtep, list) in &fdb.ports {
+                        if Some(*vtep) == own_vtep {
+                            if method == Method::AddFdbEntries {
+                                table.arrive_here(list);
+                            }
+                            continue;
+                        }
                         for entry in list {
                             match method {
                                 Method::RemoveFdbEntries => table.remove(*vtep, *entry),
@@ -85,7 +100,11 @@ impl FdbTable {
                         continue;
                     }
                     let table = self.networks.entry(*network).or_default();
-                    for (vtep, change) in vteps.iter().filter(|(v, _)| Some(*v) != own_vtep) {
+                    for (vtep, change) in vteps {
+                        if Some(*vtep) == own_vtep {
+                            table.arrive_here(&change.after);
+                            continue;
+                        }
                         for entry in &change.before {
                             table.remove(*vtep, *entry);
                         }

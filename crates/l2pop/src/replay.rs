@@ -3,7 +3,9 @@
 //! `{"seq","event","method","target",["source",]"fdb_entries"}`. Extension registrations
 //! (`extension` ops) come first; `static_fdb` ops drive the example `StaticFdb` extension and
 //! the BGPVPN ops (`bgpvpn_*`, `network_association_*`, `bgp_*`) the `Bgpvpn` extension.
-//! A bad line stops the run with `line N: <what is wrong>` on stderr and exit code 2.
+//! A bad line (one the engine refuses) stops the run with `line N: <field>: <reason>` on stderr
+//! and exit code 2. With `--keep-going` it is reported the same way and skipped, as the server
+//! answers 409 and goes on; the run then ends with exit code 2 if any line was refused.
 
 use std::io::{self, BufRead, BufWriter, Write};
 use std::net::IpAddr;
@@ -12,7 +14,7 @@ use std::process::ExitCode;
 
 use l2pop_bgpvpn::{Bgpvpn, BgpvpnOp};
 use l2pop_engine::extensions::{FailingFdb, PanickingFdb, StaticAction, StaticFdb};
-use l2pop_engine::{Engine, EngineBuilder, Event};
+use l2pop_engine::{Engine, EngineBuilder, Event, ExtensionChanges};
 use l2pop_model::{FdbPayload, Method, NetworkId, Notification, PortInfo, Target};
 use serde::{Deserialize, Serialize};
 
@@ -38,7 +40,13 @@ enum ExtensionKind {
     Bgpvpn,
     Failing,
     Panicking,
+    /// A static extension whose update panics on the MAC [`POISON`], after it has stored the
+    /// entries listed before it: a half-updated extension, to show update fault isolation.
+    Fragile,
 }
+
+/// The MAC a `fragile` extension panics on.
+const POISON: l2pop_model::Mac = l2pop_model::Mac::new([0xde, 0xad, 0xbe, 0xef, 0, 0]);
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,27 +70,38 @@ struct OutputLine<'a> {
 }
 
 /// Registrations are collected until the first other op, then the engine is built.
-enum State {
+enum Phase {
     Registering(EngineBuilder),
     Running(Box<Engine>),
 }
 
+struct State {
+    phase: Phase,
+    /// Extensions registered as `fragile`.
+    fragile: Vec<String>,
+}
+
 impl State {
     fn engine(&mut self) -> &mut Engine {
-        if let State::Registering(builder) = self {
+        if let Phase::Registering(builder) = &mut self.phase {
             let builder = std::mem::take(builder);
-            *self = State::Running(Box::new(builder.build()));
+            self.phase = Phase::Running(Box::new(builder.build()));
         }
-        match self {
-            State::Running(engine) => engine,
-            State::Registering(_) => unreachable!("just built"),
+        match &mut self.phase {
+            Phase::Running(engine) => engine,
+            Phase::Registering(_) => unreachable!("just built"),
         }
     }
 }
 
-pub fn run(path: &Path) -> ExitCode {
-    match replay(path) {
-        Ok(()) => ExitCode::SUCCESS,
+/// Replays `path`; `keep_going` skips refused lines instead of stopping at the first.
+pub fn run(path: &Path, keep_going: bool) -> ExitCode {
+    match replay(path, keep_going) {
+        Ok(0) => ExitCode::SUCCESS,
+        Ok(refused) => {
+            eprintln!("replay: {refused} refused line(s) skipped");
+            ExitCode::from(2)
+        }
         Err(message) => {
             eprintln!("{message}");
             ExitCode::from(2)
@@ -90,7 +109,8 @@ pub fn run(path: &Path) -> ExitCode {
     }
 }
 
-fn replay(path: &Path) -> Result<(), String> {
+/// Returns the number of refused lines (only ever non-zero with `keep_going`).
+fn replay(path: &Path, keep_going: bool) -> Result<usize, String> {
     let reader: Box<dyn BufRead> = if path.as_os_str() == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -99,8 +119,12 @@ fn replay(path: &Path) -> Result<(), String> {
     };
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let mut state = State::Registering(EngineBuilder::new());
+    let mut state = State {
+        phase: Phase::Registering(EngineBuilder::new()),
+        fragile: Vec::new(),
+    };
     let mut event_index = 0usize;
+    let mut refused = 0usize;
     for (number, line) in reader.lines().enumerate() {
         let line_no = number + 1;
         let line = line.map_err(|e| format!("line {line_no}: {e}"))?;
@@ -109,12 +133,11 @@ fn replay(path: &Path) -> Result<(), String> {
             continue;
         }
         let mut extension_reports = Vec::new();
-        let notifications = apply_line(&mut state, text, &mut extension_reports)
-            .map_err(|e| format!("line {line_no}: {e}"))?;
+        let result = apply_line(&mut state, text, &mut extension_reports);
         for report in extension_reports {
             eprintln!("line {line_no}: report: {report}");
         }
-        if let State::Running(engine) = &mut state {
+        if let Phase::Running(engine) = &mut state.phase {
             for report in engine.take_reports() {
                 eprintln!(
                     "line {line_no}: report: {}",
@@ -122,6 +145,17 @@ fn replay(path: &Path) -> Result<(), String> {
                 );
             }
         }
+        let notifications = match result {
+            Ok(notifications) => notifications,
+            Err(error) if keep_going => {
+                // Refused, like a 409 from the server: reported, skipped, still an event line.
+                eprintln!("line {line_no}: {error}");
+                refused += 1;
+                event_index += 1;
+                continue;
+            }
+            Err(error) => return Err(format!("line {line_no}: {error}")),
+        };
         for n in &notifications {
             let line = OutputLine {
                 seq: n.seq,
@@ -136,7 +170,8 @@ fn replay(path: &Path) -> Result<(), String> {
         }
         event_index += 1;
     }
-    out.flush().map_err(|e| format!("writing output: {e}"))
+    out.flush().map_err(|e| format!("writing output: {e}"))?;
+    Ok(refused)
 }
 
 fn apply_line(
@@ -159,7 +194,10 @@ fn apply_line(
             let replay_op: ReplayOp = parse(value)?;
             match replay_op {
                 ReplayOp::Extension(op) => register(state, op).map(|()| Vec::new()),
-                ReplayOp::StaticFdb(op) => static_fdb(state.engine(), op),
+                ReplayOp::StaticFdb(op) => {
+                    let fragile = state.fragile.contains(&op.extension);
+                    static_fdb(state.engine(), op, fragile)
+                }
             }
         }
         _ => {
@@ -182,7 +220,7 @@ fn parse<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> Result<T, 
 }
 
 fn register(state: &mut State, op: ExtensionOp) -> Result<(), String> {
-    let State::Registering(builder) = state else {
+    let Phase::Registering(builder) = &mut state.phase else {
         return Err("extensions are registered before any other event".to_owned());
     };
     let current = std::mem::take(builder);
@@ -195,15 +233,36 @@ fn register(state: &mut State, op: ExtensionOp) -> Result<(), String> {
         ExtensionKind::Panicking => {
             current.extension(&op.name, PanickingFdb::new("configured to panic"))
         }
+        ExtensionKind::Fragile => current.extension(&op.name, StaticFdb::new()),
     };
     *builder = next.map_err(|e| format!("name: {e}"))?;
+    if matches!(op.kind, ExtensionKind::Fragile) {
+        state.fragile.push(op.name);
+    }
     Ok(())
 }
 
-fn static_fdb(engine: &mut Engine, op: StaticFdbOp) -> Result<Vec<Notification>, String> {
+fn static_fdb(
+    engine: &mut Engine,
+    op: StaticFdbOp,
+    fragile: bool,
+) -> Result<Vec<Notification>, String> {
     engine
         .update_extension::<StaticFdb>(&op.extension, |ext, topology| {
-            ext.apply(op.action, op.network_id, op.vtep, &op.entries, topology)
+            if !fragile {
+                return ext.apply(op.action, op.network_id, op.vtep, &op.entries, topology);
+            }
+            let mut changes = ExtensionChanges::default();
+            for entry in &op.entries {
+                if entry.mac == POISON {
+                    panic!("fragile: poisoned entry {}", entry.mac);
+                }
+                let one = std::slice::from_ref(entry);
+                let done = ext.apply(op.action, op.network_id, op.vtep, one, topology)?;
+                changes.removes.extend(done.removes);
+                changes.adds.extend(done.adds);
+            }
+            Ok(changes)
         })
         .map_err(|e| e.to_string())
 }
