@@ -170,7 +170,7 @@ async fn handle(
                 .write(
                     Caller::Admin,
                     Box::new(move |state: &ServerState, _: &Caller, _| {
-                        let port = resolve_device(state, &args.device)?;
+                        let port = resolve_device(state, &args.device, &args.host)?;
                         let command = state.plan_device(
                             port,
                             up,
@@ -260,14 +260,28 @@ async fn handle(
     }
 }
 
-/// A device name as agents report it: the port id, or `tap` + the id's first 11 characters
-/// (`xxxxxxxx-xx`, the top 40 bits). The prefix is a range of ids, looked up in the ordered
-/// port map, so a Linux bridge agent's `update_device_up` costs a range query, not a scan.
-fn resolve_device(state: &ServerState, device: &str) -> Result<PortId, ApiError> {
+/// A device name as agents report it: the port id, `tap` + the id's first 11 characters
+/// (`xxxxxxxx-xx`, the top 40 bits), or the port's MAC (Neutron's test #26: agents that name
+/// devices by MAC). The prefix is a range of ids, looked up in the ordered port map, so a
+/// Linux bridge agent's `update_device_up` costs a range query, not a scan. A MAC is unique
+/// per network only: it names the one port with that MAC bound to `host`, and is refused as
+/// not found when there is none or more than one (a scan: no agent of ours names devices so).
+fn resolve_device(state: &ServerState, device: &str, host: &Host) -> Result<PortId, ApiError> {
     if let Ok(id) = device.parse::<PortId>() {
         return Ok(id);
     }
     let not_found = || ApiError::not_found("port", device).with_field("device");
+    if let Ok(mac) = device.parse::<l2pop_model::Mac>() {
+        let mut bound = state
+            .ports
+            .values()
+            .filter(|p| p.mac == mac && p.host.as_ref() == Some(host))
+            .map(|p| p.id);
+        return match (bound.next(), bound.next()) {
+            (Some(id), None) => Ok(id),
+            _ => Err(not_found()),
+        };
+    }
     let digits: String = device
         .strip_prefix("tap")
         .unwrap_or(device)
@@ -294,7 +308,7 @@ fn resolve_device(state: &ServerState, device: &str) -> Result<PortId, ApiError>
 /// `RpcCallbacks.get_device_details` (ML2): `{"device"}` alone when the port is unknown or
 /// bound elsewhere, else the port's network, segment, MAC, fixed IPs and admin state.
 pub fn device_details(state: &ServerState, device: &str, host: &Host) -> Value {
-    let Ok(id) = resolve_device(state, device) else {
+    let Ok(id) = resolve_device(state, device, host) else {
         return json!({"device": device});
     };
     let (Some(port), Some(network)) = (
@@ -390,6 +404,29 @@ mod tests {
         state
     }
 
+    fn nobody() -> Host {
+        "nobody".parse().unwrap()
+    }
+
+    #[test]
+    fn a_mac_names_the_one_port_with_it_bound_to_the_reporting_host() {
+        let id = 0x1234_5678_9a00_0000_0000_0000_0000_0001_u128;
+        let mut state = state_with_ports(&[id]);
+        let host: Host = "compute-1".parse().unwrap();
+        let mac = "fa:16:3e:00:00:01";
+        // Not bound to the reporting host: not found.
+        assert!(resolve_device(&state, mac, &host).is_err());
+        state
+            .ports
+            .values_mut()
+            .for_each(|p| p.host = Some(host.clone()));
+        assert_eq!(
+            resolve_device(&state, mac, &host).unwrap(),
+            PortId(Uuid::from_u128(id))
+        );
+        assert!(resolve_device(&state, "fa:16:3e:00:00:09", &host).is_err());
+    }
+
     #[test]
     fn tap_names_resolve_to_the_one_port_with_that_prefix() {
         let a = 0x1234_5678_9a00_0000_0000_0000_0000_0001_u128;
@@ -397,20 +434,20 @@ mod tests {
         let state = state_with_ports(&[a, b]);
         let tap = |id: u128| format!("tap{}", &PortId(Uuid::from_u128(id)).to_string()[..11]);
         assert_eq!(
-            resolve_device(&state, &tap(a)).unwrap(),
+            resolve_device(&state, &tap(a), &nobody()).unwrap(),
             PortId(Uuid::from_u128(a))
         );
         assert_eq!(
-            resolve_device(&state, &tap(b)).unwrap(),
+            resolve_device(&state, &tap(b), &nobody()).unwrap(),
             PortId(Uuid::from_u128(b))
         );
         // Ambiguous (both share 12345678-9) and unknown prefixes are not found.
-        assert!(resolve_device(&state, "tap12345678-9").is_err());
-        assert!(resolve_device(&state, "tapffffffff-ff").is_err());
-        assert!(resolve_device(&state, "tapnothex").is_err());
+        assert!(resolve_device(&state, "tap12345678-9", &nobody()).is_err());
+        assert!(resolve_device(&state, "tapffffffff-ff", &nobody()).is_err());
+        assert!(resolve_device(&state, "tapnothex", &nobody()).is_err());
         let full = PortId(Uuid::from_u128(a)).to_string();
         assert_eq!(
-            resolve_device(&state, &full).unwrap(),
+            resolve_device(&state, &full, &nobody()).unwrap(),
             PortId(Uuid::from_u128(a))
         );
     }
