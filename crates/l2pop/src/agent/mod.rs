@@ -33,6 +33,7 @@ use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
+use futures_util::FutureExt as _;
 use l2pop_dataplane::{Dataplane, Netlink, Observed, Op};
 use tokio_util::sync::CancellationToken;
 
@@ -40,6 +41,9 @@ use self::config::Settings;
 use self::rpc::ServerRpc;
 use self::state::{AgentState, Outcome};
 use self::status::Query;
+
+/// At most this many queued notifications are applied before the kernel is programmed.
+const MAX_BATCH: usize = 256;
 
 /// Tap devices are Neutron's: `tap` + the first 11 characters of the port id.
 pub fn is_tap(name: &str) -> bool {
@@ -172,7 +176,15 @@ impl<D: Dataplane> Agent<D> {
                     let Some(message) = message else {
                         anyhow::bail!("bus: the notification consumer stopped");
                     };
-                    self.receive(&message).await?;
+                    // Apply what else is already queued, then program the kernel once.
+                    let mut batch = vec![message];
+                    while batch.len() < MAX_BATCH {
+                        match consumer.recv().now_or_never() {
+                            Some(Some(message)) => batch.push(message),
+                            _ => break,
+                        }
+                    }
+                    self.receive(&batch).await?;
                 }
                 event = events.recv() => {
                     if event.is_none() {
@@ -220,17 +232,27 @@ impl<D: Dataplane> Agent<D> {
     }
 
     /// Applies one notification; resyncs when the streams say so.
-    async fn receive(&mut self, message: &l2pop_bus::Received) -> anyhow::Result<()> {
-        match self.state.receive(message) {
-            Outcome::Applied(vnis) => self.reconcile(&vnis).await,
-            Outcome::Dropped => Ok(()),
-            Outcome::Resync(reason) => {
-                tracing::info!(%reason, "resyncing");
-                metrics::counter!("l2pop_agent_resyncs_total").increment(1);
-                self.resync().await;
-                self.reconcile_all().await
+    /// Applies queued notifications in order and reconciles the networks they changed once.
+    async fn receive(&mut self, batch: &[l2pop_bus::Received]) -> anyhow::Result<()> {
+        let mut changed = BTreeSet::new();
+        for message in batch {
+            match self.state.receive(message) {
+                Outcome::Applied(vnis) => changed.extend(vnis),
+                Outcome::Dropped => {}
+                Outcome::Resync(reason) => {
+                    tracing::info!(%reason, "resyncing");
+                    metrics::counter!("l2pop_agent_resyncs_total").increment(1);
+                    // The snapshot covers every message of the batch: the rest are duplicates.
+                    self.resync().await;
+                    changed.clear();
+                    self.reconcile_all().await?;
+                }
             }
         }
+        if changed.is_empty() {
+            return Ok(());
+        }
+        self.reconcile(&changed).await
     }
 
     /// Compares the agent's stream positions with the server's (a heartbeat's companion call);
