@@ -160,7 +160,11 @@ pub fn run(options: &Options) -> anyhow::Result<bool> {
     if options.keep {
         demo.print_keep_help();
     }
-    Ok(passed == demo.checks.len())
+    let all = passed == demo.checks.len();
+    if all {
+        demo.discard_logs();
+    }
+    Ok(all)
 }
 
 /// The state folder of a prefix: pid files and configs live there.
@@ -329,6 +333,8 @@ pub struct Demo {
     removed_vms: usize,
     /// With `--bus memory`: the runtime the server and agents run on, in this process.
     inproc: Option<InProcess>,
+    /// Keep the state folder (logs, configs, captures) when dropped: until declared good.
+    keep_logs: bool,
 }
 
 /// The server and agents as tasks of this process, on the in-memory bus.
@@ -348,6 +354,12 @@ impl Drop for Demo {
         }
         self.stop_children();
         clean(&self.options.prefix);
+        // Logs, configs and captures stay unless the run was declared good.
+        if self.keep_logs || std::thread::panicking() {
+            eprintln!("demo: logs kept in {}", self.state.display());
+        } else {
+            let _ = std::fs::remove_dir_all(&self.state);
+        }
     }
 }
 
@@ -412,6 +424,7 @@ impl Demo {
             networks: Vec::new(),
             removed_vms: 0,
             inproc: None,
+            keep_logs: true,
         })
     }
 
@@ -1002,6 +1015,11 @@ impl Demo {
     /// Where host `index`'s agent answers `l2pop agent status`.
     pub fn agent_endpoint(&self, index: usize) -> String {
         format!("http://127.0.0.1:{}", Demo::agent_status_port(index))
+    }
+
+    /// Declares the run good: the state folder (logs, configs, captures) goes with the demo.
+    pub fn discard_logs(&mut self) {
+        self.keep_logs = false;
     }
 
     /// The demo's state folder (logs, configs, captures).
