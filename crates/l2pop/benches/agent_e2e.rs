@@ -422,24 +422,7 @@ impl Api {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base))
-            .header("X-Auth-Token", ADMIN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let text = response.text()?;
-        if !status.is_success() {
-            bail!("{method} {path}: {status}: {text}");
-        }
-        Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        })
+        l2pop::demo::admin_call(&self.http, &self.base, ADMIN, method, path, body)
     }
 
     fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {

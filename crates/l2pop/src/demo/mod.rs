@@ -633,24 +633,7 @@ impl Demo {
         path: &str,
         body: Option<Value>,
     ) -> anyhow::Result<Value> {
-        let mut request = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.api))
-            .header("X-Auth-Token", ADMIN_TOKEN);
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().with_context(|| format!("{method} {path}"))?;
-        let status = response.status();
-        let text = response.text()?;
-        if !status.is_success() {
-            bail!("{method} {path}: {status}: {text}");
-        }
-        Ok(if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text)?
-        })
+        admin_call(&self.http, &self.api, ADMIN_TOKEN, method, path, body)
     }
 
     fn wait_agents(&self) -> anyhow::Result<()> {
@@ -1076,6 +1059,36 @@ impl Demo {
         println!("  logs: {}", self.state.display());
         println!("and remove everything with: l2pop demo --clean --prefix {p}");
     }
+}
+
+/// One request to the API at `base` with `token`: the JSON answer (Null when empty), or an
+/// error naming the request and carrying the API's answer. Shared by the demo and the
+/// benches that drive a server.
+pub fn admin_call(
+    http: &reqwest::blocking::Client,
+    base: &str,
+    token: &str,
+    method: reqwest::Method,
+    path: &str,
+    body: Option<Value>,
+) -> anyhow::Result<Value> {
+    let mut request = http
+        .request(method.clone(), format!("{base}{path}"))
+        .header("X-Auth-Token", token);
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().with_context(|| format!("{method} {path}"))?;
+    let status = response.status();
+    let text = response.text()?;
+    if !status.is_success() {
+        bail!("{method} {path}: {status}: {text}");
+    }
+    Ok(if text.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_str(&text)?
+    })
 }
 
 fn free_port() -> anyhow::Result<u16> {
