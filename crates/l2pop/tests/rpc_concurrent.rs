@@ -10,11 +10,7 @@ use std::time::Duration;
 use l2pop_bus::{BusSettings, Context};
 use serde_json::{Map, Value, json};
 use support::TestServer;
-
-fn amqp_url() -> String {
-    std::env::var("L2POP_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
+use support::amqp_url;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_one_of_many_concurrent_first_calls_is_answered() {

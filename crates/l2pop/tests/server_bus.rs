@@ -15,15 +15,7 @@ use l2pop_model::{FdbPayload, FdbTable, Host, Target};
 use reqwest::Method;
 use serde_json::{Map, Value, json};
 use support::TestServer;
-
-fn amqp_url() -> String {
-    std::env::var("L2POP_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
-
-fn args(value: Value) -> Map<String, Value> {
-    value.as_object().unwrap().clone()
-}
+use support::{amqp_url, args};
 
 struct Agent {
     host: Host,

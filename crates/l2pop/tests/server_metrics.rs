@@ -11,12 +11,8 @@ use std::time::Duration;
 
 use reqwest::Method;
 use serde_json::json;
+use support::amqp_url;
 use support::{TestServer, admin_call};
-
-fn amqp_url() -> String {
-    std::env::var("L2POP_AMQP_URL")
-        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
-}
 
 /// The value of an unlabelled sample in Prometheus text.
 fn sample(text: &str, name: &str) -> Option<f64> {

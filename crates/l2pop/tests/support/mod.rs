@@ -14,6 +14,17 @@ pub const ADMIN: &str = "admin-token";
 pub const ALICE: &str = "alice-token";
 pub const BOB: &str = "bob-token";
 
+/// The RabbitMQ the bus tests use (`L2POP_AMQP_URL`, else loopback guest/guest).
+pub fn amqp_url() -> String {
+    std::env::var("L2POP_AMQP_URL")
+        .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".to_owned())
+}
+
+/// A JSON object literal as RPC keyword arguments.
+pub fn args(value: Value) -> serde_json::Map<String, Value> {
+    value.as_object().unwrap().clone()
+}
+
 pub fn config(store_url: &str, bus: &str) -> String {
     format!(
         r#"
