@@ -79,11 +79,18 @@ async fn start_agent(
     }
 }
 
-/// Waits until every host's in-memory kernel holds exactly its desired table.
+/// Waits until every port is ACTIVE (its agent reported it up) and every host's in-memory
+/// kernel holds exactly its desired table.
 async fn converged(server: &TestServer, hosts: &[Host], what: &str) {
     let started = Instant::now();
     loop {
         let mut problems = Vec::new();
+        let ports = server.admin(Method::GET, "/v2.0/ports", None).await;
+        for port in ports["ports"].as_array().into_iter().flatten() {
+            if port["status"] != "ACTIVE" {
+                problems.push(format!("port {} is {}", port["id"], port["status"]));
+            }
+        }
         for host in hosts {
             let desired = server
                 .admin(

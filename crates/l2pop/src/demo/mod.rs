@@ -811,11 +811,18 @@ impl Demo {
         Ok(())
     }
 
-    /// Polls until every host's kernel holds exactly its desired table.
+    /// Polls until every port is ACTIVE and every host's kernel holds exactly its desired table.
     pub fn wait_converged(&self, within: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + within;
         loop {
             let mut problems = Vec::new();
+            // Every VM's port must be up (its agent reported it) before the tables can be final.
+            let ports = self.api(reqwest::Method::GET, "/v2.0/ports", None)?;
+            for port in ports["ports"].as_array().into_iter().flatten() {
+                if port["status"] != "ACTIVE" {
+                    problems.push(format!("port {} is {}", port["name"], port["status"]));
+                }
+            }
             for host in &self.hosts {
                 let desired = self.api(
                     reqwest::Method::GET,
