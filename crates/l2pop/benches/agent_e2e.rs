@@ -180,21 +180,7 @@ static RUNNING: std::sync::Mutex<Vec<u32>> = std::sync::Mutex::new(Vec::new());
 
 /// On Ctrl-C or SIGTERM: kill the children, remove this run's namespaces and exit 130.
 fn interrupt_cleanup(prefixes: Vec<String>) {
-    std::thread::spawn(move || {
-        let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-        else {
-            return;
-        };
-        runtime.block_on(async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                () = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-        });
+    l2pop::demo::on_interrupt(move || {
         let pids = RUNNING.lock().map(|p| p.clone()).unwrap_or_default();
         for pid in pids {
             let _ = Command::new("kill")
@@ -206,7 +192,6 @@ fn interrupt_cleanup(prefixes: Vec<String>) {
             let _ =
                 std::fs::remove_dir_all(std::env::temp_dir().join(format!("l2pop-bench-{prefix}")));
         }
-        std::process::exit(130);
     });
 }
 

@@ -256,6 +256,15 @@ pub fn clean(prefix: &str) -> usize {
 
 /// On Ctrl-C or SIGTERM: remove everything and exit 130.
 fn ctrlc_cleanup(prefix: String) {
+    on_interrupt(move || {
+        eprintln!("\ndemo: interrupted, removing everything it created");
+        clean(&prefix);
+    });
+}
+
+/// Runs `cleanup` on a thread of its own when Ctrl-C or SIGTERM arrives, then exits 130: the
+/// demo and the benches that build namespaces leave nothing behind when interrupted.
+pub fn on_interrupt(cleanup: impl FnOnce() + Send + 'static) {
     std::thread::spawn(move || {
         let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -268,11 +277,10 @@ fn ctrlc_cleanup(prefix: String) {
                 tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+                () = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
             }
         });
-        eprintln!("\ndemo: interrupted, removing everything it created");
-        clean(&prefix);
+        cleanup();
         std::process::exit(130);
     });
 }
