@@ -139,21 +139,7 @@ async fn a_long_outage_is_bounded_in_memory_and_delivered_in_order() {
             )
             .await;
     }
-    let network = server
-        .admin(
-            Method::POST,
-            "/v2.0/networks",
-            Some(json!({"network": {"name": "n1"}})),
-        )
-        .await;
-    let network_id = network["network"]["id"].as_str().unwrap().to_owned();
-    server
-        .admin(
-            Method::POST,
-            "/v2.0/subnets",
-            Some(json!({"subnet": {"network_id": network_id, "cidr": "10.1.0.0/24"}})),
-        )
-        .await;
+    let network_id = server.network_with_subnet("n1", "10.1.0.0/24").await;
     let mut ports = Vec::new();
     for host in ["h1", "h2"] {
         let port = server

@@ -126,21 +126,7 @@ async fn hosts_are_bounded_by_what_the_wire_carries() {
             .unwrap(),
         "new"
     );
-    let network = server
-        .admin(
-            Method::POST,
-            "/v2.0/networks",
-            Some(json!({"network": {"name": "n1"}})),
-        )
-        .await;
-    let network_id = network["network"]["id"].as_str().unwrap().to_owned();
-    server
-        .admin(
-            Method::POST,
-            "/v2.0/subnets",
-            Some(json!({"subnet": {"network_id": network_id, "cidr": "10.1.0.0/24"}})),
-        )
-        .await;
+    let network_id = server.network_with_subnet("n1", "10.1.0.0/24").await;
     let (status, body) = server
         .call(
             Some(ADMIN),

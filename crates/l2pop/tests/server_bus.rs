@@ -119,21 +119,7 @@ async fn agents_follow_the_server_over_rabbitmq() {
         });
     }
 
-    let network = server
-        .admin(
-            Method::POST,
-            "/v2.0/networks",
-            Some(json!({"network": {"name": "n1"}})),
-        )
-        .await;
-    let network_id = network["network"]["id"].as_str().unwrap().to_owned();
-    server
-        .admin(
-            Method::POST,
-            "/v2.0/subnets",
-            Some(json!({"subnet": {"network_id": network_id, "cidr": "10.1.0.0/24"}})),
-        )
-        .await;
+    let network_id = server.network_with_subnet("n1", "10.1.0.0/24").await;
     let mut ports = Vec::new();
     for n in 0..6 {
         let host = &agents[n % 2].host;

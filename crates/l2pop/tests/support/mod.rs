@@ -126,6 +126,25 @@ impl TestServer {
         value
     }
 
+    /// Creates a network named `name` with one subnet `cidr` (tenant defaults); its id.
+    pub async fn network_with_subnet(&self, name: &str, cidr: &str) -> String {
+        let network = self
+            .admin(
+                Method::POST,
+                "/v2.0/networks",
+                Some(serde_json::json!({"network": {"name": name}})),
+            )
+            .await;
+        let id = network["network"]["id"].as_str().unwrap().to_owned();
+        self.admin(
+            Method::POST,
+            "/v2.0/subnets",
+            Some(serde_json::json!({"subnet": {"network_id": id, "cidr": cidr}})),
+        )
+        .await;
+        id
+    }
+
     pub async fn stop(self) {
         self.running.shutdown.cancel();
         self.running.task.await.unwrap().unwrap();
