@@ -309,6 +309,20 @@ impl Redialing {
         Ok(client)
     }
 
+    /// Runs `op` on the live client, dialing first when there is none, and forgets the
+    /// client when the transport failed so that the next call dials again.
+    async fn run<T>(
+        &self,
+        op: impl AsyncFnOnce(&rabbit::RpcClient) -> Result<T, RpcError>,
+    ) -> Result<T, RpcError> {
+        let client = self.client().await?;
+        let outcome = op(&client).await;
+        if let Err(RpcError::Bus(_)) = &outcome {
+            self.forget(&client).await;
+        }
+        outcome
+    }
+
     /// Forgets `client` after a transport failure, so the next call dials again.
     async fn forget(&self, client: &Arc<rabbit::RpcClient>) {
         let mut slot = self.client.lock().await;
@@ -341,12 +355,9 @@ impl RpcClient {
     ) -> Result<Value, RpcError> {
         match self {
             RpcClient::Rabbit(redialing) => {
-                let client = redialing.client().await?;
-                let outcome = client.call(server, method, args, context, timeout).await;
-                if let Err(RpcError::Bus(_)) = &outcome {
-                    redialing.forget(&client).await;
-                }
-                outcome
+                redialing
+                    .run(async |client| client.call(server, method, args, context, timeout).await)
+                    .await
             }
             RpcClient::Memory(client) => client.call(server, method, args, context, timeout).await,
         }
@@ -362,12 +373,9 @@ impl RpcClient {
     ) -> Result<(), RpcError> {
         match self {
             RpcClient::Rabbit(redialing) => {
-                let client = redialing.client().await?;
-                let outcome = client.cast(server, method, args, context).await;
-                if let Err(RpcError::Bus(_)) = &outcome {
-                    redialing.forget(&client).await;
-                }
-                outcome
+                redialing
+                    .run(async |client| client.cast(server, method, args, context).await)
+                    .await
             }
             RpcClient::Memory(client) => client.cast(server, method, args, context),
         }
