@@ -20,7 +20,7 @@
 //! After each configuration, with the server stopped, two in-process baselines apply the same
 //! number of ops to the same topology with no I/O: the engine alone (`Engine::apply` of
 //! `port_create` + `device_up`), and the owner's whole per-request work (parse the body, plan,
-//! `ServerState::execute`, serialize the command, render the answer). The table prints the
+//! `NeutronState::handle`: plan, execute, render the answer; then serialize the command). The table prints the
 //! server's ops/s divided by each, and 64 clients ÷ 1 client per store (the group-commit
 //! claim). Nothing asserts on time.
 //!
@@ -45,16 +45,15 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, anyhow, bail};
-use l2pop::server::auth::Caller;
-use l2pop::server::command::{Command, NetworkRecord, SubnetRecord};
 use l2pop::server::config::RawConfig;
 use l2pop::server::owner::SystemFresh;
-use l2pop::server::requests::{self, AgentReportBody, DeviceBody, PortCreateBody};
-use l2pop::server::state::ServerState;
 use l2pop_engine::{
     AgentReport, DeviceUp, Engine, EngineBuilder, Event, NetworkCreate, PortCreate, SubnetCreate,
 };
 use l2pop_model::{Host, Mac, NetworkId, NetworkType, PortId, Uuid};
+use l2pop_neutron::command::{Command, NetworkRecord, SubnetRecord};
+use l2pop_neutron::request::{self as requests, DeviceName, DeviceReply, ReportReply};
+use l2pop_neutron::{Caller, NeutronState, Request, TenantNetworks};
 use report::{cpu_stall_us, fmt_ratio, thousands};
 use serde::Deserialize;
 use serde_json::{Value, json};
@@ -947,24 +946,28 @@ fn engine_rate(n: u64) -> anyhow::Result<(f64, u64)> {
     Ok((n as f64 / elapsed, notifications))
 }
 
-/// The owner's work for `n` ops, as `api::port_create` / `api::l2pop_device` plan it and
-/// `owner::run_round` executes it: parse the body, plan (`SystemFresh` ids and timestamps, the
-/// IP allocation), `ServerState::execute`, serialize the command for the log, render the
-/// answer. No store, no bus, no HTTP. Returns ops/s.
+/// The owner's work for `n` ops, as the owner does it for `POST /v2.0/ports` and
+/// `POST /v2.0/l2pop/devices/{id}/up` once the handler parsed the body into a request:
+/// `NeutronState::handle` (plan with `SystemFresh` ids and timestamps and the IP allocation,
+/// execute, render the answer) and the command serialized for the log. No parsing (done on the
+/// handler's task), no store, no bus, no HTTP. Returns ops/s.
 fn owner_rate(n: u64) -> anyhow::Result<f64> {
-    let api = |e: l2pop::server::error::ApiError| anyhow!("{e}");
-    let mut state = ServerState::new();
+    let api = |e: l2pop_neutron::NeutronError| anyhow!("{e}");
+    let mut state = NeutronState::new();
     let mut fresh = SystemFresh;
+    let tenant = TenantNetworks::default();
     let caller = Caller::Admin;
     for h in 0..HOSTS {
-        let body: AgentReportBody = requests::body(
+        let body = requests::body(
             json!({"agent": {"host": host_name(h), "tunneling_ip": vtep(h), "tunnel_types": ["vxlan"], "start_flag": true}}),
             "agent",
         )
         .map_err(api)?;
-        if let Some(command) = state.plan_agent_report(body, &mut fresh) {
-            state.execute(&command).map_err(api)?;
-        }
+        let reply = ReportReply::Agent;
+        let request = Request::AgentReport { body, reply };
+        state
+            .handle(&caller, request, &tenant, &mut fresh)
+            .map_err(api)?;
     }
     let created_at = "2026-11-21T00:00:00Z".to_owned();
     state
@@ -997,34 +1000,39 @@ fn owner_rate(n: u64) -> anyhow::Result<f64> {
         })
         .map_err(api)?;
     let network = network_id().to_string();
-    let bodies: Vec<(String, String)> = (1..=n)
-        .map(|k| (port_body(&network, k), device_body(k)))
-        .collect();
+    // Parsed up front: the handlers parse on their own tasks.
+    let mut ops: Vec<(Request, Value)> = Vec::new();
+    for k in 1..=n {
+        let port: Value = serde_json::from_str(&port_body(&network, k))?;
+        let up: Value = serde_json::from_str(&device_body(k))?;
+        ops.push((
+            Request::PortCreate(requests::body(port, "port").map_err(api)?),
+            up,
+        ));
+    }
     let started = Instant::now();
-    for (port, up) in &bodies {
-        let value: Value = serde_json::from_slice(port.as_bytes())?;
-        let request: PortCreateBody = requests::body(value, "port").map_err(api)?;
-        let (id, command) = state
-            .plan_port_create(&caller, request, &mut fresh)
+    for (create, up) in ops {
+        let outcome = state
+            .handle(&caller, create, &tenant, &mut fresh)
             .map_err(api)?;
-        let Command::PortCreate { port: record } = &command else {
-            bail!("plan_port_create planned {command:?}");
+        let logged = serde_json::to_string(&outcome.command)?;
+        let answer = outcome.answer.map_err(api)?;
+        let id: PortId = answer["port"]["id"]
+            .as_str()
+            .and_then(|id| id.parse().ok())
+            .ok_or_else(|| anyhow!("port_create answered {answer}"))?;
+        black_box((outcome.notifications, logged));
+        let request = Request::Device {
+            device: DeviceName::Port(id),
+            up: true,
+            body: requests::body(up, "device").map_err(api)?,
+            reply: DeviceReply::Port,
         };
-        let record = record.clone();
-        let notifications = state.execute(&command).map_err(api)?;
-        let logged = serde_json::to_string(&command)?;
-        let view = json!({ "port": state.port_view(&record, &caller) });
-        black_box((notifications, logged, view));
-
-        caller.require_admin("l2pop:update_device").map_err(api)?;
-        let path_id: PortId = id.to_string().parse().map_err(|e| anyhow!("{e:?}"))?;
-        let value: Value = serde_json::from_slice(up.as_bytes())?;
-        let request: DeviceBody = requests::body(value, "device").map_err(api)?;
-        let command = state.plan_device(path_id, true, request).map_err(api)?;
-        let notifications = state.execute(&command).map_err(api)?;
-        let logged = serde_json::to_string(&command)?;
-        let view = json!({ "port": state.port_view(&record, &caller) });
-        black_box((notifications, logged, view));
+        let outcome = state
+            .handle(&caller, request, &tenant, &mut fresh)
+            .map_err(api)?;
+        let logged = serde_json::to_string(&outcome.command)?;
+        black_box((outcome.notifications, logged, outcome.answer.map_err(api)?));
     }
     let elapsed = started.elapsed().as_secs_f64();
     black_box(&state);
@@ -1235,11 +1243,13 @@ fn print_details(o: &Outcome) {
         o.unconfirmed_after
     );
     println!(
-        "   CPU (cores): server {:.2}, clients {:.2}, everything else {:.2} (database, broker, other); server CPU per op {:.0} µs",
+        "   CPU (cores): server {:.2}, clients {:.2}, everything else {:.2} (database, broker, other); server CPU per op {:.0} µs = {:.1}× the owner's own work per op ({:.1} µs)",
         o.cpu.server / secs,
         o.cpu.client / secs,
         (o.cpu.machine - o.cpu.server - o.cpu.client).max(0.0) / secs,
-        o.cpu.server / o.ops.max(1) as f64 * 1e6
+        o.cpu.server / o.ops.max(1) as f64 * 1e6,
+        o.cpu.server / o.ops.max(1) as f64 * o.owner_ops.max(1e-9),
+        1e6 / o.owner_ops.max(1e-9)
     );
     let seconds = &o.per_second;
     if !seconds.is_empty() {

@@ -10,7 +10,12 @@ use std::process::Command;
 use serde_json::Value;
 
 /// Crates that hold decision logic only.
-const PURE: &[&str] = &["l2pop-model", "l2pop-engine", "l2pop-bgpvpn"];
+const PURE: &[&str] = &[
+    "l2pop-model",
+    "l2pop-engine",
+    "l2pop-bgpvpn",
+    "l2pop-neutron",
+];
 
 /// Crates that mean I/O: async runtimes, sockets, netlink, brokers, databases, HTTP.
 const FORBIDDEN: &[&str] = &[

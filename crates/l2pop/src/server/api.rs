@@ -1,33 +1,36 @@
 //! The REST API (axum): Neutron's resources where Neutron has them, networking-bgpvpn's and
 //! neutron-dynamic-routing's for BGPVPNs and speakers, and l2pop's own under `/v2.0/l2pop`
 //! (agent reports and device state as the agent RPC carries them, BGP agents' learned routes,
-//! and every host's desired FDB with provenance). Handlers only authenticate, parse and send
-//! a job to the owner task; they never touch the state.
+//! and every host's desired FDB with provenance).
+//!
+//! Handlers authenticate, parse the path and body into a typed [`Request`] or [`Query`] and send
+//! it to the owner task; listings and shows read the catalog the owner published, on the
+//! handler's own task, and a listing without `limit` is streamed page by page. [`routes`] is
+//! the one table of routes: the router, the route list and the OpenAPI document all come from it.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
 use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{MatchedPath, Path, Query, Request, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::body::{Body, Bytes};
+use axum::extract::{MatchedPath, Path, Query as UrlQuery, Request as HttpRequest, State};
+use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
-use l2pop_bgpvpn::{BgpvpnId, DeviceRoute, GatewayRoute, SpeakerId};
+use axum::routing::{MethodRouter, delete, get, post, put};
+use l2pop_bgpvpn::{BgpvpnId, DeviceRoutes, GatewayRoutes, SpeakerId};
 use l2pop_model::{Host, NetworkId, PortId, Uuid};
-use serde::Deserialize;
+use l2pop_neutron::listing::{Collection, ListParams, Page};
+use l2pop_neutron::request::{
+    self as req, DeviceBody, DeviceName, DeviceReply, DevicesBody, GatewaysBody, ReportReply, body,
+    tracked,
+};
+use l2pop_neutron::{Caller, Catalog, NeutronError, Query, Request, Time, Tokens};
 use serde_json::{Value, json};
 use tokio::sync::watch;
 
-use super::auth::{Caller, Tokens};
-use super::command::Command;
-use super::error::ApiError;
-use super::owner::{OwnerHandle, Planned, Read};
-use super::requests::{self, TenantNetworks, body};
-use super::state::ServerState;
-use super::views::desired_table_view;
+use super::error;
+use super::owner::{self, OwnerHandle};
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]
@@ -35,171 +38,292 @@ pub struct App {
     /// `None` while this process stands by (another server is active).
     pub owner: watch::Receiver<Option<OwnerHandle>>,
     pub tokens: Arc<Tokens>,
-    pub tenant: Arc<TenantNetworks>,
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
     /// A failed server task and the bus connection, for `/healthz`.
     pub health: super::health::Health,
 }
 
-type Answer = Result<(StatusCode, Value), ApiError>;
+type Answer = Result<(StatusCode, Value), NeutronError>;
 
 fn respond(answer: Answer) -> Response {
     match answer {
         Ok((StatusCode::NO_CONTENT, _)) => StatusCode::NO_CONTENT.into_response(),
         Ok((status, value)) => (status, axum::Json(value)).into_response(),
-        Err(error) => {
-            tracing::debug!(%error, "request refused");
-            error.into_response()
+        Err(refused) => {
+            tracing::debug!(%refused, "request refused");
+            error::response(&refused)
         }
     }
 }
 
 impl App {
-    fn caller(&self, headers: &HeaderMap) -> Result<(Caller, OwnerHandle), ApiError> {
+    fn caller(&self, headers: &HeaderMap) -> Result<(Caller, OwnerHandle), NeutronError> {
         let token = headers
             .get("x-auth-token")
             .and_then(|value| value.to_str().ok());
         let caller = self.tokens.authenticate(token)?;
-        let owner =
-            self.owner.borrow().clone().ok_or_else(|| {
-                ApiError::unavailable("standing by: another l2pop server is active")
-            })?;
+        let owner = self.owner.borrow().clone().ok_or_else(|| {
+            NeutronError::unavailable("standing by: another l2pop server is active")
+        })?;
         Ok((caller, owner))
     }
 
+    /// Sends the request `build` makes to the owner; `status` is the success status.
     async fn write(
         &self,
         headers: &HeaderMap,
         status: StatusCode,
-        plan: impl FnOnce(&ServerState, &Caller, &mut dyn requests::Fresh) -> Result<Planned, ApiError>
-        + Send
-        + 'static,
+        build: impl FnOnce(&Caller) -> Result<Request, NeutronError>,
     ) -> Response {
         let answer = async {
             let (caller, owner) = self.caller(headers)?;
-            let value = owner.write(caller, Box::new(plan)).await?;
-            Ok((status, value))
+            let request = build(&caller)?;
+            Ok((status, owner.write(caller, request).await?))
         };
         respond(answer.await)
     }
 
+    /// Asks the owner a query (reads that need the engine or the BGPVPN extension).
+    async fn query(
+        &self,
+        headers: &HeaderMap,
+        build: impl FnOnce() -> Result<Query, NeutronError>,
+    ) -> Response {
+        let answer = async {
+            let (caller, owner) = self.caller(headers)?;
+            Ok((StatusCode::OK, owner.query(caller, build()?).await?))
+        };
+        respond(answer.await)
+    }
+
+    /// Reads the published catalog on this task.
     async fn read(
         &self,
         headers: &HeaderMap,
-        read: impl FnOnce(&ServerState, &Caller) -> Result<Value, ApiError> + Send + 'static,
+        read: impl FnOnce(&Catalog, &Caller, Time) -> Result<Value, NeutronError>,
     ) -> Response {
-        let answer = async {
-            let (caller, owner) = self.caller(headers)?;
-            let read: Read = Box::new(read);
-            Ok((StatusCode::OK, owner.read(caller, read).await?))
-        };
-        respond(answer.await)
+        let answer = self.caller(headers).and_then(|(caller, owner)| {
+            Ok((
+                StatusCode::OK,
+                read(&owner.catalog(), &caller, owner::now())?,
+            ))
+        });
+        respond(answer)
     }
+
+    /// Lists a collection from the published catalog (see [`list`]).
+    async fn list(
+        &self,
+        headers: &HeaderMap,
+        uri: &Uri,
+        pairs: Vec<(String, String)>,
+        collection: Collection,
+    ) -> Response {
+        let listing = self.caller(headers).and_then(|(caller, owner)| {
+            let params = ListParams::parse(pairs)?;
+            list(
+                owner.catalog(),
+                caller,
+                params,
+                collection,
+                &links_base(headers, uri),
+            )
+        });
+        match listing {
+            Ok(response) => response,
+            Err(refused) => error::response(&refused),
+        }
+    }
+}
+
+/// Items rendered per step of a streamed listing.
+const LIST_CHUNK: usize = 512;
+
+/// A listing. With `limit`, one page and Neutron's `<collection>_links` (`next` while more
+/// items follow, `previous` after a marker). Without, the whole collection, streamed in chunks
+/// of [`LIST_CHUNK`] rendered from the catalog as the client reads them: memory stays bounded
+/// however large the collection, and the catalog snapshot keeps the listing consistent.
+fn list(
+    catalog: Arc<Catalog>,
+    caller: Caller,
+    params: ListParams,
+    collection: Collection,
+    base: &str,
+) -> Result<Response, NeutronError> {
+    let key = collection.key();
+    let now = owner::now();
+    let marker = params.marker.clone();
+    if let Some(limit) = params.limit {
+        let page = catalog.page(collection, &caller, &params, marker.as_deref(), limit, now)?;
+        let links = page_links(base, &params, &page);
+        let mut answer = json!({ key: page.items });
+        if !links.is_empty() {
+            answer[format!("{key}_links")] = Value::Array(links);
+        }
+        return Ok(axum::Json(answer).into_response());
+    }
+    // The first chunk is rendered now, so that a refusal is still an error answer.
+    let first = catalog.page(
+        collection,
+        &caller,
+        &params,
+        marker.as_deref(),
+        LIST_CHUNK,
+        now,
+    )?;
+    // (page to write, whether an item was written already, bytes to send before it)
+    let opening = format!("{{\"{key}\":[").into_bytes();
+    let stream = futures_util::stream::unfold(Some((first, false, opening)), move |state| {
+        let (catalog, caller, params) = (catalog.clone(), caller.clone(), params.clone());
+        async move {
+            let (page, mut written, mut bytes) = state?;
+            for item in &page.items {
+                if written {
+                    bytes.push(b',');
+                }
+                written = true;
+                if let Err(error) = serde_json::to_writer(&mut bytes, item) {
+                    tracing::warn!(%error, "listing: an item did not serialize");
+                }
+            }
+            // The same catalog, caller and parameters cannot refuse the next page.
+            let next = match (&page.last_id, page.more) {
+                (Some(last), true) => catalog
+                    .page(collection, &caller, &params, Some(last), LIST_CHUNK, now)
+                    .ok(),
+                _ => None,
+            };
+            let state = match next {
+                Some(next) => Some((next, written, Vec::new())),
+                None => {
+                    bytes.extend_from_slice(b"]}");
+                    None
+                }
+            };
+            Some((Ok::<_, std::convert::Infallible>(Bytes::from(bytes)), state))
+        }
+    });
+    Ok((
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        Body::from_stream(stream),
+    )
+        .into_response())
+}
+
+/// `http://<host><path>` of the request: where the `*_links` of a page point.
+fn links_base(headers: &HeaderMap, uri: &Uri) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}{}", uri.path())
+}
+
+/// Neutron's `*_links`: `next` while more items follow the page, `previous` once a marker was
+/// given (reversed for `page_reverse`).
+fn page_links(base: &str, params: &ListParams, page: &Page) -> Vec<Value> {
+    let href = |marker: &str, reverse: bool| {
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (key, values) in &params.filters {
+            pairs.extend(values.iter().map(|v| (key.clone(), v.clone())));
+        }
+        pairs.extend(
+            params
+                .fields
+                .iter()
+                .map(|f| ("fields".to_owned(), f.clone())),
+        );
+        if let Some(limit) = params.limit {
+            pairs.push(("limit".to_owned(), limit.to_string()));
+        }
+        pairs.push(("marker".to_owned(), marker.to_owned()));
+        if reverse {
+            pairs.push(("page_reverse".to_owned(), "True".to_owned()));
+        }
+        let query: Vec<String> = pairs
+            .iter()
+            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
+            .collect();
+        format!("{base}?{}", query.join("&"))
+    };
+    let (mut next, mut previous) = (None, None);
+    let given = params.marker.is_some();
+    if params.page_reverse {
+        if page.more {
+            previous = page.first_id.as_deref().map(|m| href(m, true));
+        }
+        if given {
+            next = page.last_id.as_deref().map(|m| href(m, false));
+        }
+    } else {
+        if page.more {
+            next = page.last_id.as_deref().map(|m| href(m, false));
+        }
+        if given {
+            previous = page.first_id.as_deref().map(|m| href(m, true));
+        }
+    }
+    let mut links = Vec::new();
+    if let Some(href) = next {
+        links.push(json!({"rel": "next", "href": href}));
+    }
+    if let Some(href) = previous {
+        links.push(json!({"rel": "previous", "href": href}));
+    }
+    links
+}
+
+/// RFC 3986 percent-encoding of everything but the unreserved characters.
+fn percent_encode(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Parses the request body as JSON; a malformed body is a 400, never a panic.
-fn json_body(bytes: &Bytes) -> Result<Value, ApiError> {
+fn json_body(bytes: &Bytes) -> Result<Value, NeutronError> {
     serde_json::from_slice(bytes)
-        .map_err(|e| ApiError::bad_request(format!("Malformed JSON in request body: {e}")))
+        .map_err(|e| NeutronError::bad_request(format!("Malformed JSON in request body: {e}")))
+}
+
+/// Parses a whole JSON body (no resource key) into `T`, naming the offending attribute.
+fn whole_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, NeutronError> {
+    tracked(json_body(bytes)?)
 }
 
 /// A path id that does not parse names nothing that exists: 404, as Neutron.
-fn path_id<T: std::str::FromStr>(resource: &str, text: &str) -> Result<T, ApiError> {
+fn path_id<T: std::str::FromStr>(resource: &str, text: &str) -> Result<T, NeutronError> {
     text.parse()
-        .map_err(|_| ApiError::not_found(resource, text))
+        .map_err(|_| NeutronError::not_found(resource, text))
 }
 
-/// Neutron list filters: `?key=value` keeps items whose attribute equals the value.
-fn filtered(items: impl Iterator<Item = Value>, filters: &HashMap<String, String>) -> Vec<Value> {
-    const PAGING: [&str; 5] = ["fields", "limit", "marker", "sort_key", "sort_dir"];
-    items
-        .filter(|item| {
-            filters
-                .iter()
-                .filter(|(key, _)| !PAGING.contains(&key.as_str()))
-                .all(|(key, wanted)| match item.get(key) {
-                    Some(Value::String(s)) => s == wanted,
-                    Some(Value::Null) => wanted.is_empty(),
-                    Some(other) => wanted.parse::<Value>().is_ok_and(|w| &w == other),
-                    None => false,
-                })
-        })
-        .collect()
+fn host_param(text: &str) -> Result<Host, NeutronError> {
+    Host::new(text).map_err(|e| NeutronError::invalid("host", text, e))
 }
 
-/// A write whose answer is `{"<key>": view}` of the resource it created or changed.
-fn planned(
-    command: Command,
-    view: impl FnOnce(&ServerState) -> Result<Value, ApiError> + Send + 'static,
-) -> Planned {
-    Planned {
-        command: Some(command),
-        view: Box::new(view),
-    }
-}
-
-fn deleted(command: Command) -> Planned {
-    planned(command, |_| Ok(Value::Null))
-}
+type Pairs = UrlQuery<Vec<(String, String)>>;
 
 // ---- networks, subnets, ports ----
-
-/// `{"network": view}` of a network the caller may see (show, and the answer to a write).
-fn network_answer(state: &ServerState, id: NetworkId, caller: &Caller) -> Result<Value, ApiError> {
-    let network = state
-        .visible_network(id, caller)
-        .ok_or_else(|| ApiError::not_found("network", id))?;
-    Ok(json!({ "network": state.network_view(network, caller) }))
-}
-
-fn subnet_answer(state: &ServerState, id: Uuid, caller: &Caller) -> Result<Value, ApiError> {
-    let subnet = state
-        .subnets
-        .get(&id)
-        .filter(|s| caller.sees(&s.project_id))
-        .ok_or_else(|| ApiError::not_found("subnet", id))?;
-    Ok(json!({ "subnet": state.subnet_view(subnet) }))
-}
-
-fn port_answer(state: &ServerState, id: PortId, caller: &Caller) -> Result<Value, ApiError> {
-    let port = state
-        .ports
-        .get(&id)
-        .filter(|p| caller.sees(&p.project_id))
-        .ok_or_else(|| ApiError::not_found("port", id))?;
-    Ok(json!({ "port": state.port_view(port, caller) }))
-}
 
 async fn networks_list(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(filters): Query<HashMap<String, String>>,
+    uri: Uri,
+    UrlQuery(pairs): Pairs,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        let items = state
-            .networks
-            .values()
-            .filter(|n| caller.sees(&n.project_id))
-            .map(|n| state.network_view(n, caller));
-        Ok(json!({ "networks": filtered(items, &filters) }))
-    })
-    .await
+    app.list(&headers, &uri, pairs, Collection::Networks).await
 }
 
 async fn network_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    let tenant = app.tenant.clone();
-    app.write(
-        &headers,
-        StatusCode::CREATED,
-        move |state, caller, fresh| {
-            let request = body(json_body(&bytes)?, "network")?;
-            let (id, command) = state.plan_network_create(caller, request, &tenant, fresh)?;
-            let caller = caller.clone();
-            Ok(planned(command, move |state| {
-                network_answer(state, id, &caller)
-            }))
-        },
-    )
+    app.write(&headers, StatusCode::CREATED, |_| {
+        Ok(Request::NetworkCreate(body(json_body(&bytes)?, "network")?))
+    })
     .await
 }
 
@@ -208,8 +332,8 @@ async fn network_show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        network_answer(state, path_id("network", &id)?, caller)
+    app.read(&headers, |catalog, caller, _| {
+        catalog.network_answer(path_id("network", &id)?, caller)
     })
     .await
 }
@@ -220,14 +344,12 @@ async fn network_update(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, move |state, caller, _| {
+    app.write(&headers, StatusCode::OK, |_| {
         let id: NetworkId = path_id("network", &id)?;
-        let request = body(json_body(&bytes)?, "network")?;
-        let command = state.plan_network_update(caller, id, request)?;
-        let caller = caller.clone();
-        Ok(planned(command, move |state| {
-            network_answer(state, id, &caller)
-        }))
+        Ok(Request::NetworkUpdate(
+            id,
+            body(json_body(&bytes)?, "network")?,
+        ))
     })
     .await
 }
@@ -237,9 +359,8 @@ async fn network_delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, move |state, caller, _| {
-        let id: NetworkId = path_id("network", &id)?;
-        Ok(deleted(state.plan_network_delete(caller, id)?))
+    app.write(&headers, StatusCode::NO_CONTENT, |_| {
+        Ok(Request::NetworkDelete(path_id("network", &id)?))
     })
     .await
 }
@@ -247,32 +368,16 @@ async fn network_delete(
 async fn subnets_list(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(filters): Query<HashMap<String, String>>,
+    uri: Uri,
+    UrlQuery(pairs): Pairs,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        let items = state
-            .subnets
-            .values()
-            .filter(|s| caller.sees(&s.project_id))
-            .map(|s| state.subnet_view(s));
-        Ok(json!({ "subnets": filtered(items, &filters) }))
-    })
-    .await
+    app.list(&headers, &uri, pairs, Collection::Subnets).await
 }
 
 async fn subnet_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(
-        &headers,
-        StatusCode::CREATED,
-        move |state, caller, fresh| {
-            let request = body(json_body(&bytes)?, "subnet")?;
-            let (id, command) = state.plan_subnet_create(caller, request, fresh)?;
-            let caller = caller.clone();
-            Ok(planned(command, move |state| {
-                subnet_answer(state, id, &caller)
-            }))
-        },
-    )
+    app.write(&headers, StatusCode::CREATED, |_| {
+        Ok(Request::SubnetCreate(body(json_body(&bytes)?, "subnet")?))
+    })
     .await
 }
 
@@ -281,8 +386,8 @@ async fn subnet_show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        subnet_answer(state, path_id("subnet", &id)?, caller)
+    app.read(&headers, |catalog, caller, _| {
+        catalog.subnet_answer(path_id("subnet", &id)?, caller)
     })
     .await
 }
@@ -293,14 +398,12 @@ async fn subnet_update(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, move |state, caller, _| {
+    app.write(&headers, StatusCode::OK, |_| {
         let id: Uuid = path_id("subnet", &id)?;
-        let request = body(json_body(&bytes)?, "subnet")?;
-        let command = state.plan_subnet_update(caller, id, request)?;
-        let caller = caller.clone();
-        Ok(planned(command, move |state| {
-            subnet_answer(state, id, &caller)
-        }))
+        Ok(Request::SubnetUpdate(
+            id,
+            body(json_body(&bytes)?, "subnet")?,
+        ))
     })
     .await
 }
@@ -308,48 +411,22 @@ async fn subnet_update(
 async fn ports_list(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(filters): Query<HashMap<String, String>>,
+    uri: Uri,
+    UrlQuery(pairs): Pairs,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        // Narrow by network first when asked: listing one network's ports stays cheap.
-        let network: Option<NetworkId> = filters.get("network_id").and_then(|n| n.parse().ok());
-        let ids: Vec<PortId> = match network {
-            Some(network) => state
-                .network_ports
-                .get(&network)
-                .map(|ports| ports.iter().copied().collect())
-                .unwrap_or_default(),
-            None => state.ports.keys().copied().collect(),
-        };
-        let items = ids
-            .iter()
-            .filter_map(|id| state.ports.get(id))
-            .filter(|p| caller.sees(&p.project_id))
-            .map(|p| state.port_view(p, caller));
-        Ok(json!({ "ports": filtered(items, &filters) }))
+    app.list(&headers, &uri, pairs, Collection::Ports).await
+}
+
+async fn port_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
+    app.write(&headers, StatusCode::CREATED, |_| {
+        Ok(Request::PortCreate(body(json_body(&bytes)?, "port")?))
     })
     .await
 }
 
-async fn port_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(
-        &headers,
-        StatusCode::CREATED,
-        move |state, caller, fresh| {
-            let request = body(json_body(&bytes)?, "port")?;
-            let (id, command) = state.plan_port_create(caller, request, fresh)?;
-            let caller = caller.clone();
-            Ok(planned(command, move |state| {
-                port_answer(state, id, &caller)
-            }))
-        },
-    )
-    .await
-}
-
 async fn port_show(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    app.read(&headers, move |state, caller| {
-        port_answer(state, path_id("port", &id)?, caller)
+    app.read(&headers, |catalog, caller, _| {
+        catalog.port_answer(path_id("port", &id)?, caller)
     })
     .await
 }
@@ -360,14 +437,9 @@ async fn port_update(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, move |state, caller, _| {
+    app.write(&headers, StatusCode::OK, |_| {
         let id: PortId = path_id("port", &id)?;
-        let request = body(json_body(&bytes)?, "port")?;
-        let command = state.plan_port_update(caller, id, request)?;
-        let caller = caller.clone();
-        Ok(planned(command, move |state| {
-            port_answer(state, id, &caller)
-        }))
+        Ok(Request::PortUpdate(id, body(json_body(&bytes)?, "port")?))
     })
     .await
 }
@@ -377,9 +449,8 @@ async fn port_delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, move |state, caller, _| {
-        let id: PortId = path_id("port", &id)?;
-        Ok(deleted(state.plan_port_delete(caller, id)?))
+    app.write(&headers, StatusCode::NO_CONTENT, |_| {
+        Ok(Request::PortDelete(path_id("port", &id)?))
     })
     .await
 }
@@ -389,18 +460,10 @@ async fn port_delete(
 async fn agents_list(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(filters): Query<HashMap<String, String>>,
+    uri: Uri,
+    UrlQuery(pairs): Pairs,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        caller.require_admin("get_agent")?;
-        let items = state
-            .agents
-            .values()
-            .map(|a| state.agent_view(a))
-            .chain(state.bgp_agents.values().map(|a| state.bgp_agent_view(a)));
-        Ok(json!({ "agents": filtered(items, &filters) }))
-    })
-    .await
+    app.list(&headers, &uri, pairs, Collection::Agents).await
 }
 
 async fn agent_show(
@@ -408,23 +471,9 @@ async fn agent_show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
+    app.read(&headers, |catalog, caller, now| {
         caller.require_admin("get_agent")?;
-        let id: Uuid = path_id("agent", &id)?;
-        let view = state
-            .agents
-            .values()
-            .find(|a| a.id == id)
-            .map(|a| state.agent_view(a))
-            .or_else(|| {
-                state
-                    .bgp_agents
-                    .values()
-                    .find(|a| a.id == id)
-                    .map(|a| state.bgp_agent_view(a))
-            })
-            .ok_or_else(|| ApiError::not_found("agent", id))?;
-        Ok(json!({ "agent": view }))
+        catalog.agent_answer(caller, path_id("agent", &id)?, now)
     })
     .await
 }
@@ -436,21 +485,12 @@ async fn drinstance_add(
     Path(agent): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::CREATED, move |state, caller, _| {
+    app.write(&headers, StatusCode::CREATED, |caller| {
         caller.require_admin("add_bgp_speaker_to_dragent")?;
-        let agent: Uuid = path_id("agent", &agent)?;
-        let host = state
-            .bgp_agent_host(agent)
-            .ok_or_else(|| ApiError::not_found("agent", agent))?;
-        let request: requests::DrInstanceBody = whole_body(&bytes)?;
-        let speaker = request.bgp_speaker_id;
-        Ok(planned(
-            Command::SpeakerAddAgent {
-                speaker_id: speaker,
-                host,
-            },
-            move |_| Ok(json!({ "bgp_speaker_id": speaker })),
-        ))
+        Ok(Request::DrInstanceAdd {
+            agent: path_id("agent", &agent)?,
+            body: whole_body(&bytes)?,
+        })
     })
     .await
 }
@@ -460,17 +500,12 @@ async fn drinstance_remove(
     headers: HeaderMap,
     Path((agent, speaker)): Path<(String, String)>,
 ) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, move |state, caller, _| {
+    app.write(&headers, StatusCode::NO_CONTENT, |caller| {
         caller.require_admin("remove_bgp_speaker_from_dragent")?;
-        let agent: Uuid = path_id("agent", &agent)?;
-        let speaker: SpeakerId = path_id("bgp_speaker", &speaker)?;
-        let host = state
-            .bgp_agent_host(agent)
-            .ok_or_else(|| ApiError::not_found("agent", agent))?;
-        Ok(deleted(Command::SpeakerRemoveAgent {
-            speaker_id: speaker,
-            host,
-        }))
+        Ok(Request::DrInstanceRemove {
+            agent: path_id("agent", &agent)?,
+            speaker: path_id("bgp_speaker", &speaker)?,
+        })
     })
     .await
 }
@@ -480,19 +515,9 @@ async fn drinstances_list(
     headers: HeaderMap,
     Path(agent): Path<String>,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
+    app.read(&headers, |catalog, caller, _| {
         caller.require_admin("list_bgp_speaker_on_dragent")?;
-        let agent: Uuid = path_id("agent", &agent)?;
-        let host = state
-            .bgp_agent_host(agent)
-            .ok_or_else(|| ApiError::not_found("agent", agent))?;
-        let speakers: Vec<Value> = state
-            .speakers
-            .values()
-            .filter(|s| s.agents.contains(&host))
-            .map(|s| state.speaker_view(s))
-            .collect();
-        Ok(json!({ "bgp_speakers": speakers }))
+        catalog.drinstances(caller, path_id("agent", &agent)?)
     })
     .await
 }
@@ -502,44 +527,29 @@ async fn drinstances_list(
 async fn bgpvpns_list(
     State(app): State<App>,
     headers: HeaderMap,
-    Query(filters): Query<HashMap<String, String>>,
+    UrlQuery(pairs): Pairs,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        let items: Vec<Value> = state
-            .bgpvpn()
-            .map(|b| {
-                b.vpns()
-                    .filter(|v| caller.sees(&v.project_id))
-                    .map(|v| state.bgpvpn_view(v, caller))
-                    .collect()
-            })
-            .unwrap_or_default();
-        Ok(json!({ "bgpvpns": filtered(items.into_iter(), &filters) }))
-    })
-    .await
-}
-
-fn bgpvpn_answer(state: &ServerState, id: BgpvpnId, caller: &Caller) -> Result<Value, ApiError> {
-    let vpn = state
-        .visible_bgpvpn(id, caller)
-        .ok_or_else(|| ApiError::not_found("bgpvpn", id))?;
-    Ok(json!({ "bgpvpn": state.bgpvpn_view(vpn, caller) }))
+    let answer = async {
+        let params = ListParams::parse(pairs)?;
+        let (caller, owner) = app.caller(&headers)?;
+        let all = owner.query(caller, Query::BgpvpnList).await?;
+        let items: Vec<Value> = all["bgpvpns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|item| params.matches(item))
+            .map(|item| params.project(item.clone()))
+            .collect();
+        Ok((StatusCode::OK, json!({ "bgpvpns": items })))
+    };
+    respond(answer.await)
 }
 
 async fn bgpvpn_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(
-        &headers,
-        StatusCode::CREATED,
-        move |state, caller, fresh| {
-            caller.require_admin("create_bgpvpn")?;
-            let request = body(json_body(&bytes)?, "bgpvpn")?;
-            let (id, command) = state.plan_bgpvpn_create(caller, request, fresh)?;
-            let caller = caller.clone();
-            Ok(planned(command, move |state| {
-                bgpvpn_answer(state, id, &caller)
-            }))
-        },
-    )
+    app.write(&headers, StatusCode::CREATED, |caller| {
+        caller.require_admin("create_bgpvpn")?;
+        Ok(Request::BgpvpnCreate(body(json_body(&bytes)?, "bgpvpn")?))
+    })
     .await
 }
 
@@ -548,10 +558,8 @@ async fn bgpvpn_show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        bgpvpn_answer(state, path_id("bgpvpn", &id)?, caller)
-    })
-    .await
+    app.query(&headers, || Ok(Query::BgpvpnShow(path_id("bgpvpn", &id)?)))
+        .await
 }
 
 async fn bgpvpn_update(
@@ -560,14 +568,12 @@ async fn bgpvpn_update(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, move |state, caller, _| {
+    app.write(&headers, StatusCode::OK, |_| {
         let id: BgpvpnId = path_id("bgpvpn", &id)?;
-        let request = body(json_body(&bytes)?, "bgpvpn")?;
-        let command = state.plan_bgpvpn_update(caller, id, request)?;
-        let caller = caller.clone();
-        Ok(planned(command, move |state| {
-            bgpvpn_answer(state, id, &caller)
-        }))
+        Ok(Request::BgpvpnUpdate(
+            id,
+            body(json_body(&bytes)?, "bgpvpn")?,
+        ))
     })
     .await
 }
@@ -577,9 +583,8 @@ async fn bgpvpn_delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, move |state, caller, _| {
-        let id: BgpvpnId = path_id("bgpvpn", &id)?;
-        Ok(deleted(state.plan_bgpvpn_delete(caller, id)?))
+    app.write(&headers, StatusCode::NO_CONTENT, |_| {
+        Ok(Request::BgpvpnDelete(path_id("bgpvpn", &id)?))
     })
     .await
 }
@@ -589,18 +594,8 @@ async fn associations_list(
     headers: HeaderMap,
     Path(bgpvpn): Path<String>,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        let bgpvpn: BgpvpnId = path_id("bgpvpn", &bgpvpn)?;
-        state
-            .visible_bgpvpn(bgpvpn, caller)
-            .ok_or_else(|| ApiError::not_found("bgpvpn", bgpvpn))?;
-        let items: Vec<Value> = state
-            .associations
-            .values()
-            .filter(|a| a.bgpvpn_id == bgpvpn && caller.sees(&a.project_id))
-            .map(|a| state.association_view(a, caller))
-            .collect();
-        Ok(json!({ "network_associations": items }))
+    app.query(&headers, || {
+        Ok(Query::AssociationList(path_id("bgpvpn", &bgpvpn)?))
     })
     .await
 }
@@ -611,23 +606,13 @@ async fn association_create(
     Path(bgpvpn): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(
-        &headers,
-        StatusCode::CREATED,
-        move |state, caller, fresh| {
-            let bgpvpn: BgpvpnId = path_id("bgpvpn", &bgpvpn)?;
-            let request = body(json_body(&bytes)?, "network_association")?;
-            let (id, command) = state.plan_association_create(caller, bgpvpn, request, fresh)?;
-            let caller = caller.clone();
-            Ok(planned(command, move |state| {
-                let association = state
-                    .associations
-                    .get(&id)
-                    .ok_or_else(|| ApiError::not_found("network_association", id))?;
-                Ok(json!({ "network_association": state.association_view(association, &caller) }))
-            }))
-        },
-    )
+    app.write(&headers, StatusCode::CREATED, |_| {
+        let bgpvpn: BgpvpnId = path_id("bgpvpn", &bgpvpn)?;
+        Ok(Request::AssociationCreate(
+            bgpvpn,
+            body(json_body(&bytes)?, "network_association")?,
+        ))
+    })
     .await
 }
 
@@ -636,18 +621,11 @@ async fn association_show(
     headers: HeaderMap,
     Path((bgpvpn, id)): Path<(String, String)>,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        let bgpvpn: BgpvpnId = path_id("bgpvpn", &bgpvpn)?;
-        let id: Uuid = path_id("network_association", &id)?;
-        state
-            .visible_bgpvpn(bgpvpn, caller)
-            .ok_or_else(|| ApiError::not_found("bgpvpn", bgpvpn))?;
-        let association = state
-            .associations
-            .get(&id)
-            .filter(|a| a.bgpvpn_id == bgpvpn && caller.sees(&a.project_id))
-            .ok_or_else(|| ApiError::not_found("network_association", id))?;
-        Ok(json!({ "network_association": state.association_view(association, caller) }))
+    app.query(&headers, || {
+        Ok(Query::AssociationShow(
+            path_id("bgpvpn", &bgpvpn)?,
+            path_id("network_association", &id)?,
+        ))
     })
     .await
 }
@@ -657,48 +635,35 @@ async fn association_delete(
     headers: HeaderMap,
     Path((bgpvpn, id)): Path<(String, String)>,
 ) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, move |state, caller, _| {
-        let bgpvpn: BgpvpnId = path_id("bgpvpn", &bgpvpn)?;
-        let id: Uuid = path_id("network_association", &id)?;
-        Ok(deleted(state.plan_association_delete(caller, bgpvpn, id)?))
+    app.write(&headers, StatusCode::NO_CONTENT, |_| {
+        Ok(Request::AssociationDelete(
+            path_id("bgpvpn", &bgpvpn)?,
+            path_id("network_association", &id)?,
+        ))
     })
     .await
 }
 
 // ---- BGP speakers ----
 
-async fn speakers_list(State(app): State<App>, headers: HeaderMap) -> Response {
-    app.read(&headers, move |state, caller| {
-        caller.require_admin("get_bgp_speaker")?;
-        let items: Vec<Value> = state
-            .speakers
-            .values()
-            .map(|s| state.speaker_view(s))
-            .collect();
-        Ok(json!({ "bgp_speakers": items }))
-    })
-    .await
-}
-
-fn speaker_answer(state: &ServerState, id: SpeakerId) -> Result<Value, ApiError> {
-    let speaker = state
-        .speakers
-        .get(&id)
-        .ok_or_else(|| ApiError::not_found("bgp_speaker", id))?;
-    Ok(json!({ "bgp_speaker": state.speaker_view(speaker) }))
+async fn speakers_list(
+    State(app): State<App>,
+    headers: HeaderMap,
+    uri: Uri,
+    UrlQuery(pairs): Pairs,
+) -> Response {
+    app.list(&headers, &uri, pairs, Collection::BgpSpeakers)
+        .await
 }
 
 async fn speaker_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(
-        &headers,
-        StatusCode::CREATED,
-        move |state, caller, fresh| {
-            caller.require_admin("create_bgp_speaker")?;
-            let request = body(json_body(&bytes)?, "bgp_speaker")?;
-            let (id, command) = state.plan_speaker_create(caller, request, fresh)?;
-            Ok(planned(command, move |state| speaker_answer(state, id)))
-        },
-    )
+    app.write(&headers, StatusCode::CREATED, |caller| {
+        caller.require_admin("create_bgp_speaker")?;
+        Ok(Request::SpeakerCreate(body(
+            json_body(&bytes)?,
+            "bgp_speaker",
+        )?))
+    })
     .await
 }
 
@@ -707,9 +672,9 @@ async fn speaker_show(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
+    app.read(&headers, |catalog, caller, _| {
         caller.require_admin("get_bgp_speaker")?;
-        speaker_answer(state, path_id("bgp_speaker", &id)?)
+        catalog.speaker_answer(path_id("bgp_speaker", &id)?)
     })
     .await
 }
@@ -720,11 +685,12 @@ async fn speaker_update(
     Path(id): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, move |state, caller, _| {
+    app.write(&headers, StatusCode::OK, |_| {
         let id: SpeakerId = path_id("bgp_speaker", &id)?;
-        let request = body(json_body(&bytes)?, "bgp_speaker")?;
-        let command = state.plan_speaker_update(caller, id, request)?;
-        Ok(planned(command, move |state| speaker_answer(state, id)))
+        Ok(Request::SpeakerUpdate(
+            id,
+            body(json_body(&bytes)?, "bgp_speaker")?,
+        ))
     })
     .await
 }
@@ -734,13 +700,9 @@ async fn speaker_delete(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, move |state, caller, _| {
+    app.write(&headers, StatusCode::NO_CONTENT, |caller| {
         caller.require_admin("delete_bgp_speaker")?;
-        let id: SpeakerId = path_id("bgp_speaker", &id)?;
-        if !state.speakers.contains_key(&id) {
-            return Err(ApiError::not_found("bgp_speaker", id));
-        }
-        Ok(deleted(Command::SpeakerDelete { id }))
+        Ok(Request::SpeakerDelete(path_id("bgp_speaker", &id)?))
     })
     .await
 }
@@ -752,14 +714,12 @@ async fn speaker_vpn(
     bytes: Bytes,
     add: bool,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, move |state, caller, _| {
-        let id: SpeakerId = path_id("bgp_speaker", &id)?;
-        let request: requests::SpeakerVpnBody = whole_body(&bytes)?;
-        let bgpvpn = request.bgpvpn_id;
-        let command = state.plan_speaker_vpn(caller, id, request, add)?;
-        Ok(planned(command, move |_| {
-            Ok(json!({ "bgpvpn_id": bgpvpn }))
-        }))
+    app.write(&headers, StatusCode::OK, |_| {
+        Ok(Request::SpeakerVpn {
+            speaker: path_id("bgp_speaker", &id)?,
+            body: whole_body(&bytes)?,
+            add,
+        })
     })
     .await
 }
@@ -786,20 +746,11 @@ async fn speaker_remove_vpn(
 
 /// `POST /v2.0/l2pop/agents`: an L2 agent's `report_state` (the bus RPC carries the same).
 async fn l2pop_agent_report(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(&headers, StatusCode::OK, move |state, caller, fresh| {
+    app.write(&headers, StatusCode::OK, |caller| {
         caller.require_admin("l2pop:report_state")?;
-        let request: requests::AgentReportBody = body(json_body(&bytes)?, "agent")?;
-        let host = request.host.clone();
-        let command = state.plan_agent_report(request, fresh);
-        Ok(Planned {
-            command,
-            view: Box::new(move |state| {
-                let agent = state
-                    .agents
-                    .get(&host)
-                    .ok_or_else(|| ApiError::not_found("agent", &host))?;
-                Ok(json!({ "agent": state.agent_view(agent) }))
-            }),
+        Ok(Request::AgentReport {
+            body: body(json_body(&bytes)?, "agent")?,
+            reply: ReportReply::Agent,
         })
     })
     .await
@@ -812,15 +763,16 @@ async fn l2pop_device(
     bytes: Bytes,
     up: bool,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, move |state, caller, _| {
+    app.write(&headers, StatusCode::OK, |caller| {
         caller.require_admin("l2pop:update_device")?;
         let port: PortId = path_id("port", &port)?;
-        let request: requests::DeviceBody = body(json_body(&bytes)?, "device")?;
-        let command = state.plan_device(port, up, request)?;
-        let caller = caller.clone();
-        Ok(planned(command, move |state| {
-            port_answer(state, port, &caller)
-        }))
+        let device: DeviceBody = body(json_body(&bytes)?, "device")?;
+        Ok(Request::Device {
+            device: DeviceName::Port(port),
+            up,
+            body: device,
+            reply: DeviceReply::Port,
+        })
     })
     .await
 }
@@ -843,10 +795,6 @@ async fn l2pop_device_down(
     l2pop_device(app, headers, port, bytes, false).await
 }
 
-fn host_param(text: &str) -> Result<Host, ApiError> {
-    Host::new(text).map_err(|e| ApiError::invalid("host", text, e))
-}
-
 /// `PUT /v2.0/l2pop/bgp-agents/{host}`: a BGP agent's state (up/down, restart).
 async fn bgp_agent_report(
     State(app): State<App>,
@@ -854,37 +802,13 @@ async fn bgp_agent_report(
     Path(host): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, move |state, caller, fresh| {
+    app.write(&headers, StatusCode::OK, |caller| {
         caller.require_admin("l2pop:bgp_agent")?;
         let host = host_param(&host)?;
-        let request = body(json_body(&bytes)?, "bgp_agent")?;
-        let command = state.plan_bgp_agent_report(host.clone(), request, fresh);
-        Ok(planned(command, move |state| {
-            let agent = state
-                .bgp_agents
-                .get(&host)
-                .ok_or_else(|| ApiError::not_found("agent", &host))?;
-            Ok(json!({ "agent": state.bgp_agent_view(agent) }))
-        }))
+        let report: req::BgpAgentBody = body(json_body(&bytes)?, "bgp_agent")?;
+        Ok(Request::BgpAgentReport(host, report))
     })
     .await
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GatewaysBody {
-    gateways: Vec<GatewayRoute>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct DevicesBody {
-    devices: Vec<DeviceRoute>,
-}
-
-/// Parses a whole JSON body (no resource key) into `T`, naming the offending attribute.
-fn whole_body<T: serde::de::DeserializeOwned>(bytes: &Bytes) -> Result<T, ApiError> {
-    requests::tracked(json_body(bytes)?)
 }
 
 /// `POST /v2.0/l2pop/bgp-agents/{host}/gateways`: EVPN type-3 routes learned or withdrawn.
@@ -894,18 +818,14 @@ async fn bgp_gateways(
     Path(host): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, move |_, caller, _| {
+    app.write(&headers, StatusCode::OK, |caller| {
         caller.require_admin("l2pop:bgp_routes")?;
         let host = host_param(&host)?;
-        let request: GatewaysBody = whole_body(&bytes)?;
-        let count = request.gateways.len();
-        Ok(planned(
-            Command::BgpGateways(l2pop_bgpvpn::GatewayRoutes {
-                host,
-                gateways: request.gateways,
-            }),
-            move |_| Ok(json!({ "accepted": count })),
-        ))
+        let routes: GatewaysBody = whole_body(&bytes)?;
+        Ok(Request::BgpGateways(GatewayRoutes {
+            host,
+            gateways: routes.gateways,
+        }))
     })
     .await
 }
@@ -917,18 +837,14 @@ async fn bgp_devices(
     Path(host): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, move |_, caller, _| {
+    app.write(&headers, StatusCode::OK, |caller| {
         caller.require_admin("l2pop:bgp_routes")?;
         let host = host_param(&host)?;
-        let request: DevicesBody = whole_body(&bytes)?;
-        let count = request.devices.len();
-        Ok(planned(
-            Command::BgpDevices(l2pop_bgpvpn::DeviceRoutes {
-                host,
-                devices: request.devices,
-            }),
-            move |_| Ok(json!({ "accepted": count })),
-        ))
+        let routes: DevicesBody = whole_body(&bytes)?;
+        Ok(Request::BgpDevices(DeviceRoutes {
+            host,
+            devices: routes.devices,
+        }))
     })
     .await
 }
@@ -939,18 +855,8 @@ async fn host_fdb(
     headers: HeaderMap,
     Path(host): Path<String>,
 ) -> Response {
-    app.read(&headers, move |state, caller| {
-        caller.require_admin("l2pop:get_fdb")?;
-        let host = host_param(&host)?;
-        let engine = state.engine();
-        let table = engine.desired_table(&host);
-        Ok(desired_table_view(
-            &table,
-            engine.fanout_seq(),
-            engine.host_seq(&host),
-        ))
-    })
-    .await
+    app.query(&headers, || Ok(Query::HostFdb(host_param(&host)?)))
+        .await
 }
 
 // ---- operations ----
@@ -989,11 +895,11 @@ async fn healthz(State(app): State<App>) -> Response {
 }
 
 async fn openapi() -> Response {
-    axum::Json(super::openapi::document()).into_response()
+    axum::Json(super::openapi::document(&routes())).into_response()
 }
 
 /// Counts and times every request by route template.
-async fn observe(request: Request, next: Next) -> Response {
+async fn observe(request: HttpRequest, next: Next) -> Response {
     let started = Instant::now();
     let method = request.method().to_string();
     let route = request
@@ -1017,8 +923,8 @@ pub const MAX_BODY_BYTES: usize = 2 * 1024 * 1024;
 
 /// Gives every error answer Neutron's body: the router's own answers (no route, a method the
 /// route does not take, a body over [`MAX_BODY_BYTES`]) come without one. Answers that already
-/// are JSON (every [`ApiError`]) pass unchanged; other headers (`Allow`) are kept.
-async fn neutron_errors(request: Request, next: Next) -> Response {
+/// are JSON (every refusal) pass unchanged; other headers (`Allow`) are kept.
+async fn neutron_errors(request: HttpRequest, next: Next) -> Response {
     let method = request.method().clone();
     let path = request.uri().path().to_owned();
     let response = next.run(request).await;
@@ -1041,15 +947,15 @@ async fn neutron_errors(request: Request, next: Next) -> Response {
         _ => {
             let (_, body) = response.into_parts();
             let text = axum::body::to_bytes(body, 4096).await.unwrap_or_default();
-            let mut error = ApiError::http(status, String::from_utf8_lossy(&text).into_owned());
-            if error.message.is_empty() {
-                error.message = status.to_string();
+            let mut message = String::from_utf8_lossy(&text).into_owned();
+            if message.is_empty() {
+                message = status.to_string();
             }
-            return error.into_response();
+            return error::http(status, message);
         }
     };
     let (mut parts, _) = response.into_parts();
-    let answer = ApiError::http(status, message).into_response();
+    let answer = error::http(status, message);
     let (answer_parts, body) = answer.into_parts();
     for name in [
         axum::http::header::CONTENT_TYPE,
@@ -1063,138 +969,384 @@ async fn neutron_errors(request: Request, next: Next) -> Response {
     Response::from_parts(parts, body)
 }
 
-async fn no_route(request: Request) -> Response {
-    ApiError::http(
+async fn no_route(request: HttpRequest) -> Response {
+    error::http(
         StatusCode::NOT_FOUND,
         format!(
             "The resource could not be found: no route {}.",
             request.uri().path()
         ),
     )
-    .into_response()
 }
 
-/// Every route of the API. `super::openapi` documents the same list (a test checks).
-pub const ROUTES: &[(&str, &str)] = &[
-    ("GET", "/v2.0/networks"),
-    ("POST", "/v2.0/networks"),
-    ("GET", "/v2.0/networks/{id}"),
-    ("PUT", "/v2.0/networks/{id}"),
-    ("DELETE", "/v2.0/networks/{id}"),
-    ("GET", "/v2.0/subnets"),
-    ("POST", "/v2.0/subnets"),
-    ("GET", "/v2.0/subnets/{id}"),
-    ("PUT", "/v2.0/subnets/{id}"),
-    ("GET", "/v2.0/ports"),
-    ("POST", "/v2.0/ports"),
-    ("GET", "/v2.0/ports/{id}"),
-    ("PUT", "/v2.0/ports/{id}"),
-    ("DELETE", "/v2.0/ports/{id}"),
-    ("GET", "/v2.0/agents"),
-    ("GET", "/v2.0/agents/{id}"),
-    ("GET", "/v2.0/agents/{id}/bgp-drinstances"),
-    ("POST", "/v2.0/agents/{id}/bgp-drinstances"),
-    ("DELETE", "/v2.0/agents/{id}/bgp-drinstances/{speaker_id}"),
-    ("GET", "/v2.0/bgpvpn/bgpvpns"),
-    ("POST", "/v2.0/bgpvpn/bgpvpns"),
-    ("GET", "/v2.0/bgpvpn/bgpvpns/{id}"),
-    ("PUT", "/v2.0/bgpvpn/bgpvpns/{id}"),
-    ("DELETE", "/v2.0/bgpvpn/bgpvpns/{id}"),
-    ("GET", "/v2.0/bgpvpn/bgpvpns/{id}/network_associations"),
-    ("POST", "/v2.0/bgpvpn/bgpvpns/{id}/network_associations"),
-    (
-        "GET",
-        "/v2.0/bgpvpn/bgpvpns/{id}/network_associations/{association_id}",
-    ),
-    (
-        "DELETE",
-        "/v2.0/bgpvpn/bgpvpns/{id}/network_associations/{association_id}",
-    ),
-    ("GET", "/v2.0/bgp-speakers"),
-    ("POST", "/v2.0/bgp-speakers"),
-    ("GET", "/v2.0/bgp-speakers/{id}"),
-    ("PUT", "/v2.0/bgp-speakers/{id}"),
-    ("DELETE", "/v2.0/bgp-speakers/{id}"),
-    ("PUT", "/v2.0/bgp-speakers/{id}/add_bgp_vpn"),
-    ("PUT", "/v2.0/bgp-speakers/{id}/remove_bgp_vpn"),
-    ("POST", "/v2.0/l2pop/agents"),
-    ("POST", "/v2.0/l2pop/devices/{port_id}/up"),
-    ("POST", "/v2.0/l2pop/devices/{port_id}/down"),
-    ("PUT", "/v2.0/l2pop/bgp-agents/{host}"),
-    ("POST", "/v2.0/l2pop/bgp-agents/{host}/gateways"),
-    ("POST", "/v2.0/l2pop/bgp-agents/{host}/devices"),
-    ("GET", "/v2.0/l2pop/hosts/{host}/fdb"),
-    ("GET", "/metrics"),
-    ("GET", "/healthz"),
-    ("GET", "/openapi.json"),
-];
+/// One route of the API: what the router serves and the OpenAPI document describes.
+#[derive(Debug)]
+pub struct Route {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// The key the request body must have (`{"network": {...}}`), if it takes one.
+    pub body: Option<&'static str>,
+    /// Served without a token.
+    pub open: bool,
+    pub handler: MethodRouter<App>,
+}
+
+fn route(
+    method: &'static str,
+    path: &'static str,
+    summary: &'static str,
+    body: Option<&'static str>,
+    handler: MethodRouter<App>,
+) -> Route {
+    Route {
+        method,
+        path,
+        summary,
+        body,
+        open: false,
+        handler,
+    }
+}
+
+/// Every route of the API, the one table (see the module documentation).
+pub fn routes() -> Vec<Route> {
+    const NETWORK: Option<&str> = Some("network");
+    const SUBNET: Option<&str> = Some("subnet");
+    const PORT: Option<&str> = Some("port");
+    const BGPVPN: Option<&str> = Some("bgpvpn");
+    const SPEAKER: Option<&str> = Some("bgp_speaker");
+    const ASSOC: &str = "/v2.0/bgpvpn/bgpvpns/{id}/network_associations";
+    const ASSOC_ONE: &str = "/v2.0/bgpvpn/bgpvpns/{id}/network_associations/{association_id}";
+    let open = |mut r: Route| {
+        r.open = true;
+        r
+    };
+    vec![
+        route(
+            "GET",
+            "/v2.0/networks",
+            "List networks (filters: any attribute; paging)",
+            None,
+            get(networks_list),
+        ),
+        route(
+            "POST",
+            "/v2.0/networks",
+            "Create a network (provider:* admin-only)",
+            NETWORK,
+            post(network_create),
+        ),
+        route(
+            "GET",
+            "/v2.0/networks/{id}",
+            "Show a network",
+            None,
+            get(network_show),
+        ),
+        route(
+            "PUT",
+            "/v2.0/networks/{id}",
+            "Update name, description, admin_state_up",
+            NETWORK,
+            put(network_update),
+        ),
+        route(
+            "DELETE",
+            "/v2.0/networks/{id}",
+            "Delete a network without ports",
+            None,
+            delete(network_delete),
+        ),
+        route(
+            "GET",
+            "/v2.0/subnets",
+            "List subnets",
+            None,
+            get(subnets_list),
+        ),
+        route(
+            "POST",
+            "/v2.0/subnets",
+            "Create a subnet",
+            SUBNET,
+            post(subnet_create),
+        ),
+        route(
+            "GET",
+            "/v2.0/subnets/{id}",
+            "Show a subnet",
+            None,
+            get(subnet_show),
+        ),
+        route(
+            "PUT",
+            "/v2.0/subnets/{id}",
+            "Rename a subnet",
+            SUBNET,
+            put(subnet_update),
+        ),
+        route(
+            "GET",
+            "/v2.0/ports",
+            "List ports (filters: network_id, device_id, ...; paging)",
+            None,
+            get(ports_list),
+        ),
+        route(
+            "POST",
+            "/v2.0/ports",
+            "Create a port (binding:host_id admin-only)",
+            PORT,
+            post(port_create),
+        ),
+        route(
+            "GET",
+            "/v2.0/ports/{id}",
+            "Show a port",
+            None,
+            get(port_show),
+        ),
+        route(
+            "PUT",
+            "/v2.0/ports/{id}",
+            "Update a port (bind, move, change IPs)",
+            PORT,
+            put(port_update),
+        ),
+        route(
+            "DELETE",
+            "/v2.0/ports/{id}",
+            "Delete a port",
+            None,
+            delete(port_delete),
+        ),
+        route(
+            "GET",
+            "/v2.0/agents",
+            "List L2 and BGP agents (admin)",
+            None,
+            get(agents_list),
+        ),
+        route(
+            "GET",
+            "/v2.0/agents/{id}",
+            "Show an agent (admin)",
+            None,
+            get(agent_show),
+        ),
+        route(
+            "GET",
+            "/v2.0/agents/{id}/bgp-drinstances",
+            "Speakers hosted by a BGP agent",
+            None,
+            get(drinstances_list),
+        ),
+        route(
+            "POST",
+            "/v2.0/agents/{id}/bgp-drinstances",
+            "Host a speaker on a BGP agent",
+            Some("bgp_speaker_id"),
+            post(drinstance_add),
+        ),
+        route(
+            "DELETE",
+            "/v2.0/agents/{id}/bgp-drinstances/{speaker_id}",
+            "Stop hosting a speaker",
+            None,
+            delete(drinstance_remove),
+        ),
+        route(
+            "GET",
+            "/v2.0/bgpvpn/bgpvpns",
+            "List BGPVPNs",
+            None,
+            get(bgpvpns_list),
+        ),
+        route(
+            "POST",
+            "/v2.0/bgpvpn/bgpvpns",
+            "Create a BGPVPN (admin)",
+            BGPVPN,
+            post(bgpvpn_create),
+        ),
+        route(
+            "GET",
+            "/v2.0/bgpvpn/bgpvpns/{id}",
+            "Show a BGPVPN",
+            None,
+            get(bgpvpn_show),
+        ),
+        route(
+            "PUT",
+            "/v2.0/bgpvpn/bgpvpns/{id}",
+            "Update a BGPVPN (route targets admin-only)",
+            BGPVPN,
+            put(bgpvpn_update),
+        ),
+        route(
+            "DELETE",
+            "/v2.0/bgpvpn/bgpvpns/{id}",
+            "Delete a BGPVPN (admin)",
+            None,
+            delete(bgpvpn_delete),
+        ),
+        route(
+            "GET",
+            ASSOC,
+            "List network associations",
+            None,
+            get(associations_list),
+        ),
+        route(
+            "POST",
+            ASSOC,
+            "Associate a network",
+            Some("network_association"),
+            post(association_create),
+        ),
+        route(
+            "GET",
+            ASSOC_ONE,
+            "Show a network association",
+            None,
+            get(association_show),
+        ),
+        route(
+            "DELETE",
+            ASSOC_ONE,
+            "Dissociate a network",
+            None,
+            delete(association_delete),
+        ),
+        route(
+            "GET",
+            "/v2.0/bgp-speakers",
+            "List BGP speakers (admin)",
+            None,
+            get(speakers_list),
+        ),
+        route(
+            "POST",
+            "/v2.0/bgp-speakers",
+            "Create a BGP speaker (admin)",
+            SPEAKER,
+            post(speaker_create),
+        ),
+        route(
+            "GET",
+            "/v2.0/bgp-speakers/{id}",
+            "Show a BGP speaker",
+            None,
+            get(speaker_show),
+        ),
+        route(
+            "PUT",
+            "/v2.0/bgp-speakers/{id}",
+            "Rename a BGP speaker",
+            SPEAKER,
+            put(speaker_update),
+        ),
+        route(
+            "DELETE",
+            "/v2.0/bgp-speakers/{id}",
+            "Delete a BGP speaker",
+            None,
+            delete(speaker_delete),
+        ),
+        route(
+            "PUT",
+            "/v2.0/bgp-speakers/{id}/add_bgp_vpn",
+            "Bind a BGPVPN to the speaker",
+            Some("bgpvpn_id"),
+            put(speaker_add_vpn),
+        ),
+        route(
+            "PUT",
+            "/v2.0/bgp-speakers/{id}/remove_bgp_vpn",
+            "Unbind a BGPVPN from the speaker",
+            Some("bgpvpn_id"),
+            put(speaker_remove_vpn),
+        ),
+        route(
+            "POST",
+            "/v2.0/l2pop/agents",
+            "An L2 agent's report_state",
+            Some("agent"),
+            post(l2pop_agent_report),
+        ),
+        route(
+            "POST",
+            "/v2.0/l2pop/devices/{port_id}/up",
+            "update_device_up (refresh_tunnels)",
+            Some("device"),
+            post(l2pop_device_up),
+        ),
+        route(
+            "POST",
+            "/v2.0/l2pop/devices/{port_id}/down",
+            "update_device_down",
+            Some("device"),
+            post(l2pop_device_down),
+        ),
+        route(
+            "PUT",
+            "/v2.0/l2pop/bgp-agents/{host}",
+            "A BGP agent's state (alive, admin_state_up, start_flag)",
+            Some("bgp_agent"),
+            put(bgp_agent_report),
+        ),
+        route(
+            "POST",
+            "/v2.0/l2pop/bgp-agents/{host}/gateways",
+            "EVPN type-3 routes learned or withdrawn",
+            Some("gateways"),
+            post(bgp_gateways),
+        ),
+        route(
+            "POST",
+            "/v2.0/l2pop/bgp-agents/{host}/devices",
+            "EVPN type-2 routes learned or withdrawn",
+            Some("devices"),
+            post(bgp_devices),
+        ),
+        route(
+            "GET",
+            "/v2.0/l2pop/hosts/{host}/fdb",
+            "A host's desired FDB with the provenance of every entry",
+            None,
+            get(host_fdb),
+        ),
+        open(route(
+            "GET",
+            "/metrics",
+            "Prometheus metrics",
+            None,
+            get(metrics_text),
+        )),
+        open(route(
+            "GET",
+            "/healthz",
+            "active or standby",
+            None,
+            get(healthz),
+        )),
+        open(route(
+            "GET",
+            "/openapi.json",
+            "This document",
+            None,
+            get(openapi),
+        )),
+    ]
+}
 
 pub fn router(app: App) -> Router {
-    Router::new()
-        .route("/v2.0/networks", get(networks_list).post(network_create))
-        .route(
-            "/v2.0/networks/{id}",
-            get(network_show).put(network_update).delete(network_delete),
-        )
-        .route("/v2.0/subnets", get(subnets_list).post(subnet_create))
-        .route("/v2.0/subnets/{id}", get(subnet_show).put(subnet_update))
-        .route("/v2.0/ports", get(ports_list).post(port_create))
-        .route(
-            "/v2.0/ports/{id}",
-            get(port_show).put(port_update).delete(port_delete),
-        )
-        .route("/v2.0/agents", get(agents_list))
-        .route("/v2.0/agents/{id}", get(agent_show))
-        .route(
-            "/v2.0/agents/{id}/bgp-drinstances",
-            get(drinstances_list).post(drinstance_add),
-        )
-        .route(
-            "/v2.0/agents/{id}/bgp-drinstances/{speaker_id}",
-            axum::routing::delete(drinstance_remove),
-        )
-        .route(
-            "/v2.0/bgpvpn/bgpvpns",
-            get(bgpvpns_list).post(bgpvpn_create),
-        )
-        .route(
-            "/v2.0/bgpvpn/bgpvpns/{id}",
-            get(bgpvpn_show).put(bgpvpn_update).delete(bgpvpn_delete),
-        )
-        .route(
-            "/v2.0/bgpvpn/bgpvpns/{id}/network_associations",
-            get(associations_list).post(association_create),
-        )
-        .route(
-            "/v2.0/bgpvpn/bgpvpns/{id}/network_associations/{association_id}",
-            get(association_show).delete(association_delete),
-        )
-        .route(
-            "/v2.0/bgp-speakers",
-            get(speakers_list).post(speaker_create),
-        )
-        .route(
-            "/v2.0/bgp-speakers/{id}",
-            get(speaker_show).put(speaker_update).delete(speaker_delete),
-        )
-        .route("/v2.0/bgp-speakers/{id}/add_bgp_vpn", put(speaker_add_vpn))
-        .route(
-            "/v2.0/bgp-speakers/{id}/remove_bgp_vpn",
-            put(speaker_remove_vpn),
-        )
-        .route("/v2.0/l2pop/agents", post(l2pop_agent_report))
-        .route("/v2.0/l2pop/devices/{port_id}/up", post(l2pop_device_up))
-        .route(
-            "/v2.0/l2pop/devices/{port_id}/down",
-            post(l2pop_device_down),
-        )
-        .route("/v2.0/l2pop/bgp-agents/{host}", put(bgp_agent_report))
-        .route("/v2.0/l2pop/bgp-agents/{host}/gateways", post(bgp_gateways))
-        .route("/v2.0/l2pop/bgp-agents/{host}/devices", post(bgp_devices))
-        .route("/v2.0/l2pop/hosts/{host}/fdb", get(host_fdb))
-        .route("/metrics", get(metrics_text))
-        .route("/healthz", get(healthz))
-        .route("/openapi.json", get(openapi))
+    routes()
+        .into_iter()
+        .fold(Router::new(), |router, route| {
+            router.route(route.path, route.handler)
+        })
         .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(neutron_errors))

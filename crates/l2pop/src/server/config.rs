@@ -10,7 +10,7 @@ use l2pop_bus::{Backend, BusSettings, wire};
 use l2pop_model::{Host, NetworkType};
 use serde::Deserialize;
 
-use super::requests::TenantNetworks;
+use l2pop_neutron::TenantNetworks;
 
 /// A configuration problem, naming the key and the value.
 #[derive(Debug, thiserror::Error)]
@@ -307,7 +307,7 @@ impl RawConfig {
             max_fixed_ips_per_port: self
                 .ports
                 .max_fixed_ips_per_port
-                .unwrap_or(super::state::DEFAULT_MAX_FIXED_IPS_PER_PORT),
+                .unwrap_or(l2pop_neutron::state::DEFAULT_MAX_FIXED_IPS_PER_PORT),
         })
     }
 }

@@ -2,11 +2,13 @@
 //! command log, publishing to agents over the bus.
 //!
 //! ```text
-//!   HTTP (axum handlers) ──┐                         ┌──► store: append(batch) ─ commit
-//!                          │ Job (plan closure)       │
-//!   bus RPC (agents) ──────┼──────────────► owner task ─ ServerState::execute (pure, sync)
-//!                          │                 (one)    │
-//!   heartbeats ────────────┘                          └──► outbox (bounded; the oldest
+//!   HTTP (axum handlers) ──┐ Job::Write(Request)      ┌──► store: append(batch) ─ commit
+//!     parse body, path ids │ Job::Query(Query)        │
+//!   bus RPC (agents) ──────┴──────────────► owner task ─ NeutronState::handle (pure, sync)
+//!     parse args             (typed)         (one)    │
+//!                                                     ├──► catalog (watch, O(1) clone) ──┐
+//!   listings, shows, device details ◄─────────────────│──────────────────────────────────┘
+//!     (read the catalog on their own task)            └──► outbox (bounded; the oldest
 //!                                                          │      regenerated from the log)
 //!                                                          ▼
 //!                                                       forwarder ─► publisher ──► RabbitMQ
@@ -21,8 +23,6 @@
 //! in flight, flush the publisher, record the watermark.
 
 pub mod api;
-pub mod auth;
-pub mod command;
 pub mod config;
 pub mod error;
 pub mod health;
@@ -31,11 +31,8 @@ pub mod openapi;
 pub mod outbox;
 pub mod owner;
 pub mod prometheus;
-pub mod requests;
 pub mod rpc;
-pub mod state;
 pub mod transport;
-pub mod views;
 
 pub use self::prometheus::metrics_handle;
 
@@ -51,8 +48,9 @@ use tokio_util::sync::CancellationToken;
 
 use self::config::Settings;
 use self::health::Health;
+use l2pop_neutron::{Catalog, NeutronState, TenantNetworks};
+
 use self::owner::{Job, OwnerHandle, SystemFresh};
-use self::state::ServerState;
 
 /// The store stream name of the notification watermark.
 pub const NOTIFICATION_STREAM: &str = "notifications";
@@ -106,8 +104,10 @@ pub async fn run(
     let health = Health::default();
     let app = api::App {
         owner: owner_rx,
-        tokens: Arc::new(auth::Tokens::new(&settings.admin_token, &settings.projects)),
-        tenant: Arc::new(settings.tenant_networks.clone()),
+        tokens: Arc::new(l2pop_neutron::Tokens::new(
+            &settings.admin_token,
+            &settings.projects,
+        )),
         metrics: metrics_handle(),
         health: health.clone(),
     };
@@ -176,6 +176,7 @@ async fn lead(
     }
     let mut state = replay.into_state();
     state.set_max_fixed_ips_per_port(settings.max_fixed_ips_per_port);
+    state.set_agent_down_time(settings.agent_down_time.as_secs());
     tracing::info!(
         commands = state.executed(),
         republish = backlog.held() as u64 + backlog.dropped_total(),
@@ -197,7 +198,8 @@ async fn lead(
     .await
     .context("bus: cannot start")?;
     let (jobs_tx, jobs_rx) = mpsc::channel::<Job>(owner::MAX_BATCH * 4);
-    let handle = OwnerHandle::new(jobs_tx);
+    let (catalog_tx, catalog_rx) = watch::channel(Arc::new(state.catalog().clone()));
+    let handle = OwnerHandle::new(jobs_tx, catalog_rx);
     let rpc = {
         let (requests, handle) = (bus.take_requests(), handle.clone());
         let stream_id = store.cluster_id();
@@ -213,12 +215,15 @@ async fn lead(
     }
 
     let outcome = own(
-        state,
+        Owned {
+            state,
+            tenant: settings.tenant_networks.clone(),
+            catalog: catalog_tx,
+        },
         jobs_rx,
         store,
         &leadership,
         &bus,
-        settings.agent_down_time,
         Stops { shutdown, health },
     )
     .await;
@@ -245,19 +250,30 @@ struct Stops<'a> {
     health: &'a Health,
 }
 
+/// What the owner loop owns: the state, the planning settings, and where it publishes the
+/// catalog.
+struct Owned {
+    state: NeutronState,
+    tenant: TenantNetworks,
+    catalog: watch::Sender<Arc<Catalog>>,
+}
+
 /// The owner loop: one round per wake-up (see `owner`).
 async fn own(
-    mut state: ServerState,
+    owned: Owned,
     mut jobs: mpsc::Receiver<Job>,
     store: &Store,
     leadership: &Leadership,
     bus: &transport::Bus,
-    down_time: Duration,
     stops: Stops<'_>,
 ) -> anyhow::Result<()> {
     let Stops { shutdown, health } = stops;
+    let Owned {
+        mut state,
+        tenant,
+        catalog,
+    } = owned;
     let mut fresh = SystemFresh;
-    let mut liveness = owner::Liveness::new(down_time);
     let mut watermark = Watermark::default();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
@@ -272,7 +288,8 @@ async fn own(
             _ = tick.tick() => {
                 let confirmed = *bus.confirmed().borrow();
                 watermark.record(store, leadership, confirmed).await;
-                metrics::gauge!("l2pop_agents_alive").set(liveness.alive(&state) as f64);
+                let alive = state.catalog().agents_alive(owner::now());
+                metrics::gauge!("l2pop_agents_alive").set(alive as f64);
                 continue;
             }
         };
@@ -283,10 +300,7 @@ async fn own(
                 Err(_) => break,
             }
         }
-        let round = owner::run_round(&mut state, batch, &mut fresh);
-        for host in &round.heartbeats {
-            liveness.seen(host);
-        }
+        let round = owner::run_round(&mut state, batch, &tenant, &mut fresh);
         if !round.records.is_empty() {
             let records: Vec<LogRecord> = round
                 .records
@@ -299,7 +313,7 @@ async fn own(
             let committed = Instant::now();
             if let Err(error) = store.append(leadership, &records).await {
                 for (reply, _) in round.replies {
-                    let _ = reply.send(Err(error::ApiError::unavailable(format!(
+                    let _ = reply.send(Err(l2pop_neutron::NeutronError::unavailable(format!(
                         "the change was not committed: {error}"
                     ))));
                 }
@@ -310,6 +324,8 @@ async fn own(
             metrics::histogram!("l2pop_commit_batch_commands").record(records.len() as f64);
             metrics::counter!("l2pop_events_applied_total").increment(records.len() as u64);
         }
+        // Readers see the round once it is durable, before anyone is told it is done.
+        catalog.send_replace(Arc::new(state.catalog().clone()));
         for (reply, answer) in round.replies {
             let _ = reply.send(answer);
         }
@@ -321,8 +337,8 @@ async fn own(
             tracing::warn!(?report, "extension report");
             metrics::counter!("l2pop_extension_errors_total").increment(1);
         }
-        for (caller, read, reply) in round.reads {
-            let _ = reply.send(read(&state, &caller));
+        for (caller, query, reply) in round.queries {
+            let _ = reply.send(state.query(&caller, query));
         }
     }
 }

@@ -26,8 +26,8 @@ use anyhow::Context as _;
 use l2pop_model::Notification;
 use l2pop_store::{LogReader, LogRecord, Store};
 
-use super::command::Command;
-use super::state::ServerState;
+use l2pop_neutron::NeutronState;
+use l2pop_neutron::command::Command;
 
 /// Notifications handed to the publisher and unconfirmed at most (its in-flight window).
 pub const MAX_WINDOW: usize = 1024;
@@ -131,7 +131,7 @@ impl Backlog {
 /// at start-up (everything above the watermark) and by the forwarder (a dropped range).
 #[derive(Debug)]
 pub struct LogReplay {
-    state: ServerState,
+    state: NeutronState,
     reader: LogReader,
     records: VecDeque<LogRecord>,
     /// The notifications of the last command executed, not yet yielded.
@@ -142,7 +142,7 @@ impl LogReplay {
     /// From the beginning of `store`'s log.
     pub fn new(store: &Store) -> Self {
         LogReplay {
-            state: ServerState::new(),
+            state: NeutronState::new(),
             reader: store.read_log(0),
             records: VecDeque::new(),
             notifications: VecDeque::new(),
@@ -188,7 +188,7 @@ impl LogReplay {
     }
 
     /// The state after every command replayed so far.
-    pub fn into_state(self) -> ServerState {
+    pub fn into_state(self) -> NeutronState {
         self.state
     }
 

@@ -1,107 +1,79 @@
-//! The owner task: the only holder of [`ServerState`]. Everything else sends it [`Job`]s.
+//! The owner task: the only holder of [`NeutronState`]. Everything else sends it [`Job`]s: typed
+//! requests parsed on the caller's task, never closures and never JSON.
 //!
-//! Group commit: the owner takes every job waiting in its queue (up to [`MAX_BATCH`]), plans and
-//! executes the writes in order against the state, appends their commands to the log in ONE
-//! transaction, and only after the commit answers the callers and hands the notifications to
-//! the bus. Reads queued in the same round are answered after the commit, so nobody ever sees a
-//! change that is not durable. While a commit is in flight new requests queue up and form the
-//! next batch, so throughput grows with concurrent clients instead of being bounded by one
-//! fsync per request. A failed commit leaves the in-memory state ahead of the log: the owner
-//! answers 503 to that batch and stops, and the process restarts from the log.
+//! Group commit: the owner takes every job waiting in its queue (up to [`MAX_BATCH`]), handles
+//! the writes in order against the state (`NeutronState::handle`: plan, execute, render),
+//! appends their commands to the log in ONE transaction, and only after the commit publishes the
+//! catalog, answers the callers and hands the notifications to the bus. Queries queued in the
+//! same round are answered after the commit, so nobody ever sees a change that is not durable.
+//! While a commit is in flight new requests queue up and form the next batch, so throughput
+//! grows with concurrent clients instead of being bounded by one fsync per request. A failed
+//! commit leaves the in-memory state ahead of the log: the owner answers 503 to that batch and
+//! stops, and the process restarts from the log.
 
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use l2pop_model::{Host, Notification, Uuid};
+use l2pop_model::{Notification, Uuid};
+use l2pop_neutron::{
+    Caller, Catalog, Fresh, NeutronError, NeutronState, Query, Request, TenantNetworks, Time,
+};
 use serde_json::Value;
-use tokio::sync::{mpsc, oneshot};
-
-use super::auth::Caller;
-use super::command::Command;
-use super::error::ApiError;
-use super::requests::Fresh;
-use super::state::ServerState;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Jobs taken in one round at most.
 pub const MAX_BATCH: usize = 4096;
 
-/// What a write plans: the command to log and execute (or none, for a request that changes
-/// nothing), and how to render the answer from the state right after it executed.
-pub struct Planned {
-    pub command: Option<Command>,
-    pub view: View,
-}
-
-impl std::fmt::Debug for Planned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Planned")
-            .field("command", &self.command)
-            .finish_non_exhaustive()
-    }
-}
-
-pub type View = Box<dyn FnOnce(&ServerState) -> Result<Value, ApiError> + Send>;
-pub type Plan =
-    Box<dyn FnOnce(&ServerState, &Caller, &mut dyn Fresh) -> Result<Planned, ApiError> + Send>;
-pub type Read = Box<dyn FnOnce(&ServerState, &Caller) -> Result<Value, ApiError> + Send>;
 /// Where a job's answer goes.
-pub type Reply = oneshot::Sender<Result<Value, ApiError>>;
+pub type Reply = oneshot::Sender<Result<Value, NeutronError>>;
 
+#[derive(Debug)]
 pub enum Job {
     Write {
         caller: Caller,
-        plan: Plan,
-        reply: oneshot::Sender<Result<Value, ApiError>>,
+        request: Request,
+        reply: Reply,
     },
-    Read {
+    Query {
         caller: Caller,
-        read: Read,
-        reply: oneshot::Sender<Result<Value, ApiError>>,
+        query: Query,
+        reply: Reply,
     },
-    /// An agent heartbeat that changes nothing durable.
-    Heartbeat { host: Host },
 }
 
-impl std::fmt::Debug for Job {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Job::Write { caller, .. } => write!(f, "Write({caller:?})"),
-            Job::Read { caller, .. } => write!(f, "Read({caller:?})"),
-            Job::Heartbeat { host } => write!(f, "Heartbeat({host})"),
-        }
-    }
-}
-
-/// A cheap, cloneable handle to the owner.
+/// A cheap, cloneable handle to the owner: its job queue, and the catalog it publishes after
+/// every round (read without asking the owner).
 #[derive(Clone, Debug)]
 pub struct OwnerHandle {
     jobs: mpsc::Sender<Job>,
+    catalog: watch::Receiver<Arc<Catalog>>,
 }
 
 impl OwnerHandle {
-    pub fn new(jobs: mpsc::Sender<Job>) -> Self {
-        OwnerHandle { jobs }
+    pub fn new(jobs: mpsc::Sender<Job>, catalog: watch::Receiver<Arc<Catalog>>) -> Self {
+        OwnerHandle { jobs, catalog }
     }
 
     async fn ask(
         &self,
         job: Job,
-        answer: oneshot::Receiver<Result<Value, ApiError>>,
-    ) -> Result<Value, ApiError> {
+        answer: oneshot::Receiver<Result<Value, NeutronError>>,
+    ) -> Result<Value, NeutronError> {
         self.jobs
             .send(job)
             .await
-            .map_err(|_| ApiError::unavailable("the server is shutting down"))?;
+            .map_err(|_| NeutronError::unavailable("the server is shutting down"))?;
         answer
             .await
-            .map_err(|_| ApiError::unavailable("the server stopped before answering"))?
+            .map_err(|_| NeutronError::unavailable("the server stopped before answering"))?
     }
 
-    pub async fn write(&self, caller: Caller, plan: Plan) -> Result<Value, ApiError> {
+    pub async fn write(&self, caller: Caller, request: Request) -> Result<Value, NeutronError> {
         let (reply, answer) = oneshot::channel();
         self.ask(
             Job::Write {
                 caller,
-                plan,
+                request,
                 reply,
             },
             answer,
@@ -109,12 +81,12 @@ impl OwnerHandle {
         .await
     }
 
-    pub async fn read(&self, caller: Caller, read: Read) -> Result<Value, ApiError> {
+    pub async fn query(&self, caller: Caller, query: Query) -> Result<Value, NeutronError> {
         let (reply, answer) = oneshot::channel();
         self.ask(
-            Job::Read {
+            Job::Query {
                 caller,
-                read,
+                query,
                 reply,
             },
             answer,
@@ -122,8 +94,9 @@ impl OwnerHandle {
         .await
     }
 
-    pub async fn heartbeat(&self, host: Host) {
-        let _ = self.jobs.send(Job::Heartbeat { host }).await;
+    /// The catalog as of the last committed round.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.borrow().clone()
     }
 }
 
@@ -141,49 +114,18 @@ impl Fresh for SystemFresh {
         [bytes[0], bytes[1], bytes[2]]
     }
 
-    fn now(&mut self) -> String {
-        neutron_timestamp(SystemTime::now())
+    fn now(&mut self) -> Time {
+        now()
     }
 }
 
-/// `2026-11-21T10:47:02Z`, Neutron's API timestamp format: the date and time of Python's
-/// `str(datetime)` (`2026-11-21 10:47:02[.ffffff]`), which the bus already renders.
-pub fn neutron_timestamp(time: SystemTime) -> String {
-    let python = l2pop_bus::context::python_timestamp(time);
-    format!("{}T{}Z", &python[..10], &python[11..19])
-}
-
-/// When each agent was last heard from (not durable: agents report every few seconds).
-#[derive(Debug)]
-pub struct Liveness {
-    down_time: std::time::Duration,
-    seen: std::collections::HashMap<Host, std::time::Instant>,
-}
-
-impl Liveness {
-    pub fn new(down_time: std::time::Duration) -> Self {
-        Liveness {
-            down_time,
-            seen: std::collections::HashMap::new(),
-        }
-    }
-
-    pub fn seen(&mut self, host: &Host) {
-        self.seen.insert(host.clone(), std::time::Instant::now());
-    }
-
-    /// L2 agents heard from within the down time.
-    pub fn alive(&self, state: &ServerState) -> usize {
-        state
-            .agents
-            .keys()
-            .filter(|host| {
-                self.seen
-                    .get(*host)
-                    .is_some_and(|at| at.elapsed() <= self.down_time)
-            })
-            .count()
-    }
+/// The wall clock, as the resource layer takes it.
+pub fn now() -> Time {
+    Time(
+        SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+    )
 }
 
 /// One round's outcome, ready to be made durable.
@@ -193,9 +135,8 @@ pub struct Round {
     pub records: Vec<(u64, String)>,
     pub notifications: Vec<Notification>,
     /// Answers held back until the commit.
-    pub replies: Vec<(Reply, Result<Value, ApiError>)>,
-    pub reads: Vec<(Caller, Read, Reply)>,
-    pub heartbeats: Vec<Host>,
+    pub replies: Vec<(Reply, Result<Value, NeutronError>)>,
+    pub queries: Vec<(Caller, Query, Reply)>,
 }
 
 impl std::fmt::Debug for Round {
@@ -207,63 +148,41 @@ impl std::fmt::Debug for Round {
     }
 }
 
-/// Plans and executes the writes of one round against the state (synchronous, no I/O).
-/// Refused writes are answered at once: they changed nothing.
-pub fn run_round(state: &mut ServerState, jobs: Vec<Job>, fresh: &mut dyn Fresh) -> Round {
+/// Handles the writes of one round against the state (synchronous, no I/O). Refused writes are
+/// answered at once: they changed nothing.
+pub fn run_round(
+    state: &mut NeutronState,
+    jobs: Vec<Job>,
+    tenant: &TenantNetworks,
+    fresh: &mut dyn Fresh,
+) -> Round {
     let mut round = Round::default();
     for job in jobs {
         match job {
             Job::Write {
                 caller,
-                plan,
+                request,
                 reply,
-            } => {
-                let planned = match plan(state, &caller, fresh) {
-                    Ok(planned) => planned,
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                        continue;
-                    }
-                };
-                let Some(command) = planned.command else {
-                    round.replies.push((reply, (planned.view)(state)));
-                    continue;
-                };
-                match state.execute(&command) {
-                    Ok(notifications) => {
-                        let text = serde_json::to_string(&command)
+            } => match state.handle(&caller, request, tenant, fresh) {
+                Ok(outcome) => {
+                    if let Some(command) = &outcome.command {
+                        let text = serde_json::to_string(command)
                             .unwrap_or_else(|e| format!("{{\"unserializable\": \"{e}\"}}"));
                         round.records.push((state.executed(), text));
-                        round.notifications.extend(notifications);
-                        round.replies.push((reply, (planned.view)(state)));
                     }
-                    Err(error) => {
-                        let _ = reply.send(Err(error));
-                    }
+                    round.notifications.extend(outcome.notifications);
+                    round.replies.push((reply, outcome.answer));
                 }
-            }
-            Job::Read {
+                Err(error) => {
+                    let _ = reply.send(Err(error));
+                }
+            },
+            Job::Query {
                 caller,
-                read,
+                query,
                 reply,
-            } => round.reads.push((caller, read, reply)),
-            Job::Heartbeat { host } => round.heartbeats.push(host),
+            } => round.queries.push((caller, query, reply)),
         }
     }
     round
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::{Duration, UNIX_EPOCH};
-
-    use super::neutron_timestamp;
-
-    #[test]
-    fn neutron_timestamps_have_seconds_precision_and_a_z() {
-        let at = UNIX_EPOCH + Duration::from_micros(1_795_258_022_361_756);
-        assert_eq!(neutron_timestamp(at), "2026-11-21T10:47:02Z");
-        let whole = UNIX_EPOCH + Duration::from_secs(951_782_400);
-        assert_eq!(neutron_timestamp(whole), "2000-02-29T00:00:00Z");
-    }
 }

@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use super::error::ApiError;
+use crate::error::NeutronError;
 
 /// Who is calling.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,14 +30,14 @@ impl Caller {
     }
 
     /// 403 unless admin; `what` names the rule (`create_bgpvpn`, `provider:network_type`).
-    pub fn require_admin(&self, what: &str) -> Result<(), ApiError> {
+    pub fn require_admin(&self, what: &str) -> Result<(), NeutronError> {
         if self.is_admin() {
             Ok(())
         } else {
-            Err(
-                ApiError::forbidden(format!("rule:{what} is disallowed by policy (admin only)"))
-                    .with_field(what),
-            )
+            Err(NeutronError::forbidden(format!(
+                "rule:{what} is disallowed by policy (admin only)"
+            ))
+            .with_field(what))
         }
     }
 
@@ -46,20 +46,21 @@ impl Caller {
         &self,
         project_id: Option<&str>,
         tenant_id: Option<&str>,
-    ) -> Result<String, ApiError> {
+    ) -> Result<String, NeutronError> {
         let requested = project_id.or(tenant_id);
         if let Some(project) = requested {
             if project.is_empty() {
-                return Err(ApiError::invalid("project_id", project, "may not be empty"));
-            }
-            if project.chars().count() > super::requests::NAME_MAX_LEN {
-                return Err(ApiError::invalid(
+                return Err(NeutronError::invalid(
                     "project_id",
                     project,
-                    format!(
-                        "exceeds maximum length of {}",
-                        super::requests::NAME_MAX_LEN
-                    ),
+                    "may not be empty",
+                ));
+            }
+            if project.chars().count() > crate::request::NAME_MAX_LEN {
+                return Err(NeutronError::invalid(
+                    "project_id",
+                    project,
+                    format!("exceeds maximum length of {}", crate::request::NAME_MAX_LEN),
                 ));
             }
         }
@@ -68,7 +69,7 @@ impl Caller {
             (Caller::Admin, None) => Ok("admin".to_owned()),
             (Caller::Project(own), None) => Ok(own.clone()),
             (Caller::Project(own), Some(project)) if project == own => Ok(own.clone()),
-            (Caller::Project(_), Some(project)) => Err(ApiError::invalid(
+            (Caller::Project(_), Some(project)) => Err(NeutronError::invalid(
                 "project_id",
                 project,
                 "differs from the authenticated project; that requires admin privileges",
@@ -94,10 +95,10 @@ impl Tokens {
     }
 
     /// The caller a token stands for; 401 when absent or unknown.
-    pub fn authenticate(&self, token: Option<&str>) -> Result<Caller, ApiError> {
+    pub fn authenticate(&self, token: Option<&str>) -> Result<Caller, NeutronError> {
         token
             .and_then(|t| self.by_token.get(t))
             .cloned()
-            .ok_or_else(ApiError::unauthorized)
+            .ok_or_else(NeutronError::unauthorized)
     }
 }

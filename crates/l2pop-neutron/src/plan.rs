@@ -1,174 +1,47 @@
-//! API request bodies and their planning into [`Command`]s.
-//!
-//! Planning reads the state (never changes it) and resolves everything a command must carry to
-//! replay identically: new ids, MAC addresses, allocated IPs and segmentation ids, timestamps.
-//! It also applies the policy: which attributes a project may set, and which resources it may
-//! touch. Bodies are strict (`deny_unknown_fields`): an unknown or mistyped attribute is a 400
-//! naming it.
+//! Planning: a [`Request`] against the state (read, never changed) becomes at most one
+//! [`Command`] and the [`Answer`] to render once it executed. Planning resolves everything a
+//! command must carry to replay identically (new ids, MAC addresses, allocated IPs and
+//! segmentation ids, timestamps) and applies the policy: which attributes a project may set, and
+//! which resources it may touch. [`NeutronState::handle`] is the whole of a write: plan, execute,
+//! move the liveness, render.
 
 use std::net::IpAddr;
 
 use ipnet::IpNet;
-use l2pop_bgpvpn::{BgpvpnCreate, BgpvpnId, BgpvpnUpdate, RouteTarget, SpeakerId, VpnType};
+use l2pop_bgpvpn::{BgpvpnCreate, BgpvpnId, BgpvpnUpdate, SpeakerId};
 use l2pop_model::{Host, Mac, NetworkId, NetworkType, PortId, Uuid};
-use serde::Deserialize;
-use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use super::auth::Caller;
-use super::command::{
+use crate::command::{
     AssociationRecord, Command, FixedIp, NetworkRecord, PortRecord, SpeakerRecord, SubnetId,
     SubnetRecord,
 };
-use super::error::ApiError;
-use super::state::ServerState;
-
-/// What a project network gets when it names no provider attributes (Neutron's
-/// `tenant_network_types` and `vni_ranges`).
-#[derive(Clone, Debug, PartialEq)]
-pub struct TenantNetworks {
-    pub network_type: NetworkType,
-    pub vni_ranges: Vec<(u32, u32)>,
-}
-
-impl Default for TenantNetworks {
-    fn default() -> Self {
-        TenantNetworks {
-            network_type: NetworkType::Vxlan,
-            vni_ranges: vec![(1, 65_535)],
-        }
-    }
-}
-
-/// Fresh values for a command: new ids and random MACs come from here, so that planning stays a
-/// function of the state and these inputs.
-pub trait Fresh {
-    fn uuid(&mut self) -> Uuid;
-    /// Three random bytes for a `fa:16:3e:xx:xx:xx` MAC.
-    fn mac_suffix(&mut self) -> [u8; 3];
-    /// Now, as Neutron's API shows it (`2026-11-21T10:47:02Z`).
-    fn now(&mut self) -> String;
-}
-
-/// Extracts `{"<key>": {...}}` into `T`, naming the offending attribute on error.
-pub fn body<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, ApiError> {
-    let Value::Object(mut outer) = value else {
-        return Err(ApiError::bad_request(format!(
-            "Resource body required: expected a JSON object with the key '{key}'"
-        )));
-    };
-    let inner = outer
-        .remove(key)
-        .ok_or_else(|| ApiError::bad_request(format!("Resource body required: missing '{key}'")))?;
-    if let Some(extra) = outer.keys().next() {
-        return Err(ApiError::invalid(
-            extra,
-            Value::String(extra.clone()),
-            "is not a recognized top-level key",
-        ));
-    }
-    tracked(inner)
-}
-
-/// Deserializes `value` into `T`. On error the field is the attribute's path
-/// (`provider:segmentation_id`, `devices[0].mac`) and the value is what was sent there.
-pub fn tracked<T: DeserializeOwned>(value: Value) -> Result<T, ApiError> {
-    let mut track = serde_path_to_error::Track::new();
-    let deserializer = serde_path_to_error::Deserializer::new(&value, &mut track);
-    T::deserialize(deserializer).map_err(|error| {
-        let message = error.to_string();
-        if let Some(rest) = message.strip_prefix("unknown field `") {
-            let field = rest.split('`').next().unwrap_or(rest);
-            return ApiError::invalid(
-                field,
-                Value::String(field.to_owned()),
-                "Unrecognized attribute",
-            );
-        }
-        let path = track.path().to_string();
-        if let Some(rest) = message.strip_prefix("missing field `") {
-            // serde reports the object that lacks it ("." at the top): name the field itself.
-            let missing = rest.split('`').next().unwrap_or(rest);
-            let field = if path == "." {
-                missing.to_owned()
-            } else {
-                format!("{path}.{missing}")
-            };
-            return ApiError::invalid(&field, Value::Null, "is required");
-        }
-        let pointer = format!("/{}", path.replace(['[', '.'], "/").replace(']', ""));
-        let sent = value.pointer(&pointer).cloned().unwrap_or(Value::Null);
-        ApiError::invalid(&path, sent, message)
-    })
-}
-
-/// Neutron's `NAME_MAX_LEN` (`name`, `device_owner`, `device_id`, `project_id`).
-pub const NAME_MAX_LEN: usize = 255;
-/// Neutron's `DESCRIPTION_MAX_LEN`.
-pub const DESCRIPTION_MAX_LEN: usize = 1024;
-
-/// 400 naming `field` and the value when `value` is longer than `max` characters (Neutron's
-/// `validate_string` with `max_len`, which counts characters).
-fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), ApiError> {
-    match value {
-        Some(text) if text.chars().count() > max => Err(ApiError::invalid(
-            field,
-            text,
-            format!("exceeds maximum length of {max}"),
-        )),
-        _ => Ok(()),
-    }
-}
+use crate::error::NeutronError;
+use crate::policy::Caller;
+use crate::request::{
+    AgentReportBody, AssociationBody, BgpAgentBody, BgpvpnCreateBody, BgpvpnUpdateBody,
+    DESCRIPTION_MAX_LEN, DeviceBody, FixedIpRequest, Fresh, NAME_MAX_LEN, NetworkCreateBody,
+    NetworkUpdateBody, PortCreateBody, PortUpdateBody, SpeakerCreateBody, SpeakerUpdateBody,
+    SpeakerVpnBody, SubnetCreateBody, SubnetUpdateBody, TenantNetworks, check_len,
+};
+use crate::state::NeutronState;
 
 // ---- networks ----
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkCreateBody {
-    #[serde(default)]
-    name: String,
-    #[serde(default)]
-    description: String,
-    #[serde(default = "yes")]
-    admin_state_up: bool,
-    project_id: Option<String>,
-    tenant_id: Option<String>,
-    #[serde(default)]
-    shared: bool,
-    #[serde(rename = "provider:network_type")]
-    network_type: Option<NetworkType>,
-    #[serde(rename = "provider:segmentation_id")]
-    segmentation_id: Option<u32>,
-    #[serde(rename = "provider:physical_network")]
-    physical_network: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct NetworkUpdateBody {
-    name: Option<String>,
-    description: Option<String>,
-    admin_state_up: Option<bool>,
-}
-
-fn yes() -> bool {
-    true
-}
-
-impl ServerState {
+impl NeutronState {
     pub fn plan_network_create(
         &self,
         caller: &Caller,
         body: NetworkCreateBody,
         tenant: &TenantNetworks,
         fresh: &mut dyn Fresh,
-    ) -> Result<(NetworkId, Command), ApiError> {
+    ) -> Result<(NetworkId, Command), NeutronError> {
         check_len("name", Some(&body.name), NAME_MAX_LEN)?;
         check_len("description", Some(&body.description), DESCRIPTION_MAX_LEN)?;
         let project_id =
             caller.owning_project(body.project_id.as_deref(), body.tenant_id.as_deref())?;
         if body.shared {
-            return Err(ApiError::invalid(
+            return Err(NeutronError::invalid(
                 "shared",
                 true,
                 "is not supported: l2pop networks belong to one project",
@@ -187,7 +60,7 @@ impl ServerState {
                 Some(self.free_segment(network_type, &tenant.vni_ranges)?)
             }
             (NetworkType::Vlan, None) => {
-                return Err(ApiError::invalid(
+                return Err(NeutronError::invalid(
                     "provider:segmentation_id",
                     Value::Null,
                     "is required for a vlan network",
@@ -205,7 +78,7 @@ impl ServerState {
             network_type,
             segmentation_id,
             physical_network: body.physical_network,
-            created_at: fresh.now(),
+            created_at: fresh.now().to_string(),
         };
         Ok((id, Command::NetworkCreate { network }))
     }
@@ -215,8 +88,9 @@ impl ServerState {
         &self,
         network_type: NetworkType,
         ranges: &[(u32, u32)],
-    ) -> Result<u32, ApiError> {
+    ) -> Result<u32, NeutronError> {
         let used: std::collections::BTreeSet<u32> = self
+            .catalog
             .networks
             .values()
             .filter(|n| n.network_type == network_type)
@@ -234,7 +108,7 @@ impl ServerState {
                 return Ok(candidate);
             }
         }
-        Err(ApiError::conflict(
+        Err(NeutronError::conflict(
             "NoNetworkAvailable",
             format!(
                 "Unable to create the network. No {network_type} segmentation id is available in the configured ranges."
@@ -247,15 +121,16 @@ impl ServerState {
         caller: &Caller,
         id: NetworkId,
         body: NetworkUpdateBody,
-    ) -> Result<Command, ApiError> {
+    ) -> Result<Command, NeutronError> {
         check_len("name", body.name.as_deref(), NAME_MAX_LEN)?;
         check_len(
             "description",
             body.description.as_deref(),
             DESCRIPTION_MAX_LEN,
         )?;
-        self.visible_network(id, caller)
-            .ok_or_else(|| ApiError::not_found("network", id))?;
+        self.catalog
+            .visible_network(id, caller)
+            .ok_or_else(|| NeutronError::not_found("network", id))?;
         Ok(Command::NetworkUpdate {
             id,
             name: body.name,
@@ -264,53 +139,33 @@ impl ServerState {
         })
     }
 
-    pub fn plan_network_delete(&self, caller: &Caller, id: NetworkId) -> Result<Command, ApiError> {
-        self.visible_network(id, caller)
-            .ok_or_else(|| ApiError::not_found("network", id))?;
+    pub fn plan_network_delete(
+        &self,
+        caller: &Caller,
+        id: NetworkId,
+    ) -> Result<Command, NeutronError> {
+        self.catalog
+            .visible_network(id, caller)
+            .ok_or_else(|| NeutronError::not_found("network", id))?;
         Ok(Command::NetworkDelete { id })
     }
 }
 
 // ---- subnets ----
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubnetCreateBody {
-    #[serde(default)]
-    name: String,
-    network_id: NetworkId,
-    cidr: IpNet,
-    ip_version: Option<u8>,
-    /// Absent: the first address; `null`: none.
-    #[serde(
-        default,
-        deserialize_with = "super::command::double_option::deserialize"
-    )]
-    gateway_ip: Option<Option<IpAddr>>,
-    #[serde(default = "yes")]
-    enable_dhcp: bool,
-    project_id: Option<String>,
-    tenant_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SubnetUpdateBody {
-    name: String,
-}
-
-impl ServerState {
+impl NeutronState {
     pub fn plan_subnet_create(
         &self,
         caller: &Caller,
         body: SubnetCreateBody,
         fresh: &mut dyn Fresh,
-    ) -> Result<(SubnetId, Command), ApiError> {
+    ) -> Result<(SubnetId, Command), NeutronError> {
         check_len("name", Some(&body.name), NAME_MAX_LEN)?;
         let network = self
+            .catalog
             .visible_network(body.network_id, caller)
             .ok_or_else(|| {
-                ApiError::not_found("network", body.network_id).with_field("network_id")
+                NeutronError::not_found("network", body.network_id).with_field("network_id")
             })?;
         let project_id =
             caller.owning_project(body.project_id.as_deref(), body.tenant_id.as_deref())?;
@@ -318,21 +173,21 @@ impl ServerState {
         if let Some(given) = body.ip_version
             && given != version
         {
-            return Err(ApiError::invalid(
+            return Err(NeutronError::invalid(
                 "ip_version",
                 given,
                 format!("does not match cidr {}", body.cidr),
             ));
         }
         if body.cidr.trunc() != body.cidr {
-            return Err(ApiError::invalid(
+            return Err(NeutronError::invalid(
                 "cidr",
                 body.cidr.to_string(),
                 format!("has host bits set; did you mean {}?", body.cidr.trunc()),
             ));
         }
         if body.cidr.prefix_len() >= body.cidr.max_prefix_len() - 1 {
-            return Err(ApiError::invalid(
+            return Err(NeutronError::invalid(
                 "cidr",
                 body.cidr.to_string(),
                 "is too small to hold ports",
@@ -342,7 +197,7 @@ impl ServerState {
             None => Some(nth_address(body.cidr, 1)),
             Some(None) => None,
             Some(Some(gateway)) if reserved_gateway(body.cidr, gateway) => {
-                return Err(ApiError::invalid(
+                return Err(NeutronError::invalid(
                     "gateway_ip",
                     gateway.to_string(),
                     format!(
@@ -353,7 +208,7 @@ impl ServerState {
             }
             Some(Some(gateway)) if body.cidr.contains(&gateway) => Some(gateway),
             Some(Some(gateway)) => {
-                return Err(ApiError::invalid(
+                return Err(NeutronError::invalid(
                     "gateway_ip",
                     gateway.to_string(),
                     format!("is not in cidr {}", body.cidr),
@@ -369,7 +224,7 @@ impl ServerState {
             cidr: body.cidr,
             gateway_ip,
             enable_dhcp: body.enable_dhcp,
-            created_at: fresh.now(),
+            created_at: fresh.now().to_string(),
         };
         Ok((id, Command::SubnetCreate { subnet }))
     }
@@ -379,12 +234,13 @@ impl ServerState {
         caller: &Caller,
         id: SubnetId,
         body: SubnetUpdateBody,
-    ) -> Result<Command, ApiError> {
+    ) -> Result<Command, NeutronError> {
         check_len("name", Some(&body.name), NAME_MAX_LEN)?;
-        self.subnets
+        self.catalog
+            .subnets
             .get(&id)
             .filter(|s| caller.sees(&s.project_id))
-            .ok_or_else(|| ApiError::not_found("subnet", id))?;
+            .ok_or_else(|| NeutronError::not_found("subnet", id))?;
         Ok(Command::SubnetUpdate {
             id,
             name: body.name,
@@ -458,70 +314,31 @@ fn address_index(net: IpNet, ip: IpAddr) -> u128 {
 
 // ---- ports ----
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FixedIpRequest {
-    subnet_id: Option<SubnetId>,
-    ip_address: Option<IpAddr>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PortCreateBody {
-    #[serde(default)]
-    name: String,
-    network_id: NetworkId,
-    mac_address: Option<Mac>,
-    fixed_ips: Option<Vec<FixedIpRequest>>,
-    #[serde(default)]
-    device_owner: String,
-    #[serde(default)]
-    device_id: String,
-    #[serde(rename = "binding:host_id")]
-    host: Option<String>,
-    #[serde(default = "yes")]
-    admin_state_up: bool,
-    project_id: Option<String>,
-    tenant_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PortUpdateBody {
-    name: Option<String>,
-    admin_state_up: Option<bool>,
-    mac_address: Option<Mac>,
-    fixed_ips: Option<Vec<FixedIpRequest>>,
-    device_owner: Option<String>,
-    device_id: Option<String>,
-    #[serde(rename = "binding:host_id")]
-    host: Option<String>,
-}
-
 /// `binding:host_id`: an empty string unbinds (Neutron's convention).
-fn binding_host(value: &str) -> Result<Option<Host>, ApiError> {
+fn binding_host(value: &str) -> Result<Option<Host>, NeutronError> {
     if value.is_empty() {
         return Ok(None);
     }
     Host::new(value)
         .map(Some)
-        .map_err(|e| ApiError::invalid("binding:host_id", value, e))
+        .map_err(|e| NeutronError::invalid("binding:host_id", value, e))
 }
 
-impl ServerState {
+impl NeutronState {
     pub fn plan_port_create(
         &self,
         caller: &Caller,
         body: PortCreateBody,
         fresh: &mut dyn Fresh,
-    ) -> Result<(PortId, Command), ApiError> {
+    ) -> Result<(PortId, Command), NeutronError> {
         check_len("name", Some(&body.name), NAME_MAX_LEN)?;
         check_len("device_owner", Some(&body.device_owner), NAME_MAX_LEN)?;
         check_len("device_id", Some(&body.device_id), NAME_MAX_LEN)?;
         let network = self
+            .catalog
             .visible_network(body.network_id, caller)
             .ok_or_else(|| {
-                ApiError::not_found("network", body.network_id).with_field("network_id")
+                NeutronError::not_found("network", body.network_id).with_field("network_id")
             })?;
         let project_id =
             caller.owning_project(body.project_id.as_deref(), body.tenant_id.as_deref())?;
@@ -550,7 +367,7 @@ impl ServerState {
             device_id: body.device_id,
             host,
             admin_state_up: body.admin_state_up,
-            created_at: fresh.now(),
+            created_at: fresh.now().to_string(),
         };
         Ok((id, Command::PortCreate { port }))
     }
@@ -560,15 +377,16 @@ impl ServerState {
         caller: &Caller,
         id: PortId,
         body: PortUpdateBody,
-    ) -> Result<Command, ApiError> {
+    ) -> Result<Command, NeutronError> {
         check_len("name", body.name.as_deref(), NAME_MAX_LEN)?;
         check_len("device_owner", body.device_owner.as_deref(), NAME_MAX_LEN)?;
         check_len("device_id", body.device_id.as_deref(), NAME_MAX_LEN)?;
         let port = self
+            .catalog
             .ports
             .get(&id)
             .filter(|p| caller.sees(&p.project_id))
-            .ok_or_else(|| ApiError::not_found("port", id))?;
+            .ok_or_else(|| NeutronError::not_found("port", id))?;
         if body.mac_address.is_some() {
             caller.require_admin("update_port:mac_address")?;
         }
@@ -603,16 +421,17 @@ impl ServerState {
         })
     }
 
-    pub fn plan_port_delete(&self, caller: &Caller, id: PortId) -> Result<Command, ApiError> {
-        self.ports
+    pub fn plan_port_delete(&self, caller: &Caller, id: PortId) -> Result<Command, NeutronError> {
+        self.catalog
+            .ports
             .get(&id)
             .filter(|p| caller.sees(&p.project_id))
-            .ok_or_else(|| ApiError::not_found("port", id))?;
+            .ok_or_else(|| NeutronError::not_found("port", id))?;
         Ok(Command::PortDelete { id })
     }
 
     /// A `fa:16:3e:xx:xx:xx` address no port of `network` has (Neutron's `base_mac`).
-    fn free_mac(&self, network: NetworkId, fresh: &mut dyn Fresh) -> Result<Mac, ApiError> {
+    fn free_mac(&self, network: NetworkId, fresh: &mut dyn Fresh) -> Result<Mac, NeutronError> {
         for _ in 0..16 {
             let [a, b, c] = fresh.mac_suffix();
             let mac = Mac::new([0xfa, 0x16, 0x3e, a, b, c]);
@@ -620,7 +439,7 @@ impl ServerState {
                 return Ok(mac);
             }
         }
-        Err(ApiError::conflict(
+        Err(NeutronError::conflict(
             "MacAddressGenerationFailure",
             format!("Unable to generate unique mac on network {network}."),
         ))
@@ -637,8 +456,9 @@ impl ServerState {
         requests: Option<Vec<FixedIpRequest>>,
         keep: &[FixedIp],
         device_owner: &str,
-    ) -> Result<Vec<FixedIp>, ApiError> {
+    ) -> Result<Vec<FixedIp>, NeutronError> {
         let mut subnets: Vec<_> = self
+            .catalog
             .subnets
             .values()
             .filter(|s| s.network_id == network)
@@ -656,13 +476,13 @@ impl ServerState {
             if subnets.is_empty() {
                 return Ok(Vec::new());
             }
-            return Err(ApiError::conflict(
+            return Err(NeutronError::conflict(
                 "IpAddressGenerationFailure",
                 format!("No more IP addresses available on network {network}."),
             ));
         };
         if requests.len() > self.max_fixed_ips_per_port {
-            return Err(ApiError::invalid(
+            return Err(NeutronError::invalid(
                 "fixed_ips",
                 requests.len().to_string(),
                 format!(
@@ -680,7 +500,7 @@ impl ServerState {
         for request in requests {
             let subnet = match (request.subnet_id, request.ip_address) {
                 (Some(id), _) => subnets.iter().find(|s| s.id == id).ok_or_else(|| {
-                    ApiError::invalid(
+                    NeutronError::invalid(
                         "fixed_ips",
                         id.to_string(),
                         format!("is not a subnet of network {network}"),
@@ -691,7 +511,7 @@ impl ServerState {
                         .iter()
                         .find(|s| s.cidr.contains(&ip))
                         .ok_or_else(|| {
-                            ApiError::invalid(
+                            NeutronError::invalid(
                                 "fixed_ips",
                                 ip.to_string(),
                                 format!("is in no subnet of network {network}"),
@@ -699,7 +519,7 @@ impl ServerState {
                         })?
                 }
                 (None, None) => {
-                    return Err(ApiError::invalid(
+                    return Err(NeutronError::invalid(
                         "fixed_ips",
                         Value::Object(Default::default()),
                         "needs a subnet_id or an ip_address",
@@ -709,14 +529,14 @@ impl ServerState {
             let ip = match request.ip_address {
                 Some(ip) => {
                     if !subnet.cidr.contains(&ip) {
-                        return Err(ApiError::invalid(
+                        return Err(NeutronError::invalid(
                             "fixed_ips",
                             ip.to_string(),
                             format!("is not in subnet {} ({})", subnet.id, subnet.cidr),
                         ));
                     }
                     if let Some(why) = reserved_fixed_ip(subnet, ip, device_owner) {
-                        return Err(ApiError::invalid("fixed_ips", ip.to_string(), why));
+                        return Err(NeutronError::invalid("fixed_ips", ip.to_string(), why));
                     }
                     let ours = keep.iter().any(|f| f.ip_address == ip);
                     let used = self
@@ -724,7 +544,7 @@ impl ServerState {
                         .get(&subnet.id)
                         .is_some_and(|a| a.used.contains(&ip));
                     if (used && !ours) || taken.contains(&ip) {
-                        return Err(ApiError::conflict(
+                        return Err(NeutronError::conflict(
                             "IpAddressAlreadyAllocated",
                             format!("IP address {ip} already allocated in subnet {}", subnet.id),
                         )
@@ -741,7 +561,7 @@ impl ServerState {
                         cursors.get(&subnet.id).copied(),
                     )
                     .ok_or_else(|| {
-                        ApiError::conflict(
+                        NeutronError::conflict(
                             "IpAddressGenerationFailure",
                             format!("No more IP addresses available on subnet {}.", subnet.id),
                         )
@@ -822,31 +642,7 @@ impl ServerState {
 
 // ---- l2pop agent reports and device state (also reachable over the bus RPC) ----
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AgentReportBody {
-    pub host: Host,
-    pub tunneling_ip: Option<IpAddr>,
-    #[serde(default)]
-    pub tunnel_types: Vec<NetworkType>,
-    pub l2pop_network_types: Option<Vec<NetworkType>>,
-    #[serde(default)]
-    pub start_flag: bool,
-    #[serde(default)]
-    pub agent_type: Option<String>,
-    #[serde(default)]
-    pub binary: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DeviceBody {
-    pub host: Host,
-    #[serde(default)]
-    pub refresh_tunnels: bool,
-}
-
-impl ServerState {
+impl NeutronState {
     /// `None` when the report changes nothing the engine reads (a heartbeat).
     pub fn plan_agent_report(
         &self,
@@ -863,6 +659,7 @@ impl ServerState {
             return None;
         }
         let id = self
+            .catalog
             .agents
             .get(&body.host)
             .map_or_else(|| fresh.uuid(), |a| a.id);
@@ -870,11 +667,11 @@ impl ServerState {
             id,
             agent_type: body
                 .agent_type
-                .unwrap_or_else(|| super::views::L2_AGENT_TYPE.to_owned()),
+                .unwrap_or_else(|| crate::view::L2_AGENT_TYPE.to_owned()),
             binary: body
                 .binary
                 .unwrap_or_else(|| "neutron-openvswitch-agent".to_owned()),
-            at: fresh.now(),
+            at: fresh.now().to_string(),
             report: l2pop_engine::AgentReport {
                 host: body.host,
                 tunneling_ip: body.tunneling_ip,
@@ -890,9 +687,9 @@ impl ServerState {
         port: PortId,
         up: bool,
         body: DeviceBody,
-    ) -> Result<Command, ApiError> {
-        if !self.ports.contains_key(&port) {
-            return Err(ApiError::not_found("port", port));
+    ) -> Result<Command, NeutronError> {
+        if !self.catalog.ports.contains_key(&port) {
+            return Err(NeutronError::not_found("port", port));
         }
         Ok(if up {
             Command::DeviceUp(l2pop_engine::DeviceUp {
@@ -911,68 +708,13 @@ impl ServerState {
 
 // ---- BGPVPNs (networking-bgpvpn) ----
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BgpvpnCreateBody {
-    #[serde(default)]
-    name: String,
-    #[serde(default, rename = "type")]
-    vpn_type: VpnType,
-    #[serde(default)]
-    route_targets: Vec<RouteTarget>,
-    #[serde(default)]
-    import_targets: Vec<RouteTarget>,
-    #[serde(default)]
-    export_targets: Vec<RouteTarget>,
-    #[serde(default)]
-    route_distinguishers: Vec<RouteTarget>,
-    vni: Option<u64>,
-    local_pref: Option<u64>,
-    project_id: Option<String>,
-    tenant_id: Option<String>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BgpvpnUpdateBody {
-    name: Option<String>,
-    route_targets: Option<Vec<RouteTarget>>,
-    import_targets: Option<Vec<RouteTarget>>,
-    export_targets: Option<Vec<RouteTarget>>,
-    route_distinguishers: Option<Vec<RouteTarget>>,
-    #[serde(
-        default,
-        deserialize_with = "super::command::double_option::deserialize"
-    )]
-    local_pref: Option<Option<u64>>,
-    #[serde(
-        default,
-        rename = "type",
-        deserialize_with = "super::command::double_option::deserialize"
-    )]
-    vpn_type: Option<Option<Value>>,
-    #[serde(
-        default,
-        deserialize_with = "super::command::double_option::deserialize"
-    )]
-    vni: Option<Option<Value>>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct AssociationBody {
-    network_id: NetworkId,
-    project_id: Option<String>,
-    tenant_id: Option<String>,
-}
-
-impl ServerState {
+impl NeutronState {
     pub fn plan_bgpvpn_create(
         &self,
         caller: &Caller,
         body: BgpvpnCreateBody,
         fresh: &mut dyn Fresh,
-    ) -> Result<(BgpvpnId, Command), ApiError> {
+    ) -> Result<(BgpvpnId, Command), NeutronError> {
         caller.require_admin("create_bgpvpn")?;
         check_len("name", Some(&body.name), NAME_MAX_LEN)?;
         let project_id =
@@ -1000,10 +742,10 @@ impl ServerState {
         caller: &Caller,
         id: BgpvpnId,
         body: BgpvpnUpdateBody,
-    ) -> Result<Command, ApiError> {
+    ) -> Result<Command, NeutronError> {
         check_len("name", body.name.as_deref(), NAME_MAX_LEN)?;
         self.visible_bgpvpn(id, caller)
-            .ok_or_else(|| ApiError::not_found("bgpvpn", id))?;
+            .ok_or_else(|| NeutronError::not_found("bgpvpn", id))?;
         let targets = [
             ("route_targets", body.route_targets.is_some()),
             ("import_targets", body.import_targets.is_some()),
@@ -1028,10 +770,14 @@ impl ServerState {
         }))
     }
 
-    pub fn plan_bgpvpn_delete(&self, caller: &Caller, id: BgpvpnId) -> Result<Command, ApiError> {
+    pub fn plan_bgpvpn_delete(
+        &self,
+        caller: &Caller,
+        id: BgpvpnId,
+    ) -> Result<Command, NeutronError> {
         caller.require_admin("delete_bgpvpn")?;
         self.visible_bgpvpn(id, caller)
-            .ok_or_else(|| ApiError::not_found("bgpvpn", id))?;
+            .ok_or_else(|| NeutronError::not_found("bgpvpn", id))?;
         Ok(Command::BgpvpnDelete { id })
     }
 
@@ -1041,17 +787,18 @@ impl ServerState {
         bgpvpn: BgpvpnId,
         body: AssociationBody,
         fresh: &mut dyn Fresh,
-    ) -> Result<(Uuid, Command), ApiError> {
+    ) -> Result<(Uuid, Command), NeutronError> {
         let vpn = self
             .visible_bgpvpn(bgpvpn, caller)
-            .ok_or_else(|| ApiError::not_found("bgpvpn", bgpvpn))?;
+            .ok_or_else(|| NeutronError::not_found("bgpvpn", bgpvpn))?;
         let network = self
+            .catalog
             .visible_network(body.network_id, caller)
             .ok_or_else(|| {
-                ApiError::not_found("network", body.network_id).with_field("network_id")
+                NeutronError::not_found("network", body.network_id).with_field("network_id")
             })?;
         if !caller.is_admin() && network.project_id != vpn.project_id {
-            return Err(ApiError::invalid(
+            return Err(NeutronError::invalid(
                 "network_id",
                 network.id.to_string(),
                 "belongs to another project than the BGPVPN",
@@ -1078,84 +825,38 @@ impl ServerState {
         caller: &Caller,
         bgpvpn: BgpvpnId,
         id: Uuid,
-    ) -> Result<Command, ApiError> {
+    ) -> Result<Command, NeutronError> {
         self.visible_bgpvpn(bgpvpn, caller)
-            .ok_or_else(|| ApiError::not_found("bgpvpn", bgpvpn))?;
-        self.associations
+            .ok_or_else(|| NeutronError::not_found("bgpvpn", bgpvpn))?;
+        self.catalog
+            .associations
             .get(&id)
             .filter(|a| a.bgpvpn_id == bgpvpn && caller.sees(&a.project_id))
-            .ok_or_else(|| ApiError::not_found("network_association", id))?;
+            .ok_or_else(|| NeutronError::not_found("network_association", id))?;
         Ok(Command::AssociationDelete { id })
     }
 }
 
 // ---- BGP speakers and BGP agents (neutron-dynamic-routing, StarlingX) ----
 
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpeakerCreateBody {
-    #[serde(default)]
-    name: String,
-    local_as: u32,
-    #[serde(default = "four")]
-    ip_version: u8,
-    project_id: Option<String>,
-    tenant_id: Option<String>,
-}
-
-fn four() -> u8 {
-    4
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpeakerUpdateBody {
-    name: String,
-}
-
-/// `add_bgp_vpn` / `remove_bgp_vpn` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SpeakerVpnBody {
-    pub bgpvpn_id: BgpvpnId,
-}
-
-/// `bgp-drinstances` body.
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct DrInstanceBody {
-    pub bgp_speaker_id: SpeakerId,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct BgpAgentBody {
-    #[serde(default = "yes")]
-    pub admin_state_up: bool,
-    #[serde(default = "yes")]
-    pub alive: bool,
-    #[serde(default)]
-    pub start_flag: bool,
-}
-
-impl ServerState {
+impl NeutronState {
     pub fn plan_speaker_create(
         &self,
         caller: &Caller,
         body: SpeakerCreateBody,
         fresh: &mut dyn Fresh,
-    ) -> Result<(SpeakerId, Command), ApiError> {
+    ) -> Result<(SpeakerId, Command), NeutronError> {
         caller.require_admin("create_bgp_speaker")?;
         check_len("name", Some(&body.name), NAME_MAX_LEN)?;
         if body.local_as == 0 {
-            return Err(ApiError::invalid(
+            return Err(NeutronError::invalid(
                 "local_as",
                 0,
                 "is not in range 1..=4294967295",
             ));
         }
         if body.ip_version != 4 && body.ip_version != 6 {
-            return Err(ApiError::invalid(
+            return Err(NeutronError::invalid(
                 "ip_version",
                 body.ip_version,
                 "is not 4 or 6",
@@ -1185,11 +886,11 @@ impl ServerState {
         caller: &Caller,
         id: SpeakerId,
         body: SpeakerUpdateBody,
-    ) -> Result<Command, ApiError> {
+    ) -> Result<Command, NeutronError> {
         caller.require_admin("update_bgp_speaker")?;
         check_len("name", Some(&body.name), NAME_MAX_LEN)?;
-        if !self.speakers.contains_key(&id) {
-            return Err(ApiError::not_found("bgp_speaker", id));
+        if !self.catalog.speakers.contains_key(&id) {
+            return Err(NeutronError::not_found("bgp_speaker", id));
         }
         Ok(Command::SpeakerUpdate {
             id,
@@ -1204,13 +905,13 @@ impl ServerState {
         id: SpeakerId,
         body: SpeakerVpnBody,
         add: bool,
-    ) -> Result<Command, ApiError> {
+    ) -> Result<Command, NeutronError> {
         caller.require_admin("update_bgp_speaker")?;
-        if !self.speakers.contains_key(&id) {
-            return Err(ApiError::not_found("bgp_speaker", id));
+        if !self.catalog.speakers.contains_key(&id) {
+            return Err(NeutronError::not_found("bgp_speaker", id));
         }
         if !self.bgpvpn_exists(body.bgpvpn_id) {
-            return Err(ApiError::not_found("bgpvpn", body.bgpvpn_id).with_field("bgpvpn_id"));
+            return Err(NeutronError::not_found("bgpvpn", body.bgpvpn_id).with_field("bgpvpn_id"));
         }
         Ok(if add {
             Command::SpeakerAddVpn {
@@ -1225,14 +926,6 @@ impl ServerState {
         })
     }
 
-    /// The BGP agent whose id is `agent_id`.
-    pub fn bgp_agent_host(&self, agent_id: Uuid) -> Option<Host> {
-        self.bgp_agents
-            .values()
-            .find(|a| a.id == agent_id)
-            .map(|a| a.host.clone())
-    }
-
     pub fn plan_bgp_agent_report(
         &self,
         host: Host,
@@ -1240,12 +933,13 @@ impl ServerState {
         fresh: &mut dyn Fresh,
     ) -> Command {
         let id = self
+            .catalog
             .bgp_agents
             .get(&host)
             .map_or_else(|| fresh.uuid(), |a| a.id);
         Command::BgpAgentReport {
             id,
-            at: fresh.now(),
+            at: fresh.now().to_string(),
             report: l2pop_bgpvpn::BgpAgentReport {
                 host,
                 admin_state_up: body.admin_state_up,

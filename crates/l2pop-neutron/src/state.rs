@@ -1,71 +1,45 @@
-//! The server's state machine: Neutron-shaped resources (networks, subnets, ports, agents,
-//! BGPVPN associations, BGP speakers) around the engine with the BGPVPN extension registered.
+//! The state machine of the resource layer: Neutron-shaped resources (networks, subnets, ports,
+//! agents, BGPVPN associations, BGP speakers) around the engine with the BGPVPN extension
+//! registered.
 //!
-//! [`ServerState::execute`] is the only mutator. It is synchronous, deterministic and atomic:
+//! [`NeutronState::execute`] is the only mutator of durable state; [`NeutronState::heartbeat`]
+//! moves an agent's liveness, which is not durable. It is synchronous, deterministic and atomic:
 //! it checks everything the resources know, lets the engine (or the extension) apply its part
 //! (which is itself all-or-nothing), then updates the resources, which cannot fail. Live
 //! requests and the replay of the command log at start-up both go through it, so a restarted
 //! server holds exactly the state it acknowledged.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use l2pop_bgpvpn::{Bgpvpn, BgpvpnError, BgpvpnId, BgpvpnOp, SpeakerBinding, SpeakerId};
 use l2pop_engine::{Engine, EngineBuilder, Event, ExtensionError, NetworkCreate, PortCreate};
-use l2pop_model::{Host, NetworkId, Notification, PortId, Uuid};
+use l2pop_model::{Host, NetworkId, Notification, PortId};
 
-use super::command::{
-    AssociationRecord, Command, FixedIp, NetworkRecord, PortRecord, SpeakerRecord, SubnetId,
-    SubnetRecord,
+use crate::catalog::{AgentRecord, BgpAgentRecord, Catalog, WithoutMatching as _};
+use crate::command::{
+    Command, FixedIp, NetworkRecord, PortRecord, SpeakerRecord, SubnetId, SubnetRecord,
 };
-use super::error::ApiError;
-
-/// An L2 agent as `/v2.0/agents` shows it. The heartbeat is kept in memory only: agents report
-/// every few seconds and re-report after a server restart, so logging it would only grow the log.
-#[derive(Clone, Debug)]
-pub struct AgentRecord {
-    pub id: Uuid,
-    pub host: Host,
-    pub agent_type: String,
-    pub binary: String,
-    pub configurations: serde_json::Value,
-    pub started_at: String,
-    pub heartbeat_at: String,
-}
-
-/// A BGP dynamic-routing agent, known from its reports.
-#[derive(Clone, Debug)]
-pub struct BgpAgentRecord {
-    pub id: Uuid,
-    pub host: Host,
-    pub admin_state_up: bool,
-    pub alive: bool,
-    pub started_at: String,
-    pub heartbeat_at: String,
-}
+use crate::error::NeutronError;
+use crate::time::Time;
 
 /// Everything the server knows. See the module documentation.
 #[derive(Debug)]
-pub struct ServerState {
+pub struct NeutronState {
     pub(crate) engine: Engine,
-    pub(crate) networks: BTreeMap<NetworkId, NetworkRecord>,
-    pub(crate) subnets: BTreeMap<SubnetId, SubnetRecord>,
-    /// Ordered by id: listings need no sort, and a `tap…` device name is a range (see `rpc`).
-    pub(crate) ports: BTreeMap<PortId, PortRecord>,
-    /// Ports of each network, for listing and deletion checks.
-    pub(crate) network_ports: HashMap<NetworkId, BTreeSet<PortId>>,
+    /// The resources as the API shows them; the owner publishes a clone after every round.
+    pub(crate) catalog: Catalog,
     /// Addresses in use per subnet, and where the next allocation scan starts.
     pub(crate) allocations: HashMap<SubnetId, Allocation>,
-    pub(crate) agents: BTreeMap<Host, AgentRecord>,
-    pub(crate) bgp_agents: BTreeMap<Host, BgpAgentRecord>,
-    pub(crate) associations: BTreeMap<Uuid, AssociationRecord>,
-    pub(crate) speakers: BTreeMap<SpeakerId, SpeakerRecord>,
     /// Commands executed (the next command's log sequence number is this + 1).
     pub(crate) executed: u64,
     /// Planning policy, not state: fixed IPs one port may ask for (Neutron's
     /// `max_fixed_ips_per_port`).
     pub(crate) max_fixed_ips_per_port: usize,
 }
+
+/// Neutron's default `agent_down_time` (seconds).
+pub const DEFAULT_AGENT_DOWN_TIME: u64 = 75;
 
 /// Neutron's default `max_fixed_ips_per_port`.
 pub const DEFAULT_MAX_FIXED_IPS_PER_PORT: usize = 5;
@@ -77,13 +51,13 @@ pub(crate) struct Allocation {
     pub(crate) cursor: Option<IpAddr>,
 }
 
-impl Default for ServerState {
+impl Default for NeutronState {
     fn default() -> Self {
-        ServerState::new()
+        NeutronState::new()
     }
 }
 
-impl ServerState {
+impl NeutronState {
     /// An empty state with the BGPVPN extension registered (its name is `bgpvpn`).
     pub fn new() -> Self {
         // One extension under a fixed name: registration cannot meet a duplicate.
@@ -91,20 +65,15 @@ impl ServerState {
             .extension(l2pop_bgpvpn::NAME, Bgpvpn::new())
             .expect("the only registered extension has a unique name")
             .build();
-        ServerState {
+        let mut state = NeutronState {
             engine,
-            networks: BTreeMap::new(),
-            subnets: BTreeMap::new(),
-            ports: BTreeMap::new(),
-            network_ports: HashMap::new(),
+            catalog: Catalog::default(),
             allocations: HashMap::new(),
-            agents: BTreeMap::new(),
-            bgp_agents: BTreeMap::new(),
-            associations: BTreeMap::new(),
-            speakers: BTreeMap::new(),
             executed: 0,
             max_fixed_ips_per_port: DEFAULT_MAX_FIXED_IPS_PER_PORT,
-        }
+        };
+        state.set_agent_down_time(DEFAULT_AGENT_DOWN_TIME);
+        state
     }
 
     /// Sets how many fixed IPs a port create or update may ask for (checked when planning;
@@ -127,7 +96,7 @@ impl ServerState {
     }
 
     /// Applies one command. On error nothing changed.
-    pub fn execute(&mut self, command: &Command) -> Result<Vec<Notification>, ApiError> {
+    pub fn execute(&mut self, command: &Command) -> Result<Vec<Notification>, NeutronError> {
         let notifications = self.execute_inner(command)?;
         self.executed += 1;
         Ok(notifications)
@@ -138,7 +107,7 @@ impl ServerState {
         self.engine.take_reports()
     }
 
-    fn execute_inner(&mut self, command: &Command) -> Result<Vec<Notification>, ApiError> {
+    fn execute_inner(&mut self, command: &Command) -> Result<Vec<Notification>, NeutronError> {
         match command {
             Command::NetworkCreate { network } => self.network_create(network),
             Command::NetworkUpdate {
@@ -148,9 +117,10 @@ impl ServerState {
                 admin_state_up,
             } => {
                 let network = self
+                    .catalog
                     .networks
                     .get_mut(id)
-                    .ok_or_else(|| ApiError::not_found("network", id))?;
+                    .ok_or_else(|| NeutronError::not_found("network", id))?;
                 if let Some(name) = name {
                     network.name.clone_from(name);
                 }
@@ -166,9 +136,10 @@ impl ServerState {
             Command::SubnetCreate { subnet } => self.subnet_create(subnet),
             Command::SubnetUpdate { id, name } => {
                 let subnet = self
+                    .catalog
                     .subnets
                     .get_mut(id)
-                    .ok_or_else(|| ApiError::not_found("subnet", id))?;
+                    .ok_or_else(|| NeutronError::not_found("subnet", id))?;
                 subnet.name.clone_from(name);
                 Ok(Vec::new())
             }
@@ -188,11 +159,12 @@ impl ServerState {
                     "tunnel_types": report.tunnel_types,
                     "l2pop_network_types": report.l2pop_network_types,
                 });
-                let started_at = match self.agents.get(&report.host) {
+                let started_at = match self.catalog.agents.get(&report.host) {
                     Some(agent) if !report.start_flag => agent.started_at.clone(),
                     _ => at.clone(),
                 };
-                self.agents.insert(
+                let heartbeat_at = Time::parse_neutron(at).unwrap_or_default();
+                self.catalog.agents.insert(
                     report.host.clone(),
                     AgentRecord {
                         id: *id,
@@ -201,13 +173,21 @@ impl ServerState {
                         binary: binary.clone(),
                         configurations,
                         started_at,
-                        heartbeat_at: at.clone(),
+                        heartbeat_at,
                     },
                 );
                 Ok(notifications)
             }
-            Command::DeviceUp(up) => Ok(self.engine.apply(&Event::DeviceUp(up.clone()))?),
-            Command::DeviceDown(down) => Ok(self.engine.apply(&Event::DeviceDown(down.clone()))?),
+            Command::DeviceUp(up) => {
+                let notifications = self.engine.apply(&Event::DeviceUp(up.clone()))?;
+                self.sync_status(up.id);
+                Ok(notifications)
+            }
+            Command::DeviceDown(down) => {
+                let notifications = self.engine.apply(&Event::DeviceDown(down.clone()))?;
+                self.sync_status(down.id);
+                Ok(notifications)
+            }
             Command::BgpvpnCreate(create) => {
                 self.bgpvpn_op(&BgpvpnOp::BgpvpnCreate(create.clone()))
             }
@@ -219,15 +199,26 @@ impl ServerState {
                     self.bgpvpn_op(&BgpvpnOp::BgpvpnDelete(l2pop_bgpvpn::BgpvpnDelete {
                         id: *id,
                     }))?;
-                self.associations.retain(|_, a| a.bgpvpn_id != *id);
-                for speaker in self.speakers.values_mut() {
-                    speaker.vpns.remove(id);
+                let catalog = &mut self.catalog;
+                catalog.associations = catalog
+                    .associations
+                    .without_matching(|a: &crate::command::AssociationRecord| a.bgpvpn_id == *id);
+                let bound: Vec<SpeakerId> = catalog
+                    .speakers
+                    .values()
+                    .filter(|s| s.vpns.contains(id))
+                    .map(|s| s.id)
+                    .collect();
+                for speaker in bound {
+                    if let Some(speaker) = catalog.speakers.get_mut(&speaker) {
+                        speaker.vpns.remove(id);
+                    }
                 }
                 Ok(notifications)
             }
             Command::AssociationCreate { association } => {
-                if self.associations.contains_key(&association.id) {
-                    return Err(ApiError::conflict(
+                if self.catalog.associations.contains_key(&association.id) {
+                    return Err(NeutronError::conflict(
                         "Conflict",
                         format!("network_association {} already exists", association.id),
                     ));
@@ -238,27 +229,29 @@ impl ServerState {
                         network_id: association.network_id,
                     },
                 ))?;
-                self.associations
+                self.catalog
+                    .associations
                     .insert(association.id, association.clone());
                 Ok(notifications)
             }
             Command::AssociationDelete { id } => {
                 let association = self
+                    .catalog
                     .associations
                     .get(id)
-                    .ok_or_else(|| ApiError::not_found("network_association", id))?;
+                    .ok_or_else(|| NeutronError::not_found("network_association", id))?;
                 let notifications = self.bgpvpn_op(&BgpvpnOp::NetworkAssociationDelete(
                     l2pop_bgpvpn::NetworkAssociation {
                         bgpvpn_id: association.bgpvpn_id,
                         network_id: association.network_id,
                     },
                 ))?;
-                self.associations.remove(id);
+                self.catalog.associations.remove(id);
                 Ok(notifications)
             }
             Command::SpeakerCreate { speaker } => {
-                if self.speakers.contains_key(&speaker.id) {
-                    return Err(ApiError::conflict(
+                if self.catalog.speakers.contains_key(&speaker.id) {
+                    return Err(NeutronError::conflict(
                         "Conflict",
                         format!("bgp_speaker {} already exists", speaker.id),
                     ));
@@ -268,25 +261,26 @@ impl ServerState {
                         id: speaker.id,
                         agents: speaker.agents.iter().cloned().collect(),
                     }))?;
-                self.speakers.insert(speaker.id, speaker.clone());
+                self.catalog.speakers.insert(speaker.id, speaker.clone());
                 Ok(notifications)
             }
             Command::SpeakerUpdate { id, name } => {
                 let speaker = self
+                    .catalog
                     .speakers
                     .get_mut(id)
-                    .ok_or_else(|| ApiError::not_found("bgp_speaker", id))?;
+                    .ok_or_else(|| NeutronError::not_found("bgp_speaker", id))?;
                 speaker.name.clone_from(name);
                 Ok(Vec::new())
             }
             Command::SpeakerDelete { id } => {
-                if !self.speakers.contains_key(id) {
-                    return Err(ApiError::not_found("bgp_speaker", id));
+                if !self.catalog.speakers.contains_key(id) {
+                    return Err(NeutronError::not_found("bgp_speaker", id));
                 }
                 let notifications = self.bgpvpn_op(&BgpvpnOp::BgpSpeakerDelete(
                     l2pop_bgpvpn::BgpSpeakerDelete { id: *id },
                 ))?;
-                self.speakers.remove(id);
+                self.catalog.speakers.remove(id);
                 Ok(notifications)
             }
             Command::SpeakerAddVpn {
@@ -299,7 +293,7 @@ impl ServerState {
                         speaker_id: *speaker_id,
                         bgpvpn_id: *bgpvpn_id,
                     }))?;
-                if let Some(speaker) = self.speakers.get_mut(speaker_id) {
+                if let Some(speaker) = self.catalog.speakers.get_mut(speaker_id) {
                     speaker.vpns.insert(*bgpvpn_id);
                 }
                 Ok(notifications)
@@ -314,7 +308,7 @@ impl ServerState {
                         speaker_id: *speaker_id,
                         bgpvpn_id: *bgpvpn_id,
                     }))?;
-                if let Some(speaker) = self.speakers.get_mut(speaker_id) {
+                if let Some(speaker) = self.catalog.speakers.get_mut(speaker_id) {
                     speaker.vpns.remove(bgpvpn_id);
                 }
                 Ok(notifications)
@@ -330,12 +324,12 @@ impl ServerState {
                 };
                 if !changed {
                     return Err(if adding {
-                        ApiError::conflict(
+                        NeutronError::conflict(
                             "BgpSpeakerHostedByAgent",
                             format!("bgp_speaker {speaker_id} is already hosted by {host}"),
                         )
                     } else {
-                        ApiError::not_found("bgp_speaker hosting on agent", host)
+                        NeutronError::not_found("bgp_speaker hosting on agent", host)
                     });
                 }
                 let notifications =
@@ -343,18 +337,18 @@ impl ServerState {
                         id: *speaker_id,
                         agents: agents.iter().cloned().collect(),
                     }))?;
-                if let Some(speaker) = self.speakers.get_mut(speaker_id) {
+                if let Some(speaker) = self.catalog.speakers.get_mut(speaker_id) {
                     speaker.agents = agents;
                 }
                 Ok(notifications)
             }
             Command::BgpAgentReport { id, at, report } => {
                 let notifications = self.bgpvpn_op(&BgpvpnOp::BgpAgent(report.clone()))?;
-                let started_at = match self.bgp_agents.get(&report.host) {
+                let started_at = match self.catalog.bgp_agents.get(&report.host) {
                     Some(agent) if !report.start_flag => agent.started_at.clone(),
                     _ => at.clone(),
                 };
-                self.bgp_agents.insert(
+                self.catalog.bgp_agents.insert(
                     report.host.clone(),
                     BgpAgentRecord {
                         id: *id,
@@ -372,14 +366,15 @@ impl ServerState {
         }
     }
 
-    fn speaker(&self, id: SpeakerId) -> Result<&SpeakerRecord, ApiError> {
-        self.speakers
+    fn speaker(&self, id: SpeakerId) -> Result<&SpeakerRecord, NeutronError> {
+        self.catalog
+            .speakers
             .get(&id)
-            .ok_or_else(|| ApiError::not_found("bgp_speaker", id))
+            .ok_or_else(|| NeutronError::not_found("bgp_speaker", id))
     }
 
     /// Hands one operation to the BGPVPN extension; its refusal comes back typed.
-    fn bgpvpn_op(&mut self, op: &BgpvpnOp) -> Result<Vec<Notification>, ApiError> {
+    fn bgpvpn_op(&mut self, op: &BgpvpnOp) -> Result<Vec<Notification>, NeutronError> {
         let mut refused: Option<BgpvpnError> = None;
         let result =
             self.engine
@@ -396,7 +391,10 @@ impl ServerState {
         Ok(result?)
     }
 
-    fn network_create(&mut self, network: &NetworkRecord) -> Result<Vec<Notification>, ApiError> {
+    fn network_create(
+        &mut self,
+        network: &NetworkRecord,
+    ) -> Result<Vec<Notification>, NeutronError> {
         let event = Event::Network(NetworkCreate {
             id: network.id,
             network_type: network.network_type,
@@ -404,17 +402,17 @@ impl ServerState {
             physical_network: network.physical_network.clone(),
         });
         let notifications = self.engine.apply(&event)?;
-        self.networks.insert(network.id, network.clone());
+        self.catalog.networks.insert(network.id, network.clone());
         Ok(notifications)
     }
 
-    fn network_delete(&mut self, id: NetworkId) -> Result<Vec<Notification>, ApiError> {
-        if !self.networks.contains_key(&id) {
-            return Err(ApiError::not_found("network", id));
+    fn network_delete(&mut self, id: NetworkId) -> Result<Vec<Notification>, NeutronError> {
+        if !self.catalog.networks.contains_key(&id) {
+            return Err(NeutronError::not_found("network", id));
         }
-        let ports = self.network_ports.get(&id).map_or(0, BTreeSet::len);
+        let ports = self.catalog.network_ports.get(&id).map_or(0, |p| p.len());
         if ports > 0 {
-            return Err(ApiError::conflict(
+            return Err(NeutronError::conflict(
                 "NetworkInUse",
                 format!(
                     "Unable to complete operation on network {id}. There are one or more ports still in use on the network ({ports})."
@@ -424,31 +422,37 @@ impl ServerState {
         let notifications = self
             .engine
             .apply(&Event::NetworkDelete(l2pop_engine::NetworkDelete { id }))?;
-        self.networks.remove(&id);
-        self.network_ports.remove(&id);
+        self.catalog.networks.remove(&id);
+        self.catalog.network_ports.remove(&id);
         let subnets: Vec<SubnetId> = self
+            .catalog
             .subnets
             .values()
             .filter(|s| s.network_id == id)
             .map(|s| s.id)
             .collect();
         for subnet in subnets {
-            self.subnets.remove(&subnet);
+            self.catalog.subnets.remove(&subnet);
             self.allocations.remove(&subnet);
         }
-        self.associations.retain(|_, a| a.network_id != id);
+        self.catalog.associations = self
+            .catalog
+            .associations
+            .without_matching(|a: &crate::command::AssociationRecord| a.network_id == id);
         Ok(notifications)
     }
 
-    fn subnet_create(&mut self, subnet: &SubnetRecord) -> Result<Vec<Notification>, ApiError> {
-        if self.subnets.contains_key(&subnet.id) {
-            return Err(ApiError::conflict(
+    fn subnet_create(&mut self, subnet: &SubnetRecord) -> Result<Vec<Notification>, NeutronError> {
+        if self.catalog.subnets.contains_key(&subnet.id) {
+            return Err(NeutronError::conflict(
                 "Conflict",
                 format!("subnet {} already exists", subnet.id),
             ));
         }
-        if !self.networks.contains_key(&subnet.network_id) {
-            return Err(ApiError::not_found("network", subnet.network_id).with_field("network_id"));
+        if !self.catalog.networks.contains_key(&subnet.network_id) {
+            return Err(
+                NeutronError::not_found("network", subnet.network_id).with_field("network_id")
+            );
         }
         let notifications = self
             .engine
@@ -456,30 +460,34 @@ impl ServerState {
                 network_id: subnet.network_id,
                 cidr: subnet.cidr,
             }))?;
-        self.subnets.insert(subnet.id, subnet.clone());
+        self.catalog.subnets.insert(subnet.id, subnet.clone());
         self.allocations.insert(subnet.id, Allocation::default());
         Ok(notifications)
     }
 
     /// Each fixed IP must name a subnet of the port's network that contains it.
-    fn check_fixed_ips(&self, network: NetworkId, fixed_ips: &[FixedIp]) -> Result<(), ApiError> {
+    fn check_fixed_ips(
+        &self,
+        network: NetworkId,
+        fixed_ips: &[FixedIp],
+    ) -> Result<(), NeutronError> {
         for fixed in fixed_ips {
-            let subnet = self.subnets.get(&fixed.subnet_id).ok_or_else(|| {
-                ApiError::invalid(
+            let subnet = self.catalog.subnets.get(&fixed.subnet_id).ok_or_else(|| {
+                NeutronError::invalid(
                     "fixed_ips",
                     fixed.subnet_id.to_string(),
                     "is not a known subnet",
                 )
             })?;
             if subnet.network_id != network {
-                return Err(ApiError::invalid(
+                return Err(NeutronError::invalid(
                     "fixed_ips",
                     fixed.subnet_id.to_string(),
                     format!("is a subnet of another network than {network}"),
                 ));
             }
             if !subnet.cidr.contains(&fixed.ip_address) {
-                return Err(ApiError::invalid(
+                return Err(NeutronError::invalid(
                     "fixed_ips",
                     fixed.ip_address.to_string(),
                     format!("is not in subnet {} ({})", subnet.id, subnet.cidr),
@@ -489,9 +497,11 @@ impl ServerState {
         Ok(())
     }
 
-    fn port_create(&mut self, port: &PortRecord) -> Result<Vec<Notification>, ApiError> {
-        if !self.networks.contains_key(&port.network_id) {
-            return Err(ApiError::not_found("network", port.network_id).with_field("network_id"));
+    fn port_create(&mut self, port: &PortRecord) -> Result<Vec<Notification>, NeutronError> {
+        if !self.catalog.networks.contains_key(&port.network_id) {
+            return Err(
+                NeutronError::not_found("network", port.network_id).with_field("network_id")
+            );
         }
         self.check_fixed_ips(port.network_id, &port.fixed_ips)?;
         let notifications = self.engine.apply(&Event::PortCreate(PortCreate {
@@ -504,15 +514,17 @@ impl ServerState {
             host: port.host.clone(),
         }))?;
         self.claim(&port.fixed_ips);
-        self.network_ports
+        self.catalog
+            .network_ports
             .entry(port.network_id)
             .or_default()
             .insert(port.id);
-        self.ports.insert(port.id, port.clone());
+        self.catalog.ports.insert(port.id, port.clone());
+        self.sync_status(port.id);
         Ok(notifications)
     }
 
-    fn port_update(&mut self, command: &Command) -> Result<Vec<Notification>, ApiError> {
+    fn port_update(&mut self, command: &Command) -> Result<Vec<Notification>, NeutronError> {
         let Command::PortUpdate {
             id,
             name,
@@ -527,9 +539,10 @@ impl ServerState {
             return Ok(Vec::new());
         };
         let network = self
+            .catalog
             .ports
             .get(id)
-            .ok_or_else(|| ApiError::not_found("port", id))?
+            .ok_or_else(|| NeutronError::not_found("port", id))?
             .network_id;
         if let Some(fixed_ips) = fixed_ips {
             self.check_fixed_ips(network, fixed_ips)?;
@@ -554,12 +567,12 @@ impl ServerState {
         } else {
             Vec::new()
         };
-        let old_ips = self.ports.get(id).map(|p| p.fixed_ips.clone());
+        let old_ips = self.catalog.ports.get(id).map(|p| p.fixed_ips.clone());
         if let (Some(new), Some(old)) = (fixed_ips, old_ips) {
             self.release(&old);
             self.claim(new);
         }
-        if let Some(port) = self.ports.get_mut(id) {
+        if let Some(port) = self.catalog.ports.get_mut(id) {
             if let Some(name) = name {
                 port.name.clone_from(name);
             }
@@ -582,22 +595,24 @@ impl ServerState {
                 port.host.clone_from(host);
             }
         }
+        self.sync_status(*id);
         Ok(notifications)
     }
 
-    fn port_delete(&mut self, id: PortId) -> Result<Vec<Notification>, ApiError> {
-        if !self.ports.contains_key(&id) {
-            return Err(ApiError::not_found("port", id));
+    fn port_delete(&mut self, id: PortId) -> Result<Vec<Notification>, NeutronError> {
+        if !self.catalog.ports.contains_key(&id) {
+            return Err(NeutronError::not_found("port", id));
         }
         let notifications = self
             .engine
             .apply(&Event::PortDelete(l2pop_engine::PortDelete { id }))?;
-        if let Some(port) = self.ports.remove(&id) {
+        if let Some(port) = self.catalog.ports.remove(&id) {
             self.release(&port.fixed_ips);
-            if let Some(ports) = self.network_ports.get_mut(&port.network_id) {
+            if let Some(ports) = self.catalog.network_ports.get_mut(&port.network_id) {
                 ports.remove(&id);
             }
         }
+        self.catalog.active_ports.remove(&id);
         Ok(notifications)
     }
 
@@ -620,5 +635,40 @@ impl ServerState {
     /// The BGPVPN ids that exist (for validating a binding before logging it).
     pub fn bgpvpn_exists(&self, id: BgpvpnId) -> bool {
         self.bgpvpn().is_some_and(|b| b.vpn(id).is_some())
+    }
+
+    /// Refreshes the catalog's index of the engine's status of port `id` (after an engine event
+    /// that may have changed it).
+    fn sync_status(&mut self, id: PortId) {
+        let active = self
+            .engine
+            .port(id)
+            .is_some_and(|p| p.status == l2pop_model::PortStatus::Active);
+        if active {
+            self.catalog.active_ports.insert(id);
+        } else {
+            self.catalog.active_ports.remove(&id);
+        }
+    }
+
+    /// An agent's heartbeat at `at`: moves its liveness, changes nothing durable. Unknown hosts
+    /// are ignored (their first report, which is logged, makes them known).
+    pub fn heartbeat(&mut self, host: &Host, at: Time) {
+        if let Some(agent) = self.catalog.agents.get_mut(host)
+            && agent.heartbeat_at < at
+        {
+            agent.heartbeat_at = at;
+        }
+    }
+
+    /// The resources as the API shows them (see [`Catalog`]).
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// Sets Neutron's `agent_down_time` in seconds (how long an agent may stay silent and still
+    /// be shown alive).
+    pub fn set_agent_down_time(&mut self, seconds: u64) {
+        self.catalog.agent_down_time = seconds;
     }
 }

@@ -3,20 +3,94 @@
 //! and association, neutron-dynamic-routing's speaker, and l2pop's own desired-table view with
 //! the provenance of every entry. Admin-only attributes are left out for project callers.
 
+use l2pop_bgpvpn::SpeakerId;
 use l2pop_bgpvpn::{BgpvpnId, Vpn};
 use l2pop_engine::{DesiredTable, Provenance};
-use l2pop_model::{NetworkId, PortId, PortStatus};
+use l2pop_model::{NetworkId, PortId, Uuid};
 use serde_json::{Map, Value, json};
 
-use super::auth::Caller;
-use super::command::{AssociationRecord, NetworkRecord, PortRecord, SpeakerRecord, SubnetRecord};
-use super::state::{AgentRecord, BgpAgentRecord, ServerState};
+use crate::catalog::{AgentRecord, BgpAgentRecord, Catalog};
+use crate::command::{
+    AssociationRecord, NetworkRecord, PortRecord, SpeakerRecord, SubnetId, SubnetRecord,
+};
+use crate::error::NeutronError;
+use crate::policy::Caller;
+use crate::state::NeutronState;
+use crate::time::Time;
 
 /// Agent type names as Neutron reports them.
 pub const L2_AGENT_TYPE: &str = "Open vSwitch agent";
 pub const BGP_AGENT_TYPE: &str = "BGP dynamic routing agent";
 
-impl ServerState {
+impl Catalog {
+    /// `{"network": view}` of a network the caller may see (show, and the answer to a write).
+    pub fn network_answer(&self, id: NetworkId, caller: &Caller) -> Result<Value, NeutronError> {
+        let network = self
+            .visible_network(id, caller)
+            .ok_or_else(|| NeutronError::not_found("network", id))?;
+        Ok(json!({ "network": self.network_view(network, caller) }))
+    }
+
+    pub fn subnet_answer(&self, id: SubnetId, caller: &Caller) -> Result<Value, NeutronError> {
+        let subnet = self
+            .visible_subnet(id, caller)
+            .ok_or_else(|| NeutronError::not_found("subnet", id))?;
+        Ok(json!({ "subnet": self.subnet_view(subnet) }))
+    }
+
+    pub fn port_answer(&self, id: PortId, caller: &Caller) -> Result<Value, NeutronError> {
+        let port = self
+            .visible_port(id, caller)
+            .ok_or_else(|| NeutronError::not_found("port", id))?;
+        Ok(json!({ "port": self.port_view(port, caller) }))
+    }
+
+    pub fn speaker_answer(&self, id: SpeakerId) -> Result<Value, NeutronError> {
+        let speaker = self
+            .speakers
+            .get(&id)
+            .ok_or_else(|| NeutronError::not_found("bgp_speaker", id))?;
+        Ok(json!({ "bgp_speaker": self.speaker_view(speaker) }))
+    }
+
+    /// `{"agent": view}` of the L2 or BGP agent `id` (admin only).
+    pub fn agent_answer(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        now: Time,
+    ) -> Result<Value, NeutronError> {
+        caller.require_admin("get_agent")?;
+        let view = self
+            .agents
+            .values()
+            .find(|a| a.id == id)
+            .map(|a| self.agent_view(a, now))
+            .or_else(|| {
+                self.bgp_agents
+                    .values()
+                    .find(|a| a.id == id)
+                    .map(|a| self.bgp_agent_view(a))
+            })
+            .ok_or_else(|| NeutronError::not_found("agent", id))?;
+        Ok(json!({ "agent": view }))
+    }
+
+    /// `GET /v2.0/agents/{agent}/bgp-drinstances`: the speakers a BGP agent hosts.
+    pub fn drinstances(&self, caller: &Caller, agent: Uuid) -> Result<Value, NeutronError> {
+        caller.require_admin("list_bgp_speaker_on_dragent")?;
+        let host = self
+            .bgp_agent_host(agent)
+            .ok_or_else(|| NeutronError::not_found("agent", agent))?;
+        let speakers: Vec<Value> = self
+            .speakers
+            .values()
+            .filter(|s| s.agents.contains(&host))
+            .map(|s| self.speaker_view(s))
+            .collect();
+        Ok(json!({ "bgp_speakers": speakers }))
+    }
+
     pub fn network_view(&self, network: &NetworkRecord, caller: &Caller) -> Value {
         let subnets: Vec<String> = self
             .subnets
@@ -60,9 +134,10 @@ impl ServerState {
     }
 
     pub fn port_status(&self, id: PortId) -> &'static str {
-        match self.engine.port(id).map(|p| p.status) {
-            Some(PortStatus::Active) => "ACTIVE",
-            Some(PortStatus::Down) | None => "DOWN",
+        if self.active_ports.contains(&id) {
+            "ACTIVE"
+        } else {
+            "DOWN"
         }
     }
 
@@ -97,7 +172,8 @@ impl ServerState {
         view
     }
 
-    pub fn agent_view(&self, agent: &AgentRecord) -> Value {
+    /// An L2 agent, `alive` as of `now`.
+    pub fn agent_view(&self, agent: &AgentRecord, now: Time) -> Value {
         json!({
             "id": agent.id,
             "agent_type": agent.agent_type,
@@ -105,10 +181,10 @@ impl ServerState {
             "host": agent.host,
             "topic": "N/A",
             "admin_state_up": true,
-            "alive": true,
+            "alive": self.agent_alive(agent, now),
             "configurations": agent.configurations,
             "started_at": agent.started_at,
-            "heartbeat_timestamp": agent.heartbeat_at,
+            "heartbeat_timestamp": agent.heartbeat_at.to_string(),
         })
     }
 
@@ -131,37 +207,6 @@ impl ServerState {
             "started_at": agent.started_at,
             "heartbeat_timestamp": agent.heartbeat_at,
         })
-    }
-
-    pub fn bgpvpn_view(&self, vpn: &Vpn, caller: &Caller) -> Value {
-        let networks: Vec<String> = vpn.networks.iter().map(ToString::to_string).collect();
-        let targets = |set: &std::collections::BTreeSet<l2pop_bgpvpn::RouteTarget>| -> Vec<String> {
-            set.iter().map(ToString::to_string).collect()
-        };
-        let mut view = json!({
-            "id": vpn.id,
-            "name": vpn.name,
-            "type": vpn.vpn_type,
-            "tenant_id": vpn.project_id,
-            "networks": networks,
-            "routers": [],
-            "ports": [],
-            "local_pref": vpn.local_pref,
-        });
-        if caller.is_admin() {
-            view["project_id"] = json!(vpn.project_id);
-            view["route_targets"] = json!(targets(&vpn.route_targets));
-            view["import_targets"] = json!(targets(&vpn.import_targets));
-            view["export_targets"] = json!(targets(&vpn.export_targets));
-            let rds: Vec<String> = vpn
-                .route_distinguishers
-                .iter()
-                .map(ToString::to_string)
-                .collect();
-            view["route_distinguishers"] = json!(rds);
-            view["vni"] = json!(vpn.vni);
-        }
-        view
     }
 
     pub fn association_view(&self, association: &AssociationRecord, caller: &Caller) -> Value {
@@ -194,19 +239,47 @@ impl ServerState {
             "advertise_tenant_networks": true,
         })
     }
+}
 
+impl NeutronState {
     /// The BGPVPN `id` if the caller may see it.
     pub fn visible_bgpvpn(&self, id: BgpvpnId, caller: &Caller) -> Option<&Vpn> {
         self.bgpvpn()?
             .vpn(id)
             .filter(|vpn| caller.sees(&vpn.project_id))
     }
+}
 
-    pub fn visible_network(&self, id: NetworkId, caller: &Caller) -> Option<&NetworkRecord> {
-        self.networks
-            .get(&id)
-            .filter(|n| caller.sees(&n.project_id))
+/// A networking-bgpvpn BGPVPN; route targets and the VNI are for the admin only.
+pub fn bgpvpn_view(vpn: &Vpn, caller: &Caller) -> Value {
+    let networks: Vec<String> = vpn.networks.iter().map(ToString::to_string).collect();
+    let targets = |set: &std::collections::BTreeSet<l2pop_bgpvpn::RouteTarget>| -> Vec<String> {
+        set.iter().map(ToString::to_string).collect()
+    };
+    let mut view = json!({
+        "id": vpn.id,
+        "name": vpn.name,
+        "type": vpn.vpn_type,
+        "tenant_id": vpn.project_id,
+        "networks": networks,
+        "routers": [],
+        "ports": [],
+        "local_pref": vpn.local_pref,
+    });
+    if caller.is_admin() {
+        view["project_id"] = json!(vpn.project_id);
+        view["route_targets"] = json!(targets(&vpn.route_targets));
+        view["import_targets"] = json!(targets(&vpn.import_targets));
+        view["export_targets"] = json!(targets(&vpn.export_targets));
+        let rds: Vec<String> = vpn
+            .route_distinguishers
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        view["route_distinguishers"] = json!(rds);
+        view["vni"] = json!(vpn.vni);
     }
+    view
 }
 
 /// `GET /v2.0/l2pop/hosts/{host}/fdb`: every network the host is on, every VTEP, every entry and

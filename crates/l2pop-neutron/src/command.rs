@@ -1,9 +1,9 @@
 //! The server's durable vocabulary: one [`Command`] per accepted change, as it is written to the
 //! command log. A command is fully resolved (ids, MAC addresses, allocated IPs and timestamps
-//! are decided before it is logged), so replaying the log into a fresh [`ServerState`] rebuilds
+//! are decided before it is logged), so replaying the log into a fresh [`NeutronState`] rebuilds
 //! exactly the same resources, engine state and notifications.
 //!
-//! [`ServerState`]: super::state::ServerState
+//! [`NeutronState`]: crate::state::NeutronState
 
 use std::collections::BTreeSet;
 use std::net::IpAddr;

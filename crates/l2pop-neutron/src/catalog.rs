@@ -1,0 +1,118 @@
+//! The catalog: every resource as the API shows it, in persistent maps (`imbl`), so that a clone
+//! costs O(1) and shares everything with the original. The owner holds the one writable catalog
+//! inside [`NeutronState`] and publishes a clone after every round; listings, shows and the agents'
+//! device lookups read that clone on their own tasks, so a listing of 100,000 ports never holds
+//! up a write, and a write never waits for a listing.
+//!
+//! Port status is the engine's fact; [`Catalog::active_ports`] is the index of it that the owner
+//! refreshes, in the same step, whenever an engine event touched the port.
+//!
+//! [`NeutronState`]: crate::state::NeutronState
+
+use imbl::{OrdMap, OrdSet};
+use l2pop_bgpvpn::SpeakerId;
+use l2pop_model::{Host, NetworkId, PortId, Uuid};
+
+use crate::command::{
+    AssociationRecord, NetworkRecord, PortRecord, SpeakerRecord, SubnetId, SubnetRecord,
+};
+use crate::policy::Caller;
+use crate::time::Time;
+
+/// An L2 agent as `/v2.0/agents` shows it. Its heartbeat is not logged (agents report every few
+/// seconds and re-report after a server restart): a restarted server knows the time of the last
+/// logged report until the agent's next heartbeat.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AgentRecord {
+    pub id: Uuid,
+    pub host: Host,
+    pub agent_type: String,
+    pub binary: String,
+    pub configurations: serde_json::Value,
+    pub started_at: String,
+    pub heartbeat_at: Time,
+}
+
+/// A BGP dynamic-routing agent, known from its reports.
+#[derive(Clone, Debug, PartialEq)]
+pub struct BgpAgentRecord {
+    pub id: Uuid,
+    pub host: Host,
+    pub admin_state_up: bool,
+    pub alive: bool,
+    pub started_at: String,
+    pub heartbeat_at: String,
+}
+
+/// See the module documentation.
+#[derive(Clone, Debug, Default)]
+pub struct Catalog {
+    pub networks: OrdMap<NetworkId, NetworkRecord>,
+    pub subnets: OrdMap<SubnetId, SubnetRecord>,
+    /// Ordered by id: listings need no sort, and a `tap…` device name is a range.
+    pub ports: OrdMap<PortId, PortRecord>,
+    /// Ports of each network, for listing by network and deletion checks.
+    pub network_ports: OrdMap<NetworkId, OrdSet<PortId>>,
+    /// Ports whose status is ACTIVE (see the module documentation).
+    pub active_ports: OrdSet<PortId>,
+    pub agents: OrdMap<Host, AgentRecord>,
+    pub bgp_agents: OrdMap<Host, BgpAgentRecord>,
+    pub associations: OrdMap<Uuid, AssociationRecord>,
+    pub speakers: OrdMap<SpeakerId, SpeakerRecord>,
+    /// Neutron's `agent_down_time`: an agent not heard from for longer is shown dead.
+    pub agent_down_time: u64,
+}
+
+impl Catalog {
+    pub fn visible_network(&self, id: NetworkId, caller: &Caller) -> Option<&NetworkRecord> {
+        self.networks
+            .get(&id)
+            .filter(|n| caller.sees(&n.project_id))
+    }
+
+    pub fn visible_subnet(&self, id: SubnetId, caller: &Caller) -> Option<&SubnetRecord> {
+        self.subnets.get(&id).filter(|s| caller.sees(&s.project_id))
+    }
+
+    pub fn visible_port(&self, id: PortId, caller: &Caller) -> Option<&PortRecord> {
+        self.ports.get(&id).filter(|p| caller.sees(&p.project_id))
+    }
+
+    /// Whether the L2 agent on `host` was heard from within the down time, at `now`.
+    pub fn agent_alive(&self, agent: &AgentRecord, now: Time) -> bool {
+        agent.heartbeat_at >= now.minus(self.agent_down_time)
+    }
+
+    /// L2 agents alive at `now`.
+    pub fn agents_alive(&self, now: Time) -> usize {
+        self.agents
+            .values()
+            .filter(|agent| self.agent_alive(agent, now))
+            .count()
+    }
+
+    /// The BGP agent whose id is `agent_id`.
+    pub fn bgp_agent_host(&self, agent_id: Uuid) -> Option<Host> {
+        self.bgp_agents
+            .values()
+            .find(|a| a.id == agent_id)
+            .map(|a| a.host.clone())
+    }
+}
+
+/// `retain` for a persistent map: a new map without the entries whose value matches.
+pub(crate) trait WithoutMatching<V> {
+    fn without_matching(&self, matches: impl Fn(&V) -> bool) -> Self;
+}
+
+impl<K: Ord + Clone, V: Clone> WithoutMatching<V> for OrdMap<K, V> {
+    fn without_matching(&self, matches: impl Fn(&V) -> bool) -> Self {
+        let mut kept = self.clone();
+        for (key, value) in self.iter() {
+            if matches(value) {
+                kept.remove(key);
+            }
+        }
+        kept
+    }
+}

@@ -1,0 +1,391 @@
+//! The owner's two entry points: [`NeutronState::handle`] takes one [`Request`] through planning,
+//! execution, the liveness it moves and the rendering of its answer; [`NeutronState::query`]
+//! answers a [`Query`] that needs the engine. Both are synchronous and deterministic given the
+//! [`Fresh`] values; the owner task around them only logs, publishes and replies.
+
+use l2pop_bgpvpn::{BgpvpnId, SpeakerId};
+use l2pop_model::{FdbEntries, Host, NetworkId, Notification, PortId, Uuid};
+use serde_json::{Value, json};
+
+use crate::command::{Command, SubnetId};
+use crate::device::resolve_device;
+use crate::error::NeutronError;
+use crate::policy::Caller;
+use crate::request::{DeviceName, DeviceReply, Fresh, Query, ReportReply, Request, TenantNetworks};
+use crate::state::NeutronState;
+use crate::time::Time;
+use crate::view::{bgpvpn_view, desired_table_view};
+
+/// What a write answers once its command executed.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Answer {
+    Network(NetworkId),
+    Subnet(SubnetId),
+    Port(PortId),
+    Bgpvpn(BgpvpnId),
+    Association(Uuid),
+    Speaker(SpeakerId),
+    Agent(Host),
+    BgpAgent(Host),
+    /// Known when planning (`{"accepted": n}`, `"new"`, a delete's nothing).
+    Fixed(Value),
+}
+
+/// A planned write: the command to log and execute (none for a request that changes nothing
+/// durable), and what to answer.
+#[derive(Clone, Debug)]
+pub struct Planned {
+    pub command: Option<Command>,
+    pub answer: Answer,
+}
+
+impl Planned {
+    fn new(command: Command, answer: Answer) -> Self {
+        Planned {
+            command: Some(command),
+            answer,
+        }
+    }
+
+    fn deleted(command: Command) -> Self {
+        Planned::new(command, Answer::Fixed(Value::Null))
+    }
+}
+
+/// One handled write.
+#[derive(Debug)]
+pub struct Outcome {
+    /// The command executed (to be logged), if any.
+    pub command: Option<Command>,
+    pub notifications: Vec<Notification>,
+    /// The rendered answer. An error here leaves the command executed: it must still be logged.
+    pub answer: Result<Value, NeutronError>,
+}
+
+impl NeutronState {
+    /// A whole write: plan, execute (all or nothing), move the reporting agent's liveness, render
+    /// the answer. On `Err` nothing changed.
+    pub fn handle(
+        &mut self,
+        caller: &Caller,
+        request: Request,
+        tenant: &TenantNetworks,
+        fresh: &mut dyn Fresh,
+    ) -> Result<Outcome, NeutronError> {
+        let reporter = match &request {
+            Request::AgentReport { body, .. } => Some(body.host.clone()),
+            _ => None,
+        };
+        let Planned { command, answer } = self.plan(caller, request, tenant, fresh)?;
+        let notifications = match &command {
+            Some(command) => self.execute(command)?,
+            None => Vec::new(),
+        };
+        let now = fresh.now();
+        if let Some(host) = reporter {
+            self.heartbeat(&host, now);
+        }
+        Ok(Outcome {
+            command,
+            notifications,
+            answer: self.render(caller, answer, now),
+        })
+    }
+
+    /// Plans `request` against the state (see `plan`); the state is not changed.
+    pub fn plan(
+        &self,
+        caller: &Caller,
+        request: Request,
+        tenant: &TenantNetworks,
+        fresh: &mut dyn Fresh,
+    ) -> Result<Planned, NeutronError> {
+        Ok(match request {
+            Request::NetworkCreate(body) => {
+                let (id, command) = self.plan_network_create(caller, body, tenant, fresh)?;
+                Planned::new(command, Answer::Network(id))
+            }
+            Request::NetworkUpdate(id, body) => Planned::new(
+                self.plan_network_update(caller, id, body)?,
+                Answer::Network(id),
+            ),
+            Request::NetworkDelete(id) => Planned::deleted(self.plan_network_delete(caller, id)?),
+            Request::SubnetCreate(body) => {
+                let (id, command) = self.plan_subnet_create(caller, body, fresh)?;
+                Planned::new(command, Answer::Subnet(id))
+            }
+            Request::SubnetUpdate(id, body) => Planned::new(
+                self.plan_subnet_update(caller, id, body)?,
+                Answer::Subnet(id),
+            ),
+            Request::PortCreate(body) => {
+                let (id, command) = self.plan_port_create(caller, body, fresh)?;
+                Planned::new(command, Answer::Port(id))
+            }
+            Request::PortUpdate(id, body) => {
+                Planned::new(self.plan_port_update(caller, id, body)?, Answer::Port(id))
+            }
+            Request::PortDelete(id) => Planned::deleted(self.plan_port_delete(caller, id)?),
+            Request::AgentReport { body, reply } => {
+                caller.require_admin("l2pop:report_state")?;
+                let host = body.host.clone();
+                let answer = match reply {
+                    ReportReply::Agent => Answer::Agent(host.clone()),
+                    ReportReply::NewOrAlive => {
+                        let known = self.catalog.agents.contains_key(&host);
+                        Answer::Fixed(json!(if known { "alive" } else { "new" }))
+                    }
+                };
+                Planned {
+                    command: self.plan_agent_report(body, fresh),
+                    answer,
+                }
+            }
+            Request::Device {
+                device,
+                up,
+                body,
+                reply,
+            } => {
+                caller.require_admin("l2pop:update_device")?;
+                let (port, name) = match device {
+                    DeviceName::Port(port) => (Ok(port), port.to_string()),
+                    DeviceName::Agent(name) => {
+                        (resolve_device(&self.catalog, &name, &body.host), name)
+                    }
+                };
+                let port = match (port, up, reply) {
+                    (Ok(port), _, _) if self.catalog.ports.contains_key(&port) => port,
+                    // Neutron's update_device_down answers an unknown device, it does not fail.
+                    (_, false, DeviceReply::Rpc) => {
+                        return Ok(Planned {
+                            command: None,
+                            answer: Answer::Fixed(json!({"device": name, "exists": false})),
+                        });
+                    }
+                    (Ok(port), _, _) => return Err(NeutronError::not_found("port", port)),
+                    (Err(error), _, _) => return Err(error),
+                };
+                let command = self.plan_device(port, up, body)?;
+                let answer = match (reply, up) {
+                    (DeviceReply::Port, _) => Answer::Port(port),
+                    (DeviceReply::Rpc, true) => Answer::Fixed(Value::Null),
+                    (DeviceReply::Rpc, false) => {
+                        Answer::Fixed(json!({"device": name, "exists": true}))
+                    }
+                };
+                Planned::new(command, answer)
+            }
+            Request::BgpvpnCreate(body) => {
+                let (id, command) = self.plan_bgpvpn_create(caller, body, fresh)?;
+                Planned::new(command, Answer::Bgpvpn(id))
+            }
+            Request::BgpvpnUpdate(id, body) => Planned::new(
+                self.plan_bgpvpn_update(caller, id, body)?,
+                Answer::Bgpvpn(id),
+            ),
+            Request::BgpvpnDelete(id) => Planned::deleted(self.plan_bgpvpn_delete(caller, id)?),
+            Request::AssociationCreate(bgpvpn, body) => {
+                let (id, command) = self.plan_association_create(caller, bgpvpn, body, fresh)?;
+                Planned::new(command, Answer::Association(id))
+            }
+            Request::AssociationDelete(bgpvpn, id) => {
+                Planned::deleted(self.plan_association_delete(caller, bgpvpn, id)?)
+            }
+            Request::SpeakerCreate(body) => {
+                let (id, command) = self.plan_speaker_create(caller, body, fresh)?;
+                Planned::new(command, Answer::Speaker(id))
+            }
+            Request::SpeakerUpdate(id, body) => Planned::new(
+                self.plan_speaker_update(caller, id, body)?,
+                Answer::Speaker(id),
+            ),
+            Request::SpeakerDelete(id) => {
+                caller.require_admin("delete_bgp_speaker")?;
+                if !self.catalog.speakers.contains_key(&id) {
+                    return Err(NeutronError::not_found("bgp_speaker", id));
+                }
+                Planned::deleted(Command::SpeakerDelete { id })
+            }
+            Request::SpeakerVpn { speaker, body, add } => {
+                let bgpvpn = body.bgpvpn_id;
+                let command = self.plan_speaker_vpn(caller, speaker, body, add)?;
+                Planned::new(command, Answer::Fixed(json!({ "bgpvpn_id": bgpvpn })))
+            }
+            Request::DrInstanceAdd { agent, body } => {
+                caller.require_admin("add_bgp_speaker_to_dragent")?;
+                let host = self
+                    .catalog
+                    .bgp_agent_host(agent)
+                    .ok_or_else(|| NeutronError::not_found("agent", agent))?;
+                let speaker = body.bgp_speaker_id;
+                Planned::new(
+                    Command::SpeakerAddAgent {
+                        speaker_id: speaker,
+                        host,
+                    },
+                    Answer::Fixed(json!({ "bgp_speaker_id": speaker })),
+                )
+            }
+            Request::DrInstanceRemove { agent, speaker } => {
+                caller.require_admin("remove_bgp_speaker_from_dragent")?;
+                let host = self
+                    .catalog
+                    .bgp_agent_host(agent)
+                    .ok_or_else(|| NeutronError::not_found("agent", agent))?;
+                Planned::deleted(Command::SpeakerRemoveAgent {
+                    speaker_id: speaker,
+                    host,
+                })
+            }
+            Request::BgpAgentReport(host, body) => {
+                caller.require_admin("l2pop:bgp_agent")?;
+                let command = self.plan_bgp_agent_report(host.clone(), body, fresh);
+                Planned::new(command, Answer::BgpAgent(host))
+            }
+            Request::BgpGateways(routes) => {
+                caller.require_admin("l2pop:bgp_routes")?;
+                let count = routes.gateways.len();
+                Planned::new(
+                    Command::BgpGateways(routes),
+                    Answer::Fixed(json!({ "accepted": count })),
+                )
+            }
+            Request::BgpDevices(routes) => {
+                caller.require_admin("l2pop:bgp_routes")?;
+                let count = routes.devices.len();
+                Planned::new(
+                    Command::BgpDevices(routes),
+                    Answer::Fixed(json!({ "accepted": count })),
+                )
+            }
+        })
+    }
+
+    /// The answer to a write, rendered from the state right after it executed.
+    pub fn render(
+        &self,
+        caller: &Caller,
+        answer: Answer,
+        now: Time,
+    ) -> Result<Value, NeutronError> {
+        let catalog = &self.catalog;
+        match answer {
+            Answer::Network(id) => catalog.network_answer(id, caller),
+            Answer::Subnet(id) => catalog.subnet_answer(id, caller),
+            Answer::Port(id) => catalog.port_answer(id, caller),
+            Answer::Bgpvpn(id) => self.bgpvpn_answer(id, caller),
+            Answer::Association(id) => {
+                let association = catalog
+                    .associations
+                    .get(&id)
+                    .ok_or_else(|| NeutronError::not_found("network_association", id))?;
+                Ok(json!({ "network_association": catalog.association_view(association, caller) }))
+            }
+            Answer::Speaker(id) => catalog.speaker_answer(id),
+            Answer::Agent(host) => {
+                let agent = catalog
+                    .agents
+                    .get(&host)
+                    .ok_or_else(|| NeutronError::not_found("agent", &host))?;
+                Ok(json!({ "agent": catalog.agent_view(agent, now) }))
+            }
+            Answer::BgpAgent(host) => {
+                let agent = catalog
+                    .bgp_agents
+                    .get(&host)
+                    .ok_or_else(|| NeutronError::not_found("agent", &host))?;
+                Ok(json!({ "agent": catalog.bgp_agent_view(agent) }))
+            }
+            Answer::Fixed(value) => Ok(value),
+        }
+    }
+
+    fn bgpvpn_answer(&self, id: BgpvpnId, caller: &Caller) -> Result<Value, NeutronError> {
+        let vpn = self
+            .visible_bgpvpn(id, caller)
+            .ok_or_else(|| NeutronError::not_found("bgpvpn", id))?;
+        Ok(json!({ "bgpvpn": bgpvpn_view(vpn, caller) }))
+    }
+
+    /// Answers a read that needs the engine or the BGPVPN extension.
+    pub fn query(&self, caller: &Caller, query: Query) -> Result<Value, NeutronError> {
+        let catalog = &self.catalog;
+        match query {
+            Query::BgpvpnList => {
+                let items: Vec<Value> = self
+                    .bgpvpn()
+                    .map(|b| {
+                        b.vpns()
+                            .filter(|v| caller.sees(&v.project_id))
+                            .map(|v| bgpvpn_view(v, caller))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                Ok(json!({ "bgpvpns": items }))
+            }
+            Query::BgpvpnShow(id) => self.bgpvpn_answer(id, caller),
+            Query::AssociationList(bgpvpn) => {
+                self.visible_bgpvpn(bgpvpn, caller)
+                    .ok_or_else(|| NeutronError::not_found("bgpvpn", bgpvpn))?;
+                let items: Vec<Value> = catalog
+                    .associations
+                    .values()
+                    .filter(|a| a.bgpvpn_id == bgpvpn && caller.sees(&a.project_id))
+                    .map(|a| catalog.association_view(a, caller))
+                    .collect();
+                Ok(json!({ "network_associations": items }))
+            }
+            Query::AssociationShow(bgpvpn, id) => {
+                self.visible_bgpvpn(bgpvpn, caller)
+                    .ok_or_else(|| NeutronError::not_found("bgpvpn", bgpvpn))?;
+                let association = catalog
+                    .associations
+                    .get(&id)
+                    .filter(|a| a.bgpvpn_id == bgpvpn && caller.sees(&a.project_id))
+                    .ok_or_else(|| NeutronError::not_found("network_association", id))?;
+                Ok(json!({ "network_association": catalog.association_view(association, caller) }))
+            }
+            Query::HostFdb(host) => {
+                caller.require_admin("l2pop:get_fdb")?;
+                let engine = self.engine();
+                let table = engine.desired_table(&host);
+                Ok(desired_table_view(
+                    &table,
+                    engine.fanout_seq(),
+                    engine.host_seq(&host),
+                ))
+            }
+            Query::FullFdb { host, stream_id } => {
+                caller.require_admin("l2pop:get_fdb")?;
+                let engine = self.engine();
+                let mut entries = FdbEntries::default();
+                for network in engine.networks_of(&host) {
+                    if let Ok(full) = engine.full_fdb(&host, network, None) {
+                        entries.0.extend(full.fdb_entries.0);
+                    }
+                }
+                Ok(json!({
+                    "host": host,
+                    "stream_id": format!("{stream_id:016x}"),
+                    "fanout_seq": engine.fanout_seq(),
+                    "host_seq": engine.host_seq(&host),
+                    "fdb_entries": entries,
+                }))
+            }
+            Query::StreamPositions { host, stream_id } => {
+                caller.require_admin("l2pop:get_fdb")?;
+                let engine = self.engine();
+                Ok(json!({
+                    "stream_id": format!("{stream_id:016x}"),
+                    "fanout_seq": engine.fanout_seq(),
+                    "host_seq": engine.host_seq(&host),
+                }))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "handle_tests.rs"]
+mod tests;

@@ -1,0 +1,255 @@
+//! The resource layer without a server: typed requests through `handle`, answers as data, the
+//! catalog as a snapshot, paging, and liveness with time as an input.
+#![allow(clippy::unwrap_used)]
+
+use l2pop_model::{Host, PortId, Uuid};
+use serde_json::{Value, json};
+
+use crate::error::ErrorKind;
+use crate::listing::{Collection, ListParams};
+use crate::request::{DeviceName, DeviceReply, Fresh, ReportReply, Request, TenantNetworks, body};
+use crate::{Caller, NeutronState, Time};
+
+/// Deterministic fresh values: counting ids and MACs, a clock the test moves.
+struct Counter {
+    next: u128,
+    now: Time,
+}
+
+impl Fresh for Counter {
+    fn uuid(&mut self) -> Uuid {
+        self.next += 1;
+        Uuid::from_u128(self.next)
+    }
+
+    fn mac_suffix(&mut self) -> [u8; 3] {
+        self.next += 1;
+        let [.., a, b, c] = self.next.to_be_bytes();
+        [a, b, c]
+    }
+
+    fn now(&mut self) -> Time {
+        self.now
+    }
+}
+
+struct Fixture {
+    state: NeutronState,
+    fresh: Counter,
+    tenant: TenantNetworks,
+}
+
+impl Fixture {
+    fn new() -> Self {
+        Fixture {
+            state: NeutronState::new(),
+            fresh: Counter {
+                next: 0,
+                now: Time(1_800_000_000),
+            },
+            tenant: TenantNetworks::default(),
+        }
+    }
+
+    fn handle(&mut self, request: Request) -> Result<(Option<String>, Value), crate::NeutronError> {
+        let outcome = self
+            .state
+            .handle(&Caller::Admin, request, &self.tenant, &mut self.fresh)?;
+        let command = outcome.command.map(|c| {
+            serde_json::to_value(c).unwrap()["op"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        });
+        Ok((command, outcome.answer?))
+    }
+
+    fn network_with_port(&mut self, host: &str) -> (String, PortId) {
+        let (_, network) = self
+            .handle(Request::NetworkCreate(
+                body(json!({"network": {"name": "n"}}), "network").unwrap(),
+            ))
+            .unwrap();
+        let network = network["network"]["id"].as_str().unwrap().to_owned();
+        let (_, port) = self
+            .handle(Request::PortCreate(
+                body(
+                    json!({"port": {"network_id": network, "binding:host_id": host}}),
+                    "port",
+                )
+                .unwrap(),
+            ))
+            .unwrap();
+        (
+            network,
+            port["port"]["id"].as_str().unwrap().parse().unwrap(),
+        )
+    }
+
+    fn report(&mut self, host: &str, start_flag: bool) -> Value {
+        let request = Request::AgentReport {
+            body: body(
+                json!({"agent": {"host": host, "tunneling_ip": "192.0.2.1", "tunnel_types": ["vxlan"], "start_flag": start_flag}}),
+                "agent",
+            )
+            .unwrap(),
+            reply: ReportReply::Agent,
+        };
+        self.handle(request).unwrap().1
+    }
+}
+
+fn device(name: &str, up: bool, reply: DeviceReply) -> Request {
+    Request::Device {
+        device: DeviceName::Agent(name.to_owned()),
+        up,
+        body: body(json!({"device": {"host": "compute-1"}}), "device").unwrap(),
+        reply,
+    }
+}
+
+#[test]
+fn an_unknown_device_going_down_is_an_answer_over_rpc_and_a_refusal_otherwise() {
+    let mut fixture = Fixture::new();
+    let (command, answer) = fixture
+        .handle(device("tapffffffff-ff", false, DeviceReply::Rpc))
+        .unwrap();
+    assert_eq!(command, None, "nothing to log");
+    assert_eq!(answer, json!({"device": "tapffffffff-ff", "exists": false}));
+    let refused = fixture
+        .handle(device("tapffffffff-ff", true, DeviceReply::Rpc))
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::NotFound);
+    assert_eq!(refused.name, "PortNotFound");
+    assert_eq!(refused.field.as_deref(), Some("device"));
+}
+
+#[test]
+fn device_up_by_tap_name_logs_one_command_and_answers_as_neutron() {
+    let mut fixture = Fixture::new();
+    fixture.report("compute-1", true);
+    let (_, port) = fixture.network_with_port("compute-1");
+    let tap = format!("tap{}", &port.to_string()[..11]);
+    let (command, answer) = fixture
+        .handle(device(&tap, true, DeviceReply::Rpc))
+        .unwrap();
+    assert_eq!(command.as_deref(), Some("device_up"));
+    assert_eq!(answer, Value::Null);
+    assert!(fixture.state.catalog().active_ports.contains(&port));
+    let (command, answer) = fixture
+        .handle(device(&tap, false, DeviceReply::Rpc))
+        .unwrap();
+    assert_eq!(command.as_deref(), Some("device_down"));
+    assert_eq!(answer, json!({"device": tap, "exists": true}));
+    assert!(!fixture.state.catalog().active_ports.contains(&port));
+}
+
+#[test]
+fn a_refused_request_changes_nothing_and_names_the_field() {
+    let mut fixture = Fixture::new();
+    let (network, _) = fixture.network_with_port("compute-1");
+    let executed = fixture.state.executed();
+    let refused = fixture
+        .handle(Request::PortCreate(
+            body(
+                json!({"port": {"network_id": network, "fixed_ips": [{"ip_address": "10.99.0.1"}]}}),
+                "port",
+            )
+            .unwrap(),
+        ))
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::BadRequest);
+    assert_eq!(refused.field.as_deref(), Some("fixed_ips"));
+    assert_eq!(refused.value, Some(json!("10.99.0.1")));
+    assert_eq!(fixture.state.executed(), executed);
+}
+
+#[test]
+fn a_published_catalog_is_a_snapshot_later_writes_do_not_touch() {
+    let mut fixture = Fixture::new();
+    let (network, first) = fixture.network_with_port("compute-1");
+    let snapshot = fixture.state.catalog().clone();
+    fixture
+        .handle(Request::PortCreate(
+            body(json!({"port": {"network_id": network}}), "port").unwrap(),
+        ))
+        .unwrap();
+    fixture.handle(Request::PortDelete(first)).unwrap();
+    assert_eq!(snapshot.ports.len(), 1);
+    assert!(snapshot.ports.contains_key(&first));
+    assert_eq!(fixture.state.catalog().ports.len(), 1);
+    assert!(!fixture.state.catalog().ports.contains_key(&first));
+}
+
+#[test]
+fn pages_follow_id_order_and_say_whether_more_follow() {
+    let mut fixture = Fixture::new();
+    let (network, _) = fixture.network_with_port("compute-1");
+    for _ in 0..4 {
+        fixture
+            .handle(Request::PortCreate(
+                body(json!({"port": {"network_id": network}}), "port").unwrap(),
+            ))
+            .unwrap();
+    }
+    let catalog = fixture.state.catalog();
+    let all: Vec<String> = catalog.ports.keys().map(ToString::to_string).collect();
+    let params = ListParams::parse([("limit".to_owned(), "2".to_owned())]).unwrap();
+    let now = Time(0);
+    let page = catalog
+        .page(Collection::Ports, &Caller::Admin, &params, None, 2, now)
+        .unwrap();
+    assert_eq!(page.first_id.as_deref(), Some(all[0].as_str()));
+    assert_eq!(page.last_id.as_deref(), Some(all[1].as_str()));
+    assert!(page.more);
+    let last = catalog
+        .page(
+            Collection::Ports,
+            &Caller::Admin,
+            &params,
+            Some(&all[2]),
+            2,
+            now,
+        )
+        .unwrap();
+    assert_eq!(last.items.len(), 2);
+    assert!(!last.more, "the last two ports end the listing");
+    // A project sees none of the admin's ports.
+    let project = Caller::Project("alice".to_owned());
+    let hidden = catalog
+        .page(Collection::Ports, &project, &params, None, 2, now)
+        .unwrap();
+    assert!(hidden.items.is_empty() && !hidden.more);
+}
+
+#[test]
+fn liveness_follows_heartbeats_with_time_as_an_input() {
+    let mut fixture = Fixture::new();
+    fixture.state.set_agent_down_time(75);
+    let first = fixture.report("compute-1", true);
+    assert_eq!(first["agent"]["alive"], true);
+    let started = fixture.fresh.now;
+    let host: Host = "compute-1".parse().unwrap();
+    let catalog = fixture.state.catalog();
+    let agent = catalog.agents.get(&host).unwrap();
+    assert!(catalog.agent_alive(agent, started.plus(75)));
+    assert!(!catalog.agent_alive(agent, started.plus(76)));
+    // An unchanged report logs nothing but moves the heartbeat.
+    fixture.fresh.now = started.plus(100);
+    let request = Request::AgentReport {
+        body: body(
+            json!({"agent": {"host": "compute-1", "tunneling_ip": "192.0.2.1", "tunnel_types": ["vxlan"]}}),
+            "agent",
+        )
+        .unwrap(),
+        reply: ReportReply::NewOrAlive,
+    };
+    let (command, answer) = fixture.handle(request).unwrap();
+    assert_eq!(command, None);
+    assert_eq!(answer, json!("alive"));
+    let catalog = fixture.state.catalog();
+    let agent = catalog.agents.get(&host).unwrap();
+    assert_eq!(agent.heartbeat_at, started.plus(100));
+    assert_eq!(catalog.agents_alive(started.plus(170)), 1);
+    assert_eq!(catalog.agents_alive(started.plus(176)), 0);
+}

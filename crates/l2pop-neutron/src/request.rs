@@ -1,0 +1,450 @@
+//! What callers ask of the resource layer, as typed values: the API's request bodies (strict,
+//! `deny_unknown_fields`: an unknown or mistyped attribute is a 400 naming it), parsed on the
+//! caller's task, and the [`Request`] and [`Query`] enums the owner takes. No JSON is parsed on
+//! the owner.
+
+use std::net::IpAddr;
+
+use ipnet::IpNet;
+use l2pop_bgpvpn::{BgpvpnId, DeviceRoutes, GatewayRoutes, RouteTarget, SpeakerId, VpnType};
+use l2pop_model::{Host, Mac, NetworkId, NetworkType, PortId, Uuid};
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use crate::command::SubnetId;
+use crate::error::NeutronError;
+
+/// What a project network gets when it names no provider attributes (Neutron's
+/// `tenant_network_types` and `vni_ranges`).
+#[derive(Clone, Debug, PartialEq)]
+pub struct TenantNetworks {
+    pub network_type: NetworkType,
+    pub vni_ranges: Vec<(u32, u32)>,
+}
+
+impl Default for TenantNetworks {
+    fn default() -> Self {
+        TenantNetworks {
+            network_type: NetworkType::Vxlan,
+            vni_ranges: vec![(1, 65_535)],
+        }
+    }
+}
+
+/// Fresh values for a command: new ids and random MACs come from here, so that planning stays a
+/// function of the state and these inputs.
+pub trait Fresh {
+    fn uuid(&mut self) -> Uuid;
+    /// Three random bytes for a `fa:16:3e:xx:xx:xx` MAC.
+    fn mac_suffix(&mut self) -> [u8; 3];
+    /// Now (the wall clock, read at the edge).
+    fn now(&mut self) -> crate::time::Time;
+}
+
+/// Extracts `{"<key>": {...}}` into `T`, naming the offending attribute on error.
+pub fn body<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, NeutronError> {
+    let Value::Object(mut outer) = value else {
+        return Err(NeutronError::bad_request(format!(
+            "Resource body required: expected a JSON object with the key '{key}'"
+        )));
+    };
+    let inner = outer.remove(key).ok_or_else(|| {
+        NeutronError::bad_request(format!("Resource body required: missing '{key}'"))
+    })?;
+    if let Some(extra) = outer.keys().next() {
+        return Err(NeutronError::invalid(
+            extra,
+            Value::String(extra.clone()),
+            "is not a recognized top-level key",
+        ));
+    }
+    tracked(inner)
+}
+
+/// Deserializes `value` into `T`. On error the field is the attribute's path
+/// (`provider:segmentation_id`, `devices[0].mac`) and the value is what was sent there.
+pub fn tracked<T: DeserializeOwned>(value: Value) -> Result<T, NeutronError> {
+    let mut track = serde_path_to_error::Track::new();
+    let deserializer = serde_path_to_error::Deserializer::new(&value, &mut track);
+    T::deserialize(deserializer).map_err(|error| {
+        let message = error.to_string();
+        if let Some(rest) = message.strip_prefix("unknown field `") {
+            let field = rest.split('`').next().unwrap_or(rest);
+            return NeutronError::invalid(
+                field,
+                Value::String(field.to_owned()),
+                "Unrecognized attribute",
+            );
+        }
+        let path = track.path().to_string();
+        if let Some(rest) = message.strip_prefix("missing field `") {
+            // serde reports the object that lacks it ("." at the top): name the field itself.
+            let missing = rest.split('`').next().unwrap_or(rest);
+            let field = if path == "." {
+                missing.to_owned()
+            } else {
+                format!("{path}.{missing}")
+            };
+            return NeutronError::invalid(&field, Value::Null, "is required");
+        }
+        let pointer = format!("/{}", path.replace(['[', '.'], "/").replace(']', ""));
+        let sent = value.pointer(&pointer).cloned().unwrap_or(Value::Null);
+        NeutronError::invalid(&path, sent, message)
+    })
+}
+
+/// Neutron's `NAME_MAX_LEN` (`name`, `device_owner`, `device_id`, `project_id`).
+pub const NAME_MAX_LEN: usize = 255;
+/// Neutron's `DESCRIPTION_MAX_LEN`.
+pub const DESCRIPTION_MAX_LEN: usize = 1024;
+
+/// 400 naming `field` and the value when `value` is longer than `max` characters (Neutron's
+/// `validate_string` with `max_len`, which counts characters).
+pub(crate) fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<(), NeutronError> {
+    match value {
+        Some(text) if text.chars().count() > max => Err(NeutronError::invalid(
+            field,
+            text,
+            format!("exceeds maximum length of {max}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkCreateBody {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "yes")]
+    pub admin_state_up: bool,
+    pub project_id: Option<String>,
+    pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub shared: bool,
+    #[serde(rename = "provider:network_type")]
+    pub network_type: Option<NetworkType>,
+    #[serde(rename = "provider:segmentation_id")]
+    pub segmentation_id: Option<u32>,
+    #[serde(rename = "provider:physical_network")]
+    pub physical_network: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkUpdateBody {
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub admin_state_up: Option<bool>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetCreateBody {
+    #[serde(default)]
+    pub name: String,
+    pub network_id: NetworkId,
+    pub cidr: IpNet,
+    pub ip_version: Option<u8>,
+    /// Absent: the first address; `null`: none.
+    #[serde(
+        default,
+        deserialize_with = "crate::command::double_option::deserialize"
+    )]
+    pub gateway_ip: Option<Option<IpAddr>>,
+    #[serde(default = "yes")]
+    pub enable_dhcp: bool,
+    pub project_id: Option<String>,
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetUpdateBody {
+    pub name: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FixedIpRequest {
+    pub subnet_id: Option<SubnetId>,
+    pub ip_address: Option<IpAddr>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortCreateBody {
+    #[serde(default)]
+    pub name: String,
+    pub network_id: NetworkId,
+    pub mac_address: Option<Mac>,
+    pub fixed_ips: Option<Vec<FixedIpRequest>>,
+    #[serde(default)]
+    pub device_owner: String,
+    #[serde(default)]
+    pub device_id: String,
+    #[serde(rename = "binding:host_id")]
+    pub host: Option<String>,
+    #[serde(default = "yes")]
+    pub admin_state_up: bool,
+    pub project_id: Option<String>,
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PortUpdateBody {
+    pub name: Option<String>,
+    pub admin_state_up: Option<bool>,
+    pub mac_address: Option<Mac>,
+    pub fixed_ips: Option<Vec<FixedIpRequest>>,
+    pub device_owner: Option<String>,
+    pub device_id: Option<String>,
+    #[serde(rename = "binding:host_id")]
+    pub host: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentReportBody {
+    pub host: Host,
+    pub tunneling_ip: Option<IpAddr>,
+    #[serde(default)]
+    pub tunnel_types: Vec<NetworkType>,
+    pub l2pop_network_types: Option<Vec<NetworkType>>,
+    #[serde(default)]
+    pub start_flag: bool,
+    #[serde(default)]
+    pub agent_type: Option<String>,
+    #[serde(default)]
+    pub binary: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeviceBody {
+    pub host: Host,
+    #[serde(default)]
+    pub refresh_tunnels: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpvpnCreateBody {
+    #[serde(default)]
+    pub name: String,
+    #[serde(default, rename = "type")]
+    pub vpn_type: VpnType,
+    #[serde(default)]
+    pub route_targets: Vec<RouteTarget>,
+    #[serde(default)]
+    pub import_targets: Vec<RouteTarget>,
+    #[serde(default)]
+    pub export_targets: Vec<RouteTarget>,
+    #[serde(default)]
+    pub route_distinguishers: Vec<RouteTarget>,
+    pub vni: Option<u64>,
+    pub local_pref: Option<u64>,
+    pub project_id: Option<String>,
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpvpnUpdateBody {
+    pub name: Option<String>,
+    pub route_targets: Option<Vec<RouteTarget>>,
+    pub import_targets: Option<Vec<RouteTarget>>,
+    pub export_targets: Option<Vec<RouteTarget>>,
+    pub route_distinguishers: Option<Vec<RouteTarget>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::command::double_option::deserialize"
+    )]
+    pub local_pref: Option<Option<u64>>,
+    #[serde(
+        default,
+        rename = "type",
+        deserialize_with = "crate::command::double_option::deserialize"
+    )]
+    pub vpn_type: Option<Option<Value>>,
+    #[serde(
+        default,
+        deserialize_with = "crate::command::double_option::deserialize"
+    )]
+    pub vni: Option<Option<Value>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AssociationBody {
+    pub network_id: NetworkId,
+    pub project_id: Option<String>,
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeakerCreateBody {
+    #[serde(default)]
+    pub name: String,
+    pub local_as: u32,
+    #[serde(default = "four")]
+    pub ip_version: u8,
+    pub project_id: Option<String>,
+    pub tenant_id: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeakerUpdateBody {
+    pub name: String,
+}
+
+/// `add_bgp_vpn` / `remove_bgp_vpn` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SpeakerVpnBody {
+    pub bgpvpn_id: BgpvpnId,
+}
+
+/// `bgp-drinstances` body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DrInstanceBody {
+    pub bgp_speaker_id: SpeakerId,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BgpAgentBody {
+    #[serde(default = "yes")]
+    pub admin_state_up: bool,
+    #[serde(default = "yes")]
+    pub alive: bool,
+    #[serde(default)]
+    pub start_flag: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn four() -> u8 {
+    4
+}
+
+/// A device as the caller names it: the REST API by port id, an agent (RPC) as Neutron's agents
+/// do (the port id, `tap` + its first 11 characters, or its MAC).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum DeviceName {
+    Port(PortId),
+    Agent(String),
+}
+
+/// How a caller wants the answer to an agent report: the agent as `/v2.0/agents` shows it (REST),
+/// or Neutron's `report_state` reply (`"new"` or `"alive"`, RPC).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReportReply {
+    Agent,
+    NewOrAlive,
+}
+
+/// How a caller wants the answer to a device up/down: the port (REST), or Neutron's RPC reply
+/// (`null` for up; `{"device", "exists"}` for down, where an unknown device is no error).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum DeviceReply {
+    Port,
+    Rpc,
+}
+
+/// A change asked of the owner, parsed and typed on the caller's task. Planning turns it into at
+/// most one command (see `plan`).
+#[derive(Debug)]
+pub enum Request {
+    NetworkCreate(NetworkCreateBody),
+    NetworkUpdate(NetworkId, NetworkUpdateBody),
+    NetworkDelete(NetworkId),
+    SubnetCreate(SubnetCreateBody),
+    SubnetUpdate(SubnetId, SubnetUpdateBody),
+    PortCreate(PortCreateBody),
+    PortUpdate(PortId, PortUpdateBody),
+    PortDelete(PortId),
+    /// An L2 agent's `report_state`; also its heartbeat.
+    AgentReport {
+        body: AgentReportBody,
+        reply: ReportReply,
+    },
+    /// `update_device_up` (`up`) or `update_device_down`.
+    Device {
+        device: DeviceName,
+        up: bool,
+        body: DeviceBody,
+        reply: DeviceReply,
+    },
+    BgpvpnCreate(BgpvpnCreateBody),
+    BgpvpnUpdate(BgpvpnId, BgpvpnUpdateBody),
+    BgpvpnDelete(BgpvpnId),
+    AssociationCreate(BgpvpnId, AssociationBody),
+    AssociationDelete(BgpvpnId, Uuid),
+    SpeakerCreate(SpeakerCreateBody),
+    SpeakerUpdate(SpeakerId, SpeakerUpdateBody),
+    SpeakerDelete(SpeakerId),
+    /// `add_bgp_vpn` (`add`) or `remove_bgp_vpn`.
+    SpeakerVpn {
+        speaker: SpeakerId,
+        body: SpeakerVpnBody,
+        add: bool,
+    },
+    /// `POST /v2.0/agents/{agent}/bgp-drinstances`.
+    DrInstanceAdd {
+        agent: Uuid,
+        body: DrInstanceBody,
+    },
+    DrInstanceRemove {
+        agent: Uuid,
+        speaker: SpeakerId,
+    },
+    BgpAgentReport(Host, BgpAgentBody),
+    BgpGateways(GatewayRoutes),
+    BgpDevices(DeviceRoutes),
+}
+
+/// A read that needs the engine or the BGPVPN extension, so the owner answers it. Everything
+/// else is read from a published catalog (see `catalog`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Query {
+    BgpvpnList,
+    BgpvpnShow(BgpvpnId),
+    AssociationList(BgpvpnId),
+    AssociationShow(BgpvpnId, Uuid),
+    /// `GET /v2.0/l2pop/hosts/{host}/fdb`: the desired table with provenance.
+    HostFdb(Host),
+    /// `get_fdb_entries`: every network's full FDB for the host (resync), naming `stream_id`.
+    FullFdb {
+        host: Host,
+        stream_id: u64,
+    },
+    /// `get_stream_positions`.
+    StreamPositions {
+        host: Host,
+        stream_id: u64,
+    },
+}
+
+/// `{"gateways": [...]}`: EVPN type-3 routes learned or withdrawn by one BGP agent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewaysBody {
+    pub gateways: Vec<l2pop_bgpvpn::GatewayRoute>,
+}
+
+/// `{"devices": [...]}`: EVPN type-2 routes learned or withdrawn by one BGP agent.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DevicesBody {
+    pub devices: Vec<l2pop_bgpvpn::DeviceRoute>,
+}
