@@ -1345,6 +1345,24 @@ impl Engine {
         .port_with_mac(network, mac)
     }
 
+    /// The port of `network` that holds fixed IP `ip`, if any: the one index of addresses in
+    /// use, which the server's allocator reads too.
+    pub fn port_with_ip(&self, network: NetworkId, ip: IpAddr) -> Option<PortId> {
+        self.topology
+            .networks
+            .get(&network)
+            .and_then(|s| s.ips.get(&ip))
+            .copied()
+    }
+
+    /// How many fixed IPs the ports of `network` hold.
+    pub fn ips_in_use(&self, network: NetworkId) -> usize {
+        self.topology
+            .networks
+            .get(&network)
+            .map_or(0, |s| s.ips.len())
+    }
+
     /// Read access to the extension registered as `name`, if it is an `E`.
     pub fn extension<E: FdbExtension>(&self, name: &str) -> Option<&E> {
         let index = self.registry.index(name)?;

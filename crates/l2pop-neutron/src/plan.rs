@@ -539,10 +539,7 @@ impl NeutronState {
                         return Err(NeutronError::invalid("fixed_ips", ip.to_string(), why));
                     }
                     let ours = keep.iter().any(|f| f.ip_address == ip);
-                    let used = self
-                        .allocations
-                        .get(&subnet.id)
-                        .is_some_and(|a| a.used.contains(&ip));
+                    let used = self.engine.port_with_ip(network, ip).is_some();
                     if (used && !ours) || taken.contains(&ip) {
                         return Err(NeutronError::conflict(
                             "IpAddressAlreadyAllocated",
@@ -601,6 +598,7 @@ impl NeutronState {
         from: Option<IpAddr>,
     ) -> Option<IpAddr> {
         let allocation = self.allocations.get(&subnet);
+        let network = self.catalog.subnets.get(&subnet)?.network_id;
         let size: u128 = match cidr {
             IpNet::V4(_) => (1u128 << (32 - u32::from(cidr.prefix_len()))) - 1,
             IpNet::V6(_) => {
@@ -624,12 +622,14 @@ impl NeutronState {
         let start = from
             .or_else(|| allocation.and_then(|a| a.cursor))
             .map_or(1, |ip| address_index(cidr, ip) % last + 1);
-        let used = allocation.map_or(0, |a| a.used.len()) + also_taken.len() + 2;
+        // At most every address in use on the network, this request's and the gateway come
+        // before a free one: the scan is linear in what is in use, not in the subnet's size.
+        let used = self.engine.ips_in_use(network) + also_taken.len() + 2;
         let mut index = start;
         for _ in 0..used.min(usize::try_from(last).unwrap_or(usize::MAX)) + 1 {
             let ip = nth_address(cidr, index);
             let taken = Some(ip) == gateway
-                || allocation.is_some_and(|a| a.used.contains(&ip))
+                || self.engine.port_with_ip(network, ip).is_some()
                 || also_taken.contains(&ip);
             if !taken {
                 return Some(ip);

@@ -9,7 +9,7 @@
 //! requests and the replay of the command log at start-up both go through it, so a restarted
 //! server holds exactly the state it acknowledged.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::HashMap;
 use std::net::IpAddr;
 
 use l2pop_bgpvpn::{Bgpvpn, BgpvpnError, BgpvpnId, BgpvpnOp, SpeakerBinding, SpeakerId};
@@ -29,7 +29,8 @@ pub struct NeutronState {
     pub(crate) engine: Engine,
     /// The resources as the API shows them; the owner publishes a clone after every round.
     pub(crate) catalog: Catalog,
-    /// Addresses in use per subnet, and where the next allocation scan starts.
+    /// Where each subnet's next allocation scan starts (the addresses in use are the engine's:
+    /// `Engine::port_with_ip`).
     pub(crate) allocations: HashMap<SubnetId, Allocation>,
     /// Commands executed (the next command's log sequence number is this + 1).
     pub(crate) executed: u64,
@@ -44,10 +45,9 @@ pub const DEFAULT_AGENT_DOWN_TIME: u64 = 75;
 /// Neutron's default `max_fixed_ips_per_port`.
 pub const DEFAULT_MAX_FIXED_IPS_PER_PORT: usize = 5;
 
-/// A subnet's addresses in use.
+/// A subnet's allocation cursor: the address taken last, after which the next scan starts.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Allocation {
-    pub(crate) used: BTreeSet<IpAddr>,
     pub(crate) cursor: Option<IpAddr>,
 }
 
@@ -567,9 +567,7 @@ impl NeutronState {
         } else {
             Vec::new()
         };
-        let old_ips = self.catalog.ports.get(id).map(|p| p.fixed_ips.clone());
-        if let (Some(new), Some(old)) = (fixed_ips, old_ips) {
-            self.release(&old);
+        if let Some(new) = fixed_ips {
             self.claim(new);
         }
         if let Some(port) = self.catalog.ports.get_mut(id) {
@@ -607,7 +605,6 @@ impl NeutronState {
             .engine
             .apply(&Event::PortDelete(l2pop_engine::PortDelete { id }))?;
         if let Some(port) = self.catalog.ports.remove(&id) {
-            self.release(&port.fixed_ips);
             if let Some(ports) = self.catalog.network_ports.get_mut(&port.network_id) {
                 ports.remove(&id);
             }
@@ -616,19 +613,11 @@ impl NeutronState {
         Ok(notifications)
     }
 
+    /// Moves the allocation cursors of the subnets `fixed_ips` took addresses in.
     fn claim(&mut self, fixed_ips: &[FixedIp]) {
         for fixed in fixed_ips {
             let allocation = self.allocations.entry(fixed.subnet_id).or_default();
-            allocation.used.insert(fixed.ip_address);
             allocation.cursor = Some(fixed.ip_address);
-        }
-    }
-
-    fn release(&mut self, fixed_ips: &[FixedIp]) {
-        for fixed in fixed_ips {
-            if let Some(allocation) = self.allocations.get_mut(&fixed.subnet_id) {
-                allocation.used.remove(&fixed.ip_address);
-            }
         }
     }
 
