@@ -475,14 +475,15 @@ impl Session {
         self.framer.clear();
         self.negotiated = None;
         self.state = State::Idle;
+        // Down first, so that the owner can report the speaker's state before the routes.
+        if was == State::Established {
+            out.push(Output::Down(reason));
+        }
         // Session loss withdraws the peer's routes (RFC 4271 §9.1). Graceful restart will keep
         // them, marked stale, until End-of-RIB or the restart time.
         let changes = self.rib.clear();
         if !changes.is_empty() {
             out.push(Output::Routes(changes));
-        }
-        if was == State::Established {
-            out.push(Output::Down(reason));
         }
     }
 

@@ -494,9 +494,15 @@ fn notification_or_connection_loss_takes_the_session_down() {
     assert_eq!(routes(&out).len(), 4);
 
     let mut s = established();
+    s.handle(at(4), Input::Received(&hex(FRR_UPDATES)));
     let out = s.handle(at(5), Input::TcpFailed);
-    assert!(out.contains(&Output::Down(DownReason::ConnectionLost)));
     assert_eq!(s.state(), State::Idle);
+    // Down comes before the withdrawals it causes.
+    let down = out
+        .iter()
+        .position(|o| *o == Output::Down(DownReason::ConnectionLost));
+    let withdrawn = out.iter().position(|o| matches!(o, Output::Routes(_)));
+    assert!(down.is_some() && down < withdrawn, "{out:?}");
 }
 
 #[test]

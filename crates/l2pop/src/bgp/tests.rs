@@ -151,3 +151,128 @@ fn batches_keep_the_order_and_respect_the_size_limit() {
     };
     assert_eq!(second[0].mac.to_string(), "02:00:00:00:00:03");
 }
+
+mod owner {
+    use std::collections::BTreeSet;
+    use std::net::{IpAddr, Ipv4Addr};
+
+    use l2pop_evpn::codec::PeerOpen;
+    use l2pop_evpn::driver::SessionEvent;
+    use l2pop_evpn::rib::{Path, Pmsi, Rd, RibChange, RouteKey};
+    use l2pop_evpn::{DownReason, Importer, Learned, Negotiated};
+    use tokio::sync::mpsc;
+
+    use super::super::Owner;
+    use super::super::report::Report;
+
+    const A: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1));
+    const B: IpAddr = IpAddr::V4(Ipv4Addr::new(10, 0, 0, 2));
+    const VTEP: IpAddr = IpAddr::V4(Ipv4Addr::new(203, 0, 113, 10));
+
+    fn up(peer: IpAddr) -> SessionEvent {
+        SessionEvent::Up {
+            peer,
+            negotiated: Negotiated {
+                peer: PeerOpen {
+                    asn: 65001,
+                    hold_time: 9,
+                    router_id: Ipv4Addr::new(203, 0, 113, 10),
+                    evpn: true,
+                    four_octet_as: true,
+                    route_refresh: true,
+                    enhanced_route_refresh: false,
+                    graceful_restart_time: None,
+                },
+                hold_time: 9,
+                keepalive: 3,
+            },
+        }
+    }
+
+    fn down(peer: IpAddr) -> SessionEvent {
+        SessionEvent::Down {
+            peer,
+            reason: DownReason::ConnectionLost,
+        }
+    }
+
+    fn gateway_change(peer: IpAddr, removed: bool) -> SessionEvent {
+        let key = RouteKey::Imet {
+            rd: Rd([0, 1, 203, 0, 113, 10, 3, 233]),
+            ethernet_tag: 0,
+            originator: VTEP,
+        };
+        let path = Path {
+            next_hop: VTEP,
+            route_targets: ["65001:1001".parse().unwrap()].into(),
+            encapsulations: [8].into(),
+            vni: None,
+            pmsi: Some(Pmsi {
+                tunnel_type: Pmsi::INGRESS_REPLICATION,
+                vni: 1001,
+                endpoint: Some(VTEP),
+            }),
+            mobility: None,
+        };
+        let change = if removed {
+            RibChange::Removed { key, path }
+        } else {
+            RibChange::Added { key, path }
+        };
+        SessionEvent::Routes {
+            peer,
+            changes: vec![change],
+        }
+    }
+
+    fn drain(queue: &mut mpsc::UnboundedReceiver<Report>) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Ok(report) = queue.try_recv() {
+            out.push(match report {
+                Report::Agent { alive, start_flag } => {
+                    format!("agent alive={alive} start={start_flag}")
+                }
+                Report::Route(Learned::Gateway(g)) => {
+                    format!("gateway {} withdrawn={}", g.vtep, g.withdrawn)
+                }
+                Report::Route(Learned::Device(d)) => format!("device {}", d.mac),
+            });
+        }
+        out
+    }
+
+    #[test]
+    fn the_last_session_lost_reports_the_agent_down_before_the_withdrawals() {
+        let (reports, mut queue) = mpsc::unbounded_channel();
+        let mut owner = Owner {
+            importer: Importer::new(BTreeSet::new()),
+            established: BTreeSet::new(),
+            alive: true,
+            reports,
+        };
+        owner.event(up(A));
+        owner.event(gateway_change(A, false));
+        owner.event(up(B));
+        owner.event(gateway_change(B, false));
+        assert_eq!(
+            drain(&mut queue),
+            vec!["gateway 203.0.113.10 withdrawn=false"]
+        );
+        // One of two sessions lost: its routes go, the gateway stays (B has it), no 6b.
+        owner.event(down(A));
+        owner.event(gateway_change(A, true));
+        assert_eq!(drain(&mut queue), Vec::<String>::new());
+        // The last one: case 6b first, then the withdrawals.
+        owner.event(down(B));
+        owner.event(gateway_change(B, true));
+        assert_eq!(
+            drain(&mut queue),
+            vec![
+                "agent alive=false start=false",
+                "gateway 203.0.113.10 withdrawn=true"
+            ]
+        );
+        owner.event(up(A));
+        assert_eq!(drain(&mut queue), vec!["agent alive=true start=false"]);
+    }
+}
