@@ -3,7 +3,9 @@
 //! bridge); our speaker, in-process, peers with it over a veth pair and reports to an
 //! in-process l2pop server. The site's gateway VTEP and both device MACs must appear in a
 //! compute host's full FDB for the network associated with the BGPVPN whose route target FRR
-//! uses; killing bgpd must take them out again (case 6b), and a new bgpd bring them back.
+//! uses; killing bgpd must take them out again (case 6b), and a new bgpd bring them back;
+//! stopping the speaker takes them out for good. Twice: our speaker connecting, and our speaker
+//! passive with FRR connecting to its listener.
 //!
 //! Needs root: skipped with a message otherwise. Needs FRR (`apt-get install -y frr`,
 //! scripts/services installs it): skipped when absent, except under CI=true, where it fails.
@@ -62,19 +64,22 @@ struct Site {
 }
 
 impl Site {
-    fn create() -> Site {
+    /// `variant` tells apart the sites of the tests that run at once; with `listen_port`
+    /// FRR connects to our speaker there (and we wait for it).
+    fn create(variant: u8, listen_port: Option<u16>) -> Site {
         let id = std::process::id();
-        let subnet = (id % 200 + 20) as u8;
-        let ns = format!("l2e{}-pe", id % 100_000);
-        let dir = std::env::temp_dir().join(format!("l2pop-bgp-frr-{id}"));
+        let subnet = (id % 100) as u8 + 20 + 100 * variant;
+        let name = format!("l2e{}{variant}", id % 100_000);
+        let ns = format!("{name}-pe");
+        let dir = std::env::temp_dir().join(format!("l2pop-bgp-frr-{id}-{variant}"));
         let site = Site {
-            host_if: format!("l2e{}h", id % 100_000),
+            host_if: format!("{name}h"),
             run_dir: PathBuf::from(format!("/var/run/frr/{ns}")),
             ns,
             dir,
             subnet,
         };
-        site.build();
+        site.build(listen_port);
         site
     }
 
@@ -92,7 +97,7 @@ impl Site {
         run(&full);
     }
 
-    fn build(&self) {
+    fn build(&self, listen_port: Option<u16>) {
         let ns = self.ns.as_str();
         run(&["ip", "netns", "add", ns]);
         let peer_if = format!("{}p", &self.host_if[..self.host_if.len() - 1]);
@@ -189,6 +194,9 @@ impl Site {
         std::fs::create_dir_all(&self.run_dir).unwrap();
         std::fs::write(self.dir.join("zebra.conf"), "hostname pe-zebra\n").unwrap();
         let ours = self.ours();
+        let port = listen_port
+            .map(|p| format!(" neighbor {ours} port {p}\n"))
+            .unwrap_or_default();
         std::fs::write(
             self.dir.join("bgpd.conf"),
             format!(
@@ -202,7 +210,7 @@ router bgp 65001
  neighbor {ours} timers 3 9
  neighbor {ours} timers connect 1
  neighbor {ours} advertisement-interval 0
- address-family l2vpn evpn
+{port} address-family l2vpn evpn
   neighbor {ours} activate
   advertise-all-vni
   vni 1001
@@ -475,6 +483,16 @@ async fn wait_for(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frr_site_gateway_and_devices_reach_the_fdb_and_leave_with_the_session() {
+    scenario(0, false).await;
+}
+
+/// The same with our speaker passive: FRR connects to our listener.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_when_frr_connects_to_a_passive_speaker() {
+    scenario(1, true).await;
+}
+
+async fn scenario(variant: u8, passive: bool) {
     if !can_run() {
         return;
     }
@@ -485,7 +503,15 @@ async fn frr_site_gateway_and_devices_reach_the_fdb_and_leave_with_the_session()
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("l2pop=info")),
         )
         .try_init();
-    let site = Site::create();
+    // A port on our side of the veth (198.18.N.1), free a moment ago.
+    let listen_port = passive.then(|| {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    });
+    let site = Site::create(variant, listen_port);
     site.start("zebra");
     site.start("bgpd");
 
@@ -505,6 +531,7 @@ local_as = 65000
 router_id = "{ours}"
 connect_retry_s = 1
 import_route_targets = ["65001:1001"]
+{listen}
 [server]
 url = "{url}"
 token = "{ADMIN}"
@@ -512,7 +539,11 @@ token = "{ADMIN}"
 address = "{pe}"
 remote_as = 65001
 local_address = "{ours}"
+passive = {passive}
 "#,
+        listen = listen_port
+            .map(|p| format!("listen = \"{}:{p}\"", site.ours()))
+            .unwrap_or_default(),
         ours = site.ours(),
         pe = site.pe(),
         url = server.url,
