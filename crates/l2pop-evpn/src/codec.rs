@@ -138,6 +138,13 @@ pub fn keepalive() -> Vec<u8> {
     encode(&Message::Keepalive)
 }
 
+/// End-of-RIB for L2VPN/EVPN (RFC 4724 §2): an UPDATE with only an empty MP_UNREACH_NLRI.
+pub fn end_of_rib() -> Vec<u8> {
+    let mut message = vec![0xff; 16];
+    message.extend_from_slice(&[0, 29, 2, 0, 0, 0, 6, 0x80, 15, 3, 0, 25, 70]);
+    message
+}
+
 /// What the peer's OPEN offers that we care about.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PeerOpen {

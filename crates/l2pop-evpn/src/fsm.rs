@@ -9,7 +9,7 @@
 //! States and the transitions kept (RFC 4271 §8.2.2; optional attributes DelayOpen, collision
 //! detection and damping are not used): Idle —Start→ Connect (active) or Active (passive);
 //! Connect/Active —TCP up→ OpenSent (our OPEN sent); OpenSent —valid OPEN→ OpenConfirm (our
-//! KEEPALIVE sent); OpenConfirm —KEEPALIVE→ Established. Any error sends the NOTIFICATION the
+//! KEEPALIVE sent); OpenConfirm —KEEPALIVE→ Established (our End-of-RIB sent). Any error sends the NOTIFICATION the
 //! RFC names, closes the connection, withdraws the peer's routes and returns to Idle, from where
 //! the ConnectRetry timer restarts the session (automatic start, §8.1.1) until Stop. UPDATE
 //! errors follow RFC 7606: only where it requires a reset does the session go down.
@@ -340,6 +340,9 @@ impl Session {
                 if let Some(negotiated) = &self.negotiated {
                     out.push(Output::Up(negotiated.clone()));
                 }
+                // Our initial update is empty (nothing exported yet): say so at once, as
+                // graceful restart expects (RFC 4724 §2).
+                out.push(Output::Send(codec::end_of_rib()));
             }
             (State::Established, WireMessage::Keepalive) => self.restart_hold(now, out),
             (State::Established, WireMessage::Update(update)) => {

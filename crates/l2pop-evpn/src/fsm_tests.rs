@@ -255,9 +255,13 @@ fn handshake_with_frr_reaches_established_with_negotiated_timers() {
     let out = s.handle(at(3), Input::Received(&KEEPALIVE));
     assert_eq!(s.state(), State::Established);
     assert!(
-        matches!(&out[..], [Output::ArmTimer { timer: Timer::Hold, at: a }, Output::Up(n)]
+        matches!(&out[..], [Output::ArmTimer { timer: Timer::Hold, at: a }, Output::Up(n), Output::Send(_)]
         if *a == at(93) && n.hold_time == 90)
     );
+    // Then our End-of-RIB for L2VPN/EVPN, octet for octet what FRR sends (the last 29 octets
+    // of its stream).
+    let frr = hex(FRR_UPDATES);
+    assert_eq!(sent(&out), vec![frr[frr.len() - 29..].to_vec()]);
 }
 
 #[test]

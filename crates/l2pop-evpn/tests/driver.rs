@@ -90,6 +90,10 @@ async fn two_speakers_establish_and_a_stop_is_a_cease() {
             other => panic!("{other:?}"),
         }
     }
+    // Each says it has nothing to send: End-of-RIB.
+    for events in [&mut a, &mut b] {
+        assert!(matches!(next(events).await, SessionEvent::EndOfRib { .. }));
+    }
     stop_a.cancel();
     match next(&mut b).await {
         SessionEvent::Down {

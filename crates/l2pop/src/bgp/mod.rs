@@ -91,6 +91,15 @@ impl Owner {
 
 /// Runs the speaker until `shutdown`.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
+    // Bind first: a listener that cannot bind stops the start before anything is reported or dialled.
+    let listener = match settings.listen {
+        Some(listen) => Some(
+            tokio::net::TcpListener::bind(listen)
+                .await
+                .with_context(|| format!("cannot listen on {listen}"))?,
+        ),
+        None => None,
+    };
     let (reports, queue) = mpsc::unbounded_channel();
     let reporter_stop = CancellationToken::new();
     let reporter = tokio::spawn(report::run(
@@ -120,11 +129,8 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         tasks.push(handle.task);
     }
     drop(events_tx);
-    if let Some(listen) = settings.listen {
-        let listener = tokio::net::TcpListener::bind(listen)
-            .await
-            .with_context(|| format!("cannot listen on {listen}"))?;
-        tracing::info!(%listen, "listening for BGP peers");
+    if let Some(listener) = listener {
+        tracing::info!(listen = ?listener.local_addr().ok(), "listening for BGP peers");
         tokio::spawn(driver::listen(listener, inbound, sessions_stop.clone()));
     }
     tracing::info!(
