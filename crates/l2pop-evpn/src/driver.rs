@@ -119,6 +119,10 @@ pub async fn listen(
     }
 }
 
+/// A peer that takes nothing for this long is given up (RFC 9687's send hold timer, whose
+/// suggested value is 8 minutes; we use 180 s, the default hold time of FRR and others).
+const SEND_TIMEOUT: Duration = Duration::from_secs(180);
+
 type Connecting = Pin<Box<dyn Future<Output = std::io::Result<TcpStream>> + Send>>;
 
 async fn connect(
@@ -174,10 +178,11 @@ async fn run(
                     connecting = Some(Box::pin(connect(remote, neighbour.local_address, timeout)));
                 }
                 Output::Send(bytes) => {
-                    if let Some(stream) = conn.as_mut()
-                        && stream.write_all(&bytes).await.is_err()
-                    {
-                        write_failed = true;
+                    if let Some(stream) = conn.as_mut() {
+                        let sent = tokio::time::timeout(SEND_TIMEOUT, stream.write_all(&bytes));
+                        if !matches!(sent.await, Ok(Ok(()))) {
+                            write_failed = true;
+                        }
                     }
                 }
                 Output::Disconnect => {

@@ -82,7 +82,13 @@ impl Owner {
             }
             SessionEvent::EndOfRib { peer } => {
                 let (gateways, devices) = self.importer.reported();
-                tracing::info!(%peer, gateways, devices, "End-of-RIB");
+                let skipped: Vec<String> = self
+                    .importer
+                    .skipped()
+                    .iter()
+                    .map(|(why, n)| format!("{}={n}", why.as_str()))
+                    .collect();
+                tracing::info!(%peer, gateways, devices, ?skipped, "End-of-RIB");
             }
             SessionEvent::Malformed { .. } | SessionEvent::Stopped { .. } => {}
         }
