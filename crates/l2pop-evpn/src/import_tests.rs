@@ -412,3 +412,159 @@ fn frr_updates_through_the_session_import_as_frr_advertised_them() {
         ]
     );
 }
+
+mod convergence {
+    //! The importer's reports, applied in order as the server applies them, always equal what
+    //! a fresh importer reports for the peers' final Adj-RIBs-In: the incremental diff loses
+    //! nothing and leaves nothing behind, whatever the order of announcements, replacements,
+    //! withdrawals and session losses.
+
+    use std::collections::BTreeMap;
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    #[derive(Debug, Clone)]
+    enum Op {
+        Announce {
+            peer: usize,
+            key: usize,
+            path: usize,
+        },
+        Withdraw {
+            peer: usize,
+            key: usize,
+        },
+        SessionLost {
+            peer: usize,
+        },
+    }
+
+    const PEERS: [IpAddr; 2] = [PEER_A, PEER_B];
+
+    fn keys() -> Vec<RouteKey> {
+        vec![
+            imet(11, PE1),
+            imet(12, PE1),
+            imet(12, PE2),
+            mac_ip(11, "02:00:00:00:01:01", None),
+            mac_ip(12, "02:00:00:00:01:01", None),
+            mac_ip(11, "02:00:00:00:01:01", Some("10.0.0.1")),
+            mac_ip(11, "02:00:00:00:01:02", Some("10.0.0.2")),
+        ]
+    }
+
+    fn paths(key: &RouteKey) -> Vec<Path> {
+        match key {
+            RouteKey::Imet { .. } => vec![
+                gateway_path(PE1),
+                gateway_path(PE2),
+                path(PE1),
+                Path {
+                    route_targets: [rt("65000:200")].into(),
+                    ..gateway_path(PE1)
+                },
+            ],
+            RouteKey::MacIp { .. } => vec![
+                device_path(PE1, None, false),
+                device_path(PE2, Some(1), false),
+                device_path(PE2, Some(2), true),
+                Path {
+                    route_targets: [rt("65000:100"), rt("65000:101")].into(),
+                    ..device_path(PE1, Some(3), false)
+                },
+                Path {
+                    route_targets: BTreeSet::new(),
+                    ..device_path(PE1, None, false)
+                },
+            ],
+        }
+    }
+
+    fn op() -> impl Strategy<Value = Op> {
+        prop_oneof![
+            6 => (0..2usize, 0..7usize, 0..5usize).prop_map(|(peer, key, path)| Op::Announce { peer, key, path }),
+            3 => (0..2usize, 0..7usize).prop_map(|(peer, key)| Op::Withdraw { peer, key }),
+            1 => (0..2usize).prop_map(|peer| Op::SessionLost { peer }),
+        ]
+    }
+
+    type DeviceIdentity = (Mac, Option<IpAddr>, IpAddr, Option<u64>);
+
+    /// The server's view: the learned routes as the reports left them.
+    #[derive(Debug, Default, PartialEq, Eq)]
+    struct Server {
+        gateways: BTreeMap<(IpAddr, Option<u64>), Vec<RouteTarget>>,
+        devices: BTreeMap<DeviceIdentity, (Vec<RouteTarget>, Option<u32>)>,
+    }
+
+    impl Server {
+        fn apply(&mut self, reports: Vec<Learned>) {
+            for report in reports {
+                match report {
+                    Learned::Gateway(g) if g.withdrawn => {
+                        assert!(
+                            self.gateways.remove(&(g.vtep, g.vni)).is_some(),
+                            "withdrew an unknown gateway"
+                        );
+                    }
+                    Learned::Gateway(g) => {
+                        self.gateways.insert((g.vtep, g.vni), g.route_targets);
+                    }
+                    Learned::Device(d) if d.withdrawn => {
+                        assert!(
+                            self.devices.remove(&(d.mac, d.ip, d.vtep, d.vni)).is_some(),
+                            "withdrew an unknown device"
+                        );
+                    }
+                    Learned::Device(d) => {
+                        self.devices
+                            .insert((d.mac, d.ip, d.vtep, d.vni), (d.route_targets, d.seq));
+                    }
+                }
+            }
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn reports_converge_to_the_final_ribs(ops in proptest::collection::vec(op(), 1..60)) {
+            let keys = keys();
+            let mut ribs = [AdjRibIn::default(), AdjRibIn::default()];
+            let mut importer = Importer::new(BTreeSet::new());
+            let mut server = Server::default();
+            for op in ops {
+                let mut changes = Vec::new();
+                let peer = match op {
+                    Op::Announce { peer, key, path } => {
+                        let key = keys[key];
+                        let candidates = paths(&key);
+                        ribs[peer].announce(key, candidates[path % candidates.len()].clone(), &mut changes);
+                        peer
+                    }
+                    Op::Withdraw { peer, key } => {
+                        ribs[peer].withdraw(&keys[key], &mut changes);
+                        peer
+                    }
+                    Op::SessionLost { peer } => {
+                        changes = ribs[peer].clear();
+                        peer
+                    }
+                };
+                server.apply(importer.apply(PEERS[peer], &changes));
+            }
+            let mut fresh = Importer::new(BTreeSet::new());
+            let mut expected = Server::default();
+            for (peer, rib) in ribs.iter().enumerate() {
+                let changes: Vec<RibChange> = rib
+                    .iter()
+                    .map(|(key, path)| RibChange::Added { key: *key, path: path.clone() })
+                    .collect();
+                expected.apply(fresh.apply(PEERS[peer], &changes));
+            }
+            prop_assert_eq!(&server, &expected);
+            prop_assert_eq!(importer.reported(), fresh.reported());
+        }
+    }
+}
