@@ -711,3 +711,38 @@ fn no_input_panics() {
         }
     }
 }
+
+mod arbitrary_input {
+    //! Whatever a peer sends, the session answers with outputs, never a panic: random UPDATE
+    //! bodies behind a valid header (where the attribute decoders run), random EVPN NLRI inside
+    //! a valid MP_REACH_NLRI, and random streams.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        #[test]
+        fn random_update_bodies(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let mut s = established();
+            s.handle(at(4), Input::Received(&message(2, &body)));
+        }
+
+        #[test]
+        fn random_evpn_nlri(nlri in proptest::collection::vec(any::<u8>(), 0..200)) {
+            let mut s = established();
+            let out = s.handle(
+                at(4),
+                Input::Received(&update(&[mp_reach(&nlri), origin(), as_path(), local_pref(), communities(&[])])),
+            );
+            // A route that made it into the RIB has a key the codec produced from these octets.
+            prop_assert!(routes(&out).len() <= nlri.len() / 17 + 1);
+        }
+
+        #[test]
+        fn random_streams(stream in proptest::collection::vec(any::<u8>(), 0..600)) {
+            let mut s = established();
+            s.handle(at(4), Input::Received(&stream));
+        }
+    }
+}
