@@ -212,7 +212,7 @@ pub struct GatewayRoutes {
     pub gateways: Vec<GatewayRoute>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayRoute {
     pub vtep: IpAddr,
@@ -232,7 +232,7 @@ pub struct DeviceRoutes {
     pub devices: Vec<DeviceRoute>,
 }
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceRoute {
     pub mac: Mac,

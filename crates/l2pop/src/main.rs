@@ -1,6 +1,6 @@
 //! `l2pop`: one binary for every role: `server`, the client verbs (`network`, `subnet`,
-//! `port`, `bgpvpn`, `agent`, `fdb`), `replay`, and (as their issues land) the agent, the BGP
-//! speaker and the demo.
+//! `port`, `bgpvpn`, `agent`, `fdb`), `replay`, the agent, the BGP speaker (`bgp`) and the
+//! demo.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -50,6 +50,13 @@ enum Command {
         #[arg(long)]
         init: bool,
     },
+    /// Run the BGP speaker: EVPN sessions with the VPN site's PEs, learned gateways and
+    /// devices reported to the server (config: etc/bgp.toml).
+    Bgp {
+        /// The TOML configuration file.
+        #[arg(long, default_value = "etc/bgp.toml")]
+        config: PathBuf,
+    },
     /// The whole system on this machine: server, agents and VMs in network namespaces,
     /// traffic, checks (needs root and RabbitMQ; ./scripts/demo sets both up).
     Demo(l2pop::demo::Options),
@@ -67,6 +74,7 @@ fn main() -> ExitCode {
             store_url,
             init,
         } => report(server(config, listen, store_url, init)),
+        Command::Bgp { config } => report(bgp(config)),
         Command::Demo(options) => match l2pop::demo::run(&options) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::FAILURE,
@@ -153,6 +161,25 @@ fn agent(flags: l2pop::agent::config::Flags) -> anyhow::Result<()> {
             stop.cancel();
         });
         l2pop::agent::run(settings, shutdown).await
+    })
+}
+
+fn bgp(config: PathBuf) -> anyhow::Result<()> {
+    use l2pop::bgp::config::RawConfig;
+    init_tracing();
+    let settings = RawConfig::load(&config)?
+        .with_env(|key| std::env::var(key).ok())
+        .validate()?;
+    let runtime = tokio::runtime::Runtime::new().context("cannot start the tokio runtime")?;
+    runtime.block_on(async {
+        let shutdown = CancellationToken::new();
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            wait_for_signal().await;
+            tracing::info!("shutting down");
+            stop.cancel();
+        });
+        l2pop::bgp::run(settings, shutdown).await
     })
 }
 

@@ -167,40 +167,46 @@ fn the_walk_follows_normal_dependencies_only() {
     assert!(!engine.contains_key("proptest") && !engine.contains_key("criterion"));
 }
 
+/// The normal dependencies of `package` alone with `features` (`cargo tree -p` resolves the
+/// features of the named package only, unlike `cargo metadata`'s workspace-wide resolve).
+fn tree(package: &str, features: &[&str]) -> BTreeSet<String> {
+    let output = Command::new(env!("CARGO"))
+        .args(["tree", "-p", package, "-e", "normal", "--prefix", "none"])
+        .args(features)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        output.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
+        .collect()
+}
+
 /// The dataplane's planner and in-memory kernel are pure too: without its `netlink` feature
 /// (which the binary turns on) the crate reaches no runtime, socket or netlink crate.
-/// `cargo tree -p` resolves the features of the named package alone.
 #[test]
 fn the_dataplane_without_its_netlink_feature_is_pure() {
-    let tree = |features: &[&str]| {
-        let output = Command::new(env!("CARGO"))
-            .args([
-                "tree",
-                "-p",
-                "l2pop-dataplane",
-                "-e",
-                "normal",
-                "--prefix",
-                "none",
-            ])
-            .args(features)
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .output()
-            .expect("run cargo tree");
-        assert!(
-            output.status.success(),
-            "cargo tree: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-        String::from_utf8_lossy(&output.stdout)
-            .lines()
-            .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-            .collect::<BTreeSet<String>>()
-    };
-    let pure = tree(&[]);
+    let pure = tree("l2pop-dataplane", &[]);
     let reached: Vec<&&str> = FORBIDDEN.iter().filter(|c| pure.contains(**c)).collect();
     assert!(reached.is_empty(), "l2pop-dataplane reaches {reached:?}");
     // The check can see them: with the feature, netlink and tokio are there.
-    let io = tree(&["--features", "netlink"]);
+    let io = tree("l2pop-dataplane", &["--features", "netlink"]);
     assert!(io.contains("rtnetlink") && io.contains("tokio"), "{io:?}");
+}
+
+/// The BGP EVPN codec, session FSM and import are pure: without its `driver` feature (which
+/// the binary turns on) l2pop-evpn reaches no runtime or socket crate.
+#[test]
+fn evpn_without_its_driver_feature_is_pure() {
+    let pure = tree("l2pop-evpn", &[]);
+    let reached: Vec<&&str> = FORBIDDEN.iter().filter(|c| pure.contains(**c)).collect();
+    assert!(reached.is_empty(), "l2pop-evpn reaches {reached:?}");
+    assert!(pure.contains("rustbgpd-wire"), "{pure:?}");
+    let io = tree("l2pop-evpn", &["--features", "driver"]);
+    assert!(io.contains("tokio"), "{io:?}");
 }

@@ -1,0 +1,275 @@
+//! `l2pop bgp` configuration: raw TOML (`deny_unknown_fields`, errors name the key), then
+//! `L2POP_*` environment overrides, then validation into typed [`Settings`].
+
+use std::collections::{BTreeSet, HashSet};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::time::Duration;
+
+use l2pop_bgpvpn::RouteTarget;
+use l2pop_evpn::driver::Neighbour;
+use l2pop_evpn::{LocalOpen, SessionConfig};
+use l2pop_model::Host;
+use serde::Deserialize;
+
+use crate::server::config::ConfigError;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    #[serde(default)]
+    pub bgp: RawBgp,
+    #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
+    pub neighbors: Vec<RawNeighbor>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBgp {
+    /// The BGP agent's host as the server knows it (default: the host name).
+    pub host: Option<String>,
+    pub local_as: Option<u32>,
+    /// BGP Identifier (an IPv4 address). Required.
+    pub router_id: Option<String>,
+    /// Where peers connect to us, e.g. "0.0.0.0:179" (absent or "": we only connect).
+    pub listen: Option<String>,
+    pub hold_time_s: Option<u16>,
+    pub keepalive_s: Option<u16>,
+    pub connect_retry_s: Option<u64>,
+    pub graceful_restart_time_s: Option<u16>,
+    /// Route targets whose routes are reported (empty: every route that has one).
+    pub import_route_targets: Option<Vec<String>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    pub url: Option<String>,
+    /// X-Auth-Token with admin rights (the learned-route API is admin-only).
+    pub token: Option<String>,
+    /// Routes per request at most.
+    pub batch_max: Option<usize>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawNeighbor {
+    pub address: Option<String>,
+    pub remote_as: Option<u32>,
+    pub port: Option<u16>,
+    /// Wait for the peer to connect (needs `bgp.listen`).
+    pub passive: Option<bool>,
+    /// Source address of our connections (the address the peer expects us at).
+    pub local_address: Option<String>,
+    pub hold_time_s: Option<u16>,
+}
+
+/// Where and how the speaker reports to the server.
+#[derive(Clone, Debug)]
+pub struct ServerSettings {
+    pub url: String,
+    pub token: Option<String>,
+    pub batch_max: usize,
+}
+
+/// Validated settings.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub host: Host,
+    pub listen: Option<SocketAddr>,
+    pub import_route_targets: BTreeSet<RouteTarget>,
+    pub server: ServerSettings,
+    pub neighbors: Vec<Neighbour>,
+}
+
+fn invalid(key: &'static str, value: impl ToString, reason: impl ToString) -> ConfigError {
+    ConfigError::Invalid {
+        key,
+        value: value.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn hold_time(key: &'static str, value: u16) -> Result<u16, ConfigError> {
+    if value == 1 || value == 2 {
+        return Err(invalid(
+            key,
+            value,
+            "must be 0 or at least 3 (RFC 4271 §4.2)",
+        ));
+    }
+    Ok(value)
+}
+
+impl RawConfig {
+    pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        RawConfig::parse(&text, &path.display().to_string())
+    }
+
+    pub fn parse(text: &str, path: &str) -> Result<RawConfig, ConfigError> {
+        toml::from_str(text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source: Box::new(source),
+        })
+    }
+
+    /// Applies `L2POP_BGP_HOST`, `L2POP_URL` and `L2POP_TOKEN` read through `var`.
+    pub fn with_env(mut self, var: impl Fn(&str) -> Option<String>) -> Self {
+        if let Some(value) = var("L2POP_BGP_HOST") {
+            self.bgp.host = Some(value);
+        }
+        if let Some(value) = var("L2POP_URL") {
+            self.server.url = Some(value);
+        }
+        if let Some(value) = var("L2POP_TOKEN") {
+            self.server.token = Some(value);
+        }
+        self
+    }
+
+    pub fn validate(self) -> Result<Settings, ConfigError> {
+        let bgp = self.bgp;
+        let host_text = bgp.host.unwrap_or_else(|| {
+            std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|h| h.trim().to_owned())
+                .unwrap_or_default()
+        });
+        let host = Host::new(&host_text).map_err(|e| invalid("bgp.host", &host_text, e))?;
+        let local_as = match bgp.local_as {
+            None | Some(0) => {
+                return Err(invalid(
+                    "bgp.local_as",
+                    bgp.local_as.unwrap_or(0),
+                    "must be set to an AS number 1..=4294967295",
+                ));
+            }
+            Some(asn) => asn,
+        };
+        let router_id_text = bgp.router_id.unwrap_or_default();
+        let router_id: Ipv4Addr = router_id_text
+            .parse()
+            .map_err(|e| invalid("bgp.router_id", &router_id_text, e))?;
+        if router_id.is_unspecified() {
+            return Err(invalid(
+                "bgp.router_id",
+                router_id,
+                "must not be 0.0.0.0 (RFC 6286)",
+            ));
+        }
+        let listen = match bgp.listen.as_deref() {
+            None | Some("") => None,
+            Some(text) => Some(
+                text.parse::<SocketAddr>()
+                    .map_err(|e| invalid("bgp.listen", text, e))?,
+            ),
+        };
+        let hold = hold_time("bgp.hold_time_s", bgp.hold_time_s.unwrap_or(90))?;
+        let connect_retry = match bgp.connect_retry_s.unwrap_or(30) {
+            0 => return Err(invalid("bgp.connect_retry_s", 0, "must be at least 1")),
+            s => Duration::from_secs(s),
+        };
+        let mut import_route_targets = BTreeSet::new();
+        for text in bgp.import_route_targets.unwrap_or_default() {
+            let target: RouteTarget = text
+                .parse()
+                .map_err(|e| invalid("bgp.import_route_targets", &text, e))?;
+            import_route_targets.insert(target);
+        }
+
+        let url = self
+            .server
+            .url
+            .unwrap_or_else(|| "http://127.0.0.1:9696".to_owned());
+        match reqwest::Url::parse(&url) {
+            Ok(parsed) if parsed.scheme() == "http" => {}
+            Ok(_) => return Err(invalid("server.url", &url, "must be an http:// URL")),
+            Err(e) => return Err(invalid("server.url", &url, e)),
+        }
+        let batch_max = match self.server.batch_max.unwrap_or(500) {
+            0 => return Err(invalid("server.batch_max", 0, "must be at least 1")),
+            n => n,
+        };
+
+        if self.neighbors.is_empty() {
+            return Err(invalid(
+                "neighbors",
+                "[]",
+                "needs at least one [[neighbors]] entry",
+            ));
+        }
+        let mut seen = HashSet::new();
+        let mut neighbors = Vec::with_capacity(self.neighbors.len());
+        for raw in self.neighbors {
+            let text = raw.address.unwrap_or_default();
+            let address: IpAddr = text
+                .parse()
+                .map_err(|e| invalid("neighbors.address", &text, e))?;
+            if !seen.insert(address) {
+                return Err(invalid("neighbors.address", address, "is configured twice"));
+            }
+            let peer_as = match raw.remote_as {
+                None | Some(0) => {
+                    return Err(invalid(
+                        "neighbors.remote_as",
+                        raw.remote_as.unwrap_or(0),
+                        "must be set to an AS number 1..=4294967295",
+                    ));
+                }
+                Some(asn) => asn,
+            };
+            let passive = raw.passive.unwrap_or(false);
+            if passive && listen.is_none() {
+                return Err(invalid(
+                    "neighbors.passive",
+                    address,
+                    "is a passive neighbour but bgp.listen is not set",
+                ));
+            }
+            let local_address = match raw.local_address.as_deref() {
+                None | Some("") => None,
+                Some(text) => Some(
+                    text.parse::<IpAddr>()
+                        .map_err(|e| invalid("neighbors.local_address", text, e))?,
+                ),
+            };
+            let hold_time = match raw.hold_time_s {
+                Some(h) => hold_time("neighbors.hold_time_s", h)?,
+                None => hold,
+            };
+            neighbors.push(Neighbour {
+                address,
+                port: raw.port.unwrap_or(179),
+                local_address,
+                session: SessionConfig {
+                    local: LocalOpen {
+                        asn: local_as,
+                        router_id,
+                        hold_time,
+                        graceful_restart_time: bgp.graceful_restart_time_s.unwrap_or(120),
+                    },
+                    peer_as,
+                    passive,
+                    connect_retry,
+                    keepalive: bgp.keepalive_s,
+                },
+            });
+        }
+        Ok(Settings {
+            host,
+            listen,
+            import_route_targets,
+            server: ServerSettings {
+                url: url.trim_end_matches('/').to_owned(),
+                token: self.server.token.filter(|t| !t.is_empty()),
+                batch_max,
+            },
+            neighbors,
+        })
+    }
+}
