@@ -4,10 +4,15 @@
 //! device lookups read that clone on their own tasks, so a listing of 100,000 ports never holds
 //! up a write, and a write never waits for a listing.
 //!
+//! Records are held behind `Arc`s: the first write after a publication copies the tree nodes on
+//! its path, and a node copy then costs reference counts, not whole records.
+//!
 //! Port status is the engine's fact; [`Catalog::active_ports`] is the index of it that the owner
 //! refreshes, in the same step, whenever an engine event touched the port.
 //!
 //! [`NeutronState`]: crate::state::NeutronState
+
+use std::sync::Arc;
 
 use imbl::{OrdMap, OrdSet};
 use l2pop_bgpvpn::SpeakerId;
@@ -47,15 +52,15 @@ pub struct BgpAgentRecord {
 /// See the module documentation.
 #[derive(Clone, Debug, Default)]
 pub struct Catalog {
-    pub networks: OrdMap<NetworkId, NetworkRecord>,
-    pub subnets: OrdMap<SubnetId, SubnetRecord>,
+    pub networks: OrdMap<NetworkId, Arc<NetworkRecord>>,
+    pub subnets: OrdMap<SubnetId, Arc<SubnetRecord>>,
     /// Ordered by id: listings need no sort, and a `tap…` device name is a range.
-    pub ports: OrdMap<PortId, PortRecord>,
+    pub ports: OrdMap<PortId, Arc<PortRecord>>,
     /// Ports of each network, for listing by network and deletion checks.
     pub network_ports: OrdMap<NetworkId, OrdSet<PortId>>,
     /// Ports whose status is ACTIVE (see the module documentation).
     pub active_ports: OrdSet<PortId>,
-    pub agents: OrdMap<Host, AgentRecord>,
+    pub agents: OrdMap<Host, Arc<AgentRecord>>,
     pub bgp_agents: OrdMap<Host, BgpAgentRecord>,
     pub associations: OrdMap<Uuid, AssociationRecord>,
     pub speakers: OrdMap<SpeakerId, SpeakerRecord>,
@@ -67,15 +72,22 @@ impl Catalog {
     pub fn visible_network(&self, id: NetworkId, caller: &Caller) -> Option<&NetworkRecord> {
         self.networks
             .get(&id)
+            .map(|n| &**n)
             .filter(|n| caller.sees(&n.project_id))
     }
 
     pub fn visible_subnet(&self, id: SubnetId, caller: &Caller) -> Option<&SubnetRecord> {
-        self.subnets.get(&id).filter(|s| caller.sees(&s.project_id))
+        self.subnets
+            .get(&id)
+            .map(|s| &**s)
+            .filter(|s| caller.sees(&s.project_id))
     }
 
     pub fn visible_port(&self, id: PortId, caller: &Caller) -> Option<&PortRecord> {
-        self.ports.get(&id).filter(|p| caller.sees(&p.project_id))
+        self.ports
+            .get(&id)
+            .map(|p| &**p)
+            .filter(|p| caller.sees(&p.project_id))
     }
 
     /// Whether the L2 agent on `host` was heard from within the down time, at `now`.

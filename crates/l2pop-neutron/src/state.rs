@@ -11,6 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use l2pop_bgpvpn::{Bgpvpn, BgpvpnError, BgpvpnId, BgpvpnOp, SpeakerBinding, SpeakerId};
 use l2pop_engine::{Engine, EngineBuilder, Event, ExtensionError, NetworkCreate, PortCreate};
@@ -120,6 +121,7 @@ impl NeutronState {
                     .catalog
                     .networks
                     .get_mut(id)
+                    .map(Arc::make_mut)
                     .ok_or_else(|| NeutronError::not_found("network", id))?;
                 if let Some(name) = name {
                     network.name.clone_from(name);
@@ -139,6 +141,7 @@ impl NeutronState {
                     .catalog
                     .subnets
                     .get_mut(id)
+                    .map(Arc::make_mut)
                     .ok_or_else(|| NeutronError::not_found("subnet", id))?;
                 subnet.name.clone_from(name);
                 Ok(Vec::new())
@@ -166,7 +169,7 @@ impl NeutronState {
                 let heartbeat_at = Time::parse_neutron(at).unwrap_or_default();
                 self.catalog.agents.insert(
                     report.host.clone(),
-                    AgentRecord {
+                    Arc::new(AgentRecord {
                         id: *id,
                         host: report.host.clone(),
                         agent_type: agent_type.clone(),
@@ -174,7 +177,7 @@ impl NeutronState {
                         configurations,
                         started_at,
                         heartbeat_at,
-                    },
+                    }),
                 );
                 Ok(notifications)
             }
@@ -402,7 +405,9 @@ impl NeutronState {
             physical_network: network.physical_network.clone(),
         });
         let notifications = self.engine.apply(&event)?;
-        self.catalog.networks.insert(network.id, network.clone());
+        self.catalog
+            .networks
+            .insert(network.id, Arc::new(network.clone()));
         Ok(notifications)
     }
 
@@ -460,7 +465,9 @@ impl NeutronState {
                 network_id: subnet.network_id,
                 cidr: subnet.cidr,
             }))?;
-        self.catalog.subnets.insert(subnet.id, subnet.clone());
+        self.catalog
+            .subnets
+            .insert(subnet.id, Arc::new(subnet.clone()));
         self.allocations.insert(subnet.id, Allocation::default());
         Ok(notifications)
     }
@@ -519,7 +526,7 @@ impl NeutronState {
             .entry(port.network_id)
             .or_default()
             .insert(port.id);
-        self.catalog.ports.insert(port.id, port.clone());
+        self.catalog.ports.insert(port.id, Arc::new(port.clone()));
         self.sync_status(port.id);
         Ok(notifications)
     }
@@ -570,7 +577,7 @@ impl NeutronState {
         if let Some(new) = fixed_ips {
             self.claim(new);
         }
-        if let Some(port) = self.catalog.ports.get_mut(id) {
+        if let Some(port) = self.catalog.ports.get_mut(id).map(Arc::make_mut) {
             if let Some(name) = name {
                 port.name.clone_from(name);
             }
@@ -604,10 +611,10 @@ impl NeutronState {
         let notifications = self
             .engine
             .apply(&Event::PortDelete(l2pop_engine::PortDelete { id }))?;
-        if let Some(port) = self.catalog.ports.remove(&id) {
-            if let Some(ports) = self.catalog.network_ports.get_mut(&port.network_id) {
-                ports.remove(&id);
-            }
+        if let Some(port) = self.catalog.ports.remove(&id)
+            && let Some(ports) = self.catalog.network_ports.get_mut(&port.network_id)
+        {
+            ports.remove(&id);
         }
         self.catalog.active_ports.remove(&id);
         Ok(notifications)
@@ -643,7 +650,7 @@ impl NeutronState {
     /// An agent's heartbeat at `at`: moves its liveness, changes nothing durable. Unknown hosts
     /// are ignored (their first report, which is logged, makes them known).
     pub fn heartbeat(&mut self, host: &Host, at: Time) {
-        if let Some(agent) = self.catalog.agents.get_mut(host)
+        if let Some(agent) = self.catalog.agents.get_mut(host).map(Arc::make_mut)
             && agent.heartbeat_at < at
         {
             agent.heartbeat_at = at;
