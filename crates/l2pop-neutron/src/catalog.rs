@@ -38,7 +38,10 @@ pub struct AgentRecord {
     pub heartbeat_at: Time,
 }
 
-/// A BGP dynamic-routing agent, known from its reports.
+/// A BGP dynamic-routing agent, known from its reports. `alive` is the logged state the BGPVPN
+/// extension acts on (case 6b); the heartbeat, like an L2 agent's, is not logged, and an agent
+/// silent for longer than the down time is reported dead by the server itself
+/// ([`crate::NeutronState::silent_bgp_agents`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BgpAgentRecord {
     pub id: Uuid,
@@ -46,7 +49,7 @@ pub struct BgpAgentRecord {
     pub admin_state_up: bool,
     pub alive: bool,
     pub started_at: String,
-    pub heartbeat_at: String,
+    pub heartbeat_at: Time,
 }
 
 /// See the module documentation.

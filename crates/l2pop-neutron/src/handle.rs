@@ -73,7 +73,8 @@ impl NeutronState {
         fresh: &mut dyn Fresh,
     ) -> Result<Outcome, NeutronError> {
         let reporter = match &request {
-            Request::AgentReport { body, .. } => Some(body.host.clone()),
+            Request::AgentReport { body, .. } => Some((body.host.clone(), false)),
+            Request::BgpAgentReport(host, _) => Some((host.clone(), true)),
             _ => None,
         };
         let Planned { command, answer } = self.plan(caller, request, tenant, fresh)?;
@@ -82,8 +83,10 @@ impl NeutronState {
             None => Vec::new(),
         };
         let now = fresh.now();
-        if let Some(host) = reporter {
-            self.heartbeat(&host, now);
+        match reporter {
+            Some((host, false)) => self.heartbeat(&host, now),
+            Some((host, true)) => self.bgp_heartbeat(&host, now),
+            None => {}
         }
         Ok(Outcome {
             command,
@@ -240,8 +243,10 @@ impl NeutronState {
             }
             Request::BgpAgentReport(host, body) => {
                 caller.require_admin("l2pop:bgp_agent")?;
-                let command = self.plan_bgp_agent_report(host.clone(), body, fresh);
-                Planned::new(command, Answer::BgpAgent(host))
+                Planned {
+                    command: self.plan_bgp_agent_report(host.clone(), body, fresh),
+                    answer: Answer::BgpAgent(host),
+                }
             }
             Request::BgpGateways(routes) => {
                 caller.require_admin("l2pop:bgp_routes")?;

@@ -926,18 +926,23 @@ impl NeutronState {
         })
     }
 
+    /// `None` when the report changes nothing the extension reads (a heartbeat: it only moves
+    /// the agent's liveness, which is not logged).
     pub fn plan_bgp_agent_report(
         &self,
         host: Host,
         body: BgpAgentBody,
         fresh: &mut dyn Fresh,
-    ) -> Command {
-        let id = self
-            .catalog
-            .bgp_agents
-            .get(&host)
-            .map_or_else(|| fresh.uuid(), |a| a.id);
-        Command::BgpAgentReport {
+    ) -> Option<Command> {
+        let known = self.catalog.bgp_agents.get(&host);
+        let unchanged = known.is_some_and(|agent| {
+            agent.admin_state_up == body.admin_state_up && agent.alive == body.alive
+        });
+        if unchanged && !body.start_flag {
+            return None;
+        }
+        let id = known.map_or_else(|| fresh.uuid(), |a| a.id);
+        Some(Command::BgpAgentReport {
             id,
             at: fresh.now().to_string(),
             report: l2pop_bgpvpn::BgpAgentReport {
@@ -946,6 +951,6 @@ impl NeutronState {
                 alive: body.alive,
                 start_flag: body.start_flag,
             },
-        }
+        })
     }
 }

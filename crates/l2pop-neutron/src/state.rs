@@ -359,7 +359,7 @@ impl NeutronState {
                         admin_state_up: report.admin_state_up,
                         alive: report.alive,
                         started_at,
-                        heartbeat_at: at.clone(),
+                        heartbeat_at: Time::parse_neutron(at).unwrap_or_default(),
                     },
                 );
                 Ok(notifications)
@@ -655,6 +655,51 @@ impl NeutronState {
         {
             agent.heartbeat_at = at;
         }
+    }
+
+    /// A BGP agent's heartbeat at `at` (see [`Self::heartbeat`]).
+    pub fn bgp_heartbeat(&mut self, host: &Host, at: Time) {
+        if let Some(agent) = self.catalog.bgp_agents.get_mut(host)
+            && agent.heartbeat_at < at
+        {
+            agent.heartbeat_at = at;
+        }
+    }
+
+    /// After taking the leadership at `now`: every agent counts as heard from now. Heartbeats
+    /// are not logged, so the replayed ones are as old as the last logged report; agents get a
+    /// down time to report to the new leader before they are shown, or reported, dead.
+    pub fn grace(&mut self, now: Time) {
+        let hosts: Vec<Host> = self.catalog.agents.keys().cloned().collect();
+        for host in hosts {
+            self.heartbeat(&host, now);
+        }
+        let hosts: Vec<Host> = self.catalog.bgp_agents.keys().cloned().collect();
+        for host in hosts {
+            self.bgp_heartbeat(&host, now);
+        }
+    }
+
+    /// Reports that BGP agents alive in the state but silent for longer than the down time at
+    /// `now` are dead: a killed speaker sends no `alive: false`, and its routes must not outlive
+    /// it (case 6b). The owner handles them as writes, so they are logged like any report.
+    pub fn silent_bgp_agents(&self, now: Time) -> Vec<crate::Request> {
+        let deadline = now.minus(self.catalog.agent_down_time);
+        self.catalog
+            .bgp_agents
+            .values()
+            .filter(|agent| agent.alive && agent.heartbeat_at < deadline)
+            .map(|agent| {
+                crate::Request::BgpAgentReport(
+                    agent.host.clone(),
+                    crate::request::BgpAgentBody {
+                        admin_state_up: agent.admin_state_up,
+                        alive: false,
+                        start_flag: false,
+                    },
+                )
+            })
+            .collect()
     }
 
     /// The resources as the API shows them (see [`Catalog`]).

@@ -205,7 +205,7 @@ impl Catalog {
             "alive": agent.alive,
             "configurations": {"bgp_speakers": speakers.len()},
             "started_at": agent.started_at,
-            "heartbeat_timestamp": agent.heartbeat_at,
+            "heartbeat_timestamp": agent.heartbeat_at.to_string(),
         })
     }
 

@@ -237,3 +237,159 @@ async fn agents_show_real_liveness_moved_by_heartbeats() {
         .await;
     assert_eq!(alive["agents"].as_array().unwrap().len(), 1, "{alive}");
 }
+
+/// The vteps of the first network in a host's desired table.
+async fn vteps(server: &TestServer, host: &str) -> Vec<String> {
+    let fdb = server
+        .admin(Method::GET, &format!("/v2.0/l2pop/hosts/{host}/fdb"), None)
+        .await;
+    fdb["fdb"]["networks"][0]["vteps"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| v["vtep"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// Case 6b without the agent's help: a BGP agent killed without a word (no `alive: false`) is
+/// reported dead by the server once silent for the down time, and its gateway leaves every
+/// table; heartbeats (unchanged reports, not logged) keep a live one alive.
+#[tokio::test]
+async fn a_silent_bgp_agent_is_reported_dead_and_its_routes_withdrawn() {
+    let dir = tempfile::tempdir().unwrap();
+    let toml =
+        support::config(&sqlite_url(&dir), "backend = \"memory\"") + "[agents]\ndown_time_s = 1\n";
+    let server = TestServer::start_with(&toml).await;
+    let put = |path: &str, value: Value| (path.to_owned(), value);
+    server
+        .admin(
+            Method::POST,
+            "/v2.0/l2pop/agents",
+            Some(json!({"agent": {"host": "compute-1", "tunneling_ip": "192.0.2.1", "tunnel_types": ["vxlan"], "start_flag": true}})),
+        )
+        .await;
+    let network = server.network_with_subnet("site", "10.0.0.0/24").await;
+    let shown = server
+        .admin(Method::GET, &format!("/v2.0/networks/{network}"), None)
+        .await;
+    let vni = shown["network"]["provider:segmentation_id"].clone();
+    let port = server
+        .admin(
+            Method::POST,
+            "/v2.0/ports",
+            Some(json!({"port": {"network_id": network, "binding:host_id": "compute-1"}})),
+        )
+        .await;
+    let port_id = port["port"]["id"].as_str().unwrap();
+    server
+        .admin(
+            Method::POST,
+            &format!("/v2.0/l2pop/devices/{port_id}/up"),
+            Some(json!({"device": {"host": "compute-1"}})),
+        )
+        .await;
+    let vpn = server
+        .admin(
+            Method::POST,
+            "/v2.0/bgpvpn/bgpvpns",
+            Some(json!({"bgpvpn": {"type": "l2", "route_targets": ["64512:1"]}})),
+        )
+        .await;
+    let vpn_id = vpn["bgpvpn"]["id"].as_str().unwrap().to_owned();
+    server
+        .admin(
+            Method::POST,
+            &format!("/v2.0/bgpvpn/bgpvpns/{vpn_id}/network_associations"),
+            Some(json!({"network_association": {"network_id": network}})),
+        )
+        .await;
+    let (agent_path, alive) = put(
+        "/v2.0/l2pop/bgp-agents/bgp-1",
+        json!({"bgp_agent": {"alive": true}}),
+    );
+    let agent = server
+        .admin(
+            Method::PUT,
+            &agent_path,
+            Some(json!({"bgp_agent": {"start_flag": true}})),
+        )
+        .await;
+    let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
+    let speaker = server
+        .admin(
+            Method::POST,
+            "/v2.0/bgp-speakers",
+            Some(json!({"bgp_speaker": {"name": "s", "local_as": 64512}})),
+        )
+        .await;
+    let speaker_id = speaker["bgp_speaker"]["id"].as_str().unwrap().to_owned();
+    server
+        .admin(
+            Method::POST,
+            &format!("/v2.0/agents/{agent_id}/bgp-drinstances"),
+            Some(json!({"bgp_speaker_id": speaker_id})),
+        )
+        .await;
+    server
+        .admin(
+            Method::PUT,
+            &format!("/v2.0/bgp-speakers/{speaker_id}/add_bgp_vpn"),
+            Some(json!({"bgpvpn_id": vpn_id})),
+        )
+        .await;
+    server
+        .admin(
+            Method::POST,
+            "/v2.0/l2pop/bgp-agents/bgp-1/gateways",
+            Some(json!({"gateways": [{"vtep": "203.0.113.1", "route_targets": ["64512:1"], "vni": vni}]})),
+        )
+        .await;
+    assert!(
+        vteps(&server, "compute-1")
+            .await
+            .contains(&"203.0.113.1".to_owned())
+    );
+
+    // Heartbeats every 300 ms for 2.4 s, twice the down time: the gateway stays.
+    for _ in 0..8 {
+        let answer = server
+            .admin(Method::PUT, &agent_path, Some(alive.clone()))
+            .await;
+        assert_eq!(answer["agent"]["alive"], true, "{answer}");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    assert!(
+        vteps(&server, "compute-1")
+            .await
+            .contains(&"203.0.113.1".to_owned())
+    );
+
+    // Killed: silence. Within a few down times the server reports it dead and withdraws.
+    let mut withdrawn = false;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        if !vteps(&server, "compute-1")
+            .await
+            .contains(&"203.0.113.1".to_owned())
+        {
+            withdrawn = true;
+            break;
+        }
+    }
+    assert!(withdrawn, "the silent agent's gateway was never withdrawn");
+    let shown = server
+        .admin(Method::GET, &format!("/v2.0/agents/{agent_id}"), None)
+        .await;
+    assert_eq!(shown["agent"]["alive"], false, "{shown}");
+
+    // Back: an alive report is a change, logged; its routes return.
+    let back = server
+        .admin(Method::PUT, &agent_path, Some(alive.clone()))
+        .await;
+    assert_eq!(back["agent"]["alive"], true, "{back}");
+    assert!(
+        vteps(&server, "compute-1")
+            .await
+            .contains(&"203.0.113.1".to_owned())
+    );
+}

@@ -51,6 +51,9 @@ pub struct RawServer {
     pub token: Option<String>,
     /// Routes per request at most.
     pub batch_max: Option<usize>,
+    /// Seconds between the agent's heartbeats (Neutron's `report_interval`); the server reports
+    /// a BGP agent silent for longer than its `agents.down_time_s` dead (case 6b).
+    pub report_interval_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -72,6 +75,7 @@ pub struct ServerSettings {
     pub url: String,
     pub token: Option<String>,
     pub batch_max: usize,
+    pub report_interval: std::time::Duration,
 }
 
 /// Validated settings.
@@ -195,6 +199,12 @@ impl RawConfig {
             0 => return Err(invalid("server.batch_max", 0, "must be at least 1")),
             n => n,
         };
+        let report_interval = match self.server.report_interval_s.unwrap_or(30) {
+            0 => {
+                return Err(invalid("server.report_interval_s", 0, "must be at least 1"));
+            }
+            n => std::time::Duration::from_secs(n),
+        };
 
         if self.neighbors.is_empty() {
             return Err(invalid(
@@ -268,6 +278,7 @@ impl RawConfig {
                 url: url.trim_end_matches('/').to_owned(),
                 token: self.server.token.filter(|t| !t.is_empty()),
                 batch_max,
+                report_interval,
             },
             neighbors,
         })

@@ -15,7 +15,9 @@
 //!
 //! Agent state (`docs/bgpvpn.md` §3, cases 6a/6b): at start `start_flag` (what an earlier run
 //! reported is stale), `alive: false` when the last established session is lost (before that
-//! session's withdrawals) and at stop, `alive: true` when a session is established again.
+//! session's withdrawals) and at stop, `alive: true` when a session is established again; and
+//! every `server.report_interval_s` the state unchanged as a heartbeat, so that the server
+//! reports a killed speaker dead after its down time.
 
 pub mod config;
 pub mod report;
@@ -145,6 +147,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         "BGP speaker started"
     );
 
+    // Heartbeats: the state as it is, which the server does not log unless it changed.
+    let mut heartbeat = tokio::time::interval(settings.server.report_interval);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    heartbeat.tick().await;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => break,
@@ -152,6 +158,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
                 Some(event) => owner.event(event),
                 None => break,
             },
+            _ = heartbeat.tick() => owner.send(Report::Agent {
+                alive: owner.alive,
+                start_flag: false,
+            }),
         }
     }
 

@@ -177,6 +177,7 @@ async fn lead(
     let mut state = replay.into_state();
     state.set_max_fixed_ips_per_port(settings.max_fixed_ips_per_port);
     state.set_agent_down_time(settings.agent_down_time.as_secs());
+    state.grace(owner::now());
     tracing::info!(
         commands = state.executed(),
         republish = backlog.held() as u64 + backlog.dropped_total(),
@@ -277,9 +278,9 @@ async fn own(
     let mut watermark = Watermark::default();
     let mut tick = tokio::time::interval(Duration::from_millis(500));
     loop {
-        let first = tokio::select! {
+        let mut batch = tokio::select! {
             job = jobs.recv() => match job {
-                Some(job) => job,
+                Some(job) => vec![job],
                 None => return Ok(()),
             },
             () = shutdown.cancelled() => return Ok(()),
@@ -288,12 +289,16 @@ async fn own(
             _ = tick.tick() => {
                 let confirmed = *bus.confirmed().borrow();
                 watermark.record(store, leadership, confirmed).await;
-                let alive = state.catalog().agents_alive(owner::now());
+                let now = owner::now();
+                let alive = state.catalog().agents_alive(now);
                 metrics::gauge!("l2pop_agents_alive").set(alive as f64);
-                continue;
+                let silent = owner::silent_bgp_agents(&state, now);
+                if silent.is_empty() {
+                    continue;
+                }
+                silent
             }
         };
-        let mut batch = vec![first];
         while batch.len() < owner::MAX_BATCH {
             match jobs.try_recv() {
                 Ok(job) => batch.push(job),

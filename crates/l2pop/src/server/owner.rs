@@ -128,6 +128,26 @@ pub fn now() -> Time {
     )
 }
 
+/// Jobs reporting the BGP agents silent for longer than the down time dead (case 6b), written
+/// by the owner itself: nobody waits for their answers, which only the log keeps.
+pub fn silent_bgp_agents(state: &NeutronState, now: Time) -> Vec<Job> {
+    state
+        .silent_bgp_agents(now)
+        .into_iter()
+        .map(|request| {
+            if let Request::BgpAgentReport(host, _) = &request {
+                tracing::warn!(%host, "BGP agent silent for longer than the down time: reported dead");
+            }
+            let (reply, _) = oneshot::channel();
+            Job::Write {
+                caller: Caller::Admin,
+                request,
+                reply,
+            }
+        })
+        .collect()
+}
+
 /// One round's outcome, ready to be made durable.
 #[derive(Default)]
 pub struct Round {
