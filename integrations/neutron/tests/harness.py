@@ -13,8 +13,9 @@ journal delivered and the server's stream positions received), applies them to o
 Script steps (names are the script's; ids, hosts and VTEPs are made per run):
 
     ("agent", host, vtep)              an OVS agent reports (tunnel_types ["vxlan"])
-    ("restart_agent", host)            it reports with start_flag, then every ACTIVE port of
-                                       the host up again with refresh_tunnels (OVS's first loop)
+    ("restart_agent", host)            its table is lost; it reports with start_flag, then every
+                                       ACTIVE port of the host up with refresh_tunnels (OVS's
+                                       first loop)
     ("network", net, vni)              a vxlan network (provider attributes)
     ("subnet", net, cidr)
     ("port", port, net, host, mac, ips)  a compute port bound to host
@@ -195,6 +196,9 @@ class Runner:
         helpers.register_ovs_agent(host=self.host(name), tunneling_ip=vtep, tunnel_types=["vxlan"])
 
     def step_restart_agent(self, name):
+        # The restarted agent starts from nothing (new process, new fanout queue, stale flows
+        # cleaned after its first loop): only what the refresh sends it fills its table again.
+        self.tables[name] = support.AgentTable(self.hosts[name][1])
         helpers.register_ovs_agent(
             host=self.host(name), tunneling_ip=self.hosts[name][1], tunnel_types=["vxlan"], start_flag=True
         )
