@@ -81,11 +81,28 @@ class L2popClient:
     def forget(self, collection, neutron_id):
         self._ids.pop((collection, neutron_id), None)
 
-    def lookup(self, collection, neutron_id):
-        """The l2pop id of the resource named after ``neutron_id``: (Outcome, id or None)."""
+    def on(self, collection, neutron_id, method, suffix="", body=None):
+        """``method`` on the l2pop resource named ``neutron_id`` (+ ``suffix``): (Outcome, found).
+
+        A 404 for a cached id asks the server for the id again once."""
+        for fresh in (False, True):
+            outcome, l2pop_id = self.lookup(collection, neutron_id, fresh=fresh)
+            if outcome.kind != DONE or l2pop_id is None:
+                return outcome, False
+            status, answer = self.call(method, "/v2.0/%s/%s%s" % (collection, l2pop_id, suffix), body)
+            if status != 404 or fresh:
+                return classify(status, answer), status != 404
+        raise AssertionError("unreachable")
+
+    def lookup(self, collection, neutron_id, fresh=False):
+        """The l2pop id of the resource named after ``neutron_id``: (Outcome, id or None).
+
+        From the cache unless ``fresh`` (the server's answer then replaces the cache: a
+        server restored from a backup, or rebuilt by a full sync, has other ids)."""
         key = (collection, neutron_id)
-        if key in self._ids:
+        if key in self._ids and not fresh:
             return Outcome(DONE), self._ids[key]
+        self._ids.pop(key, None)
         status, body = self.call("GET", "/v2.0/%s?name=%s" % (collection, neutron_id))
         outcome = classify(status, body)
         if outcome.kind != DONE:
@@ -97,8 +114,8 @@ class L2popClient:
         return Outcome(DONE), items[0]["id"]
 
     def create(self, collection, neutron_id, attributes):
-        """POST unless a resource named ``neutron_id`` exists; (Outcome, l2pop id)."""
-        outcome, existing = self.lookup(collection, neutron_id)
+        """POST unless a resource named ``neutron_id`` exists (asked, not cached); (Outcome, id)."""
+        outcome, existing = self.lookup(collection, neutron_id, fresh=True)
         if outcome.kind != DONE or existing is not None:
             return outcome, existing
         key = collection[:-1]

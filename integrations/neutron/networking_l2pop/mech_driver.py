@@ -263,6 +263,7 @@ class L2popServerMechanismDriver(api.MechanismDriver):
             fields,
             start_flag=bool(state.get("start_flag")),
             extra={"agent_type": state.get("agent_type"), "binary": state.get("binary")},
+            force=getattr(payload, "forced", False),
         )
 
     def _agent_deleted(self, resource, event, trigger, payload):
@@ -279,12 +280,12 @@ class L2popServerMechanismDriver(api.MechanismDriver):
             extra={},
         )
 
-    def _agent_state(self, host, fields, start_flag, extra):
+    def _agent_state(self, host, fields, start_flag, extra, force=False):
         context = n_context.get_admin_context()
         encoded = json.dumps(fields, sort_keys=True)
         with db_api.CONTEXT_WRITER.using(context):
             known = context.session.query(models.L2popAgent).filter_by(host=host).first()
-            if known is not None and known.data == encoded and not start_flag:
+            if known is not None and known.data == encoded and not start_flag and not force:
                 return
             if known is None:
                 context.session.add(models.L2popAgent(host=host, data=encoded))

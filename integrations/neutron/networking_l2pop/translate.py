@@ -68,23 +68,33 @@ def network_attributes(data):
     return body
 
 
+def _missing(collection, neutron_id):
+    # Its create was refused before (a failed row), or it never reached l2pop.
+    return Outcome(l2pop_client.REFUSED, "no %s named %s in l2pop" % (collection[:-1], neutron_id))
+
+
 def _resolved(client, collection, neutron_id):
-    """(Outcome, l2pop id); a missing resource is refused (its create was refused before)."""
-    outcome, l2pop_id = client.lookup(collection, neutron_id)
+    """(Outcome, l2pop id) of a resource that must exist."""
+    outcome, l2pop_id = client.lookup(collection, neutron_id, fresh=True)
     if outcome.kind == DONE and l2pop_id is None:
-        return Outcome(l2pop_client.REFUSED, "no %s named %s in l2pop" % (collection[:-1], neutron_id)), None
+        return _missing(collection, neutron_id), None
     return outcome, l2pop_id
 
 
+def _existing(client, collection, neutron_id, method, suffix="", body=None):
+    outcome, found = client.on(collection, neutron_id, method, suffix, body)
+    if outcome.kind == DONE and not found:
+        return _missing(collection, neutron_id)
+    return outcome
+
+
 def _delete(client, collection, neutron_id):
-    outcome, l2pop_id = client.lookup(collection, neutron_id)
-    if outcome.kind != DONE or l2pop_id is None:
-        return outcome
-    status, body = client.call("DELETE", "/v2.0/%s/%s" % (collection, l2pop_id))
+    """DELETE; a resource l2pop does not have (any more) is done."""
+    outcome, _ = client.on(collection, neutron_id, "DELETE")
     client.forget(collection, neutron_id)
-    if status == 404:
+    if outcome.kind == l2pop_client.REFUSED and outcome.detail.startswith("404"):
         return Outcome(DONE)
-    return l2pop_client.classify(status, body)
+    return outcome
 
 
 def deliver(client, object_type, operation, data):
@@ -123,23 +133,29 @@ def deliver(client, object_type, operation, data):
         outcome, _ = client.create("ports", data["id"], attributes)
         return outcome
     if object_type == PORT and operation == UPDATE:
-        outcome, port = _resolved(client, "ports", data["id"])
-        if port is None:
-            return outcome
-        status, body = client.call("PUT", "/v2.0/ports/%s" % port, {"port": port_attributes(data)})
-        return l2pop_client.classify(status, body)
+        return _existing(client, "ports", data["id"], "PUT", body={"port": port_attributes(data)})
     if object_type == PORT and operation == DELETE:
         return _delete(client, "ports", data["id"])
     if object_type == PORT and operation in (UP, DOWN):
-        outcome, port = _resolved(client, "ports", data["id"])
-        if port is None:
-            return outcome
         device = {"host": data["host"]}
         if operation == UP:
             device["refresh_tunnels"] = bool(data.get("refresh_tunnels"))
-        status, body = client.call(
-            "POST", "/v2.0/l2pop/devices/%s/%s" % (port, operation), {"device": device}
-        )
+        # /v2.0/l2pop/devices/{id}/up|down: the same lookup, another prefix.
+        outcome, port = client.lookup("ports", data["id"])
+        if outcome.kind != DONE:
+            return outcome
+        for fresh in (False, True):
+            if fresh:
+                outcome, port = client.lookup("ports", data["id"], fresh=True)
+                if outcome.kind != DONE:
+                    return outcome
+            if port is None:
+                return _missing("ports", data["id"])
+            status, body = client.call(
+                "POST", "/v2.0/l2pop/devices/%s/%s" % (port, operation), {"device": device}
+            )
+            if status != 404:
+                break
         return l2pop_client.classify(status, body)
     if object_type == AGENT and operation == REPORT:
         status, body = client.call("POST", "/v2.0/l2pop/agents", {"agent": data})

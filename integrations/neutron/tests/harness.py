@@ -26,6 +26,9 @@ Script steps (names are the script's; ids, hosts and VTEPs are made per run):
     ("mac", port, mac)                 MAC changed (Neutron: only on an unbound port)
     ("delete", port) / ("delete_network", net)
     ("kill_server",) / ("start_server",)  l2pop only: SIGKILL the server / start it again
+    ("discard_journal",)               l2pop only: the journal so far is lost (driver not yet
+                                       installed: a cloud moving from Neutron's l2population)
+    ("full_sync",)                     l2pop only: networking_l2pop.sync.full_sync
 """
 
 import unittest
@@ -37,6 +40,7 @@ from neutron_lib import fixture as nl_fixture
 from neutron_lib.agent import topics
 from neutron_lib.api.definitions import portbindings
 from neutron_lib.api.definitions import provider_net as pnet
+from neutron_lib.db import api as db_api
 from neutron_lib.plugins import directory
 from oslo_config import cfg
 
@@ -47,6 +51,7 @@ from neutron.tests.unit.plugins.ml2 import test_plugin
 
 from networking_l2pop import config as l2pop_config
 from networking_l2pop import journal
+from networking_l2pop import sync
 from networking_l2pop.db import models  # noqa: F401  (tables created by Neutron's fixture)
 
 from tests import support
@@ -122,7 +127,7 @@ class Runner:
         self.names = {}  # wire network id -> script net
         self.segments = {}  # wire network id -> (type, segment id)
         self.capture = None
-        self.server_up = self.l2pop
+        self.server_up = self.l2pop and case.server.process is not None
         self.seen_ids = set()
 
     # ---- helpers ----
@@ -284,6 +289,17 @@ class Runner:
         if self.l2pop:
             self.case.server.start()
             self.server_up = True
+
+    def step_discard_journal(self):
+        """l2pop only: what the driver journalled so far is lost (it was not installed yet)."""
+        if self.l2pop:
+            with db_api.CONTEXT_WRITER.using(self.context):
+                self.context.session.query(models.L2popJournal).delete()
+                self.context.session.query(models.L2popAgent).delete()
+
+    def step_full_sync(self):
+        if self.l2pop:
+            sync.full_sync(self.plugin, self.context, self.driver("l2pop_server"))
 
     # ---- casts ----
 

@@ -107,6 +107,36 @@ OUTAGE_SCRIPT = (
     ("up", "a4"),
 )
 
+# A cloud that ran Neutron's l2population moves to l2pop_server: the l2pop server starts
+# empty, the full sync journals what Neutron has, and from then on every step matches.
+ADOPTION_SCRIPT = (
+    ("agent", H1, "192.0.2.11"),
+    ("agent", H2, "192.0.2.12"),
+    ("agent", H3, "192.0.2.13"),
+    ("network", "A", 1001),
+    ("subnet", "A", "10.1.0.0/24"),
+    ("network", "B", 1002),
+    ("subnet", "B", "10.2.0.0/24"),
+    ("port", "a1", "A", H1, "fa:16:3e:00:01:01", ["10.1.0.11"]),
+    ("port", "a2", "A", H2, "fa:16:3e:00:01:02", ["10.1.0.12"]),
+    ("port", "a3", "A", H3, "fa:16:3e:00:01:03", ["10.1.0.13"]),
+    ("port", "b1", "B", H1, "fa:16:3e:00:02:01", ["10.2.0.11"]),
+    ("port", "b2", "B", H3, "fa:16:3e:00:02:02", ["10.2.0.12"]),
+    ("up", "a1"),
+    ("up", "a2"),
+    ("up", "a3"),
+    ("up", "b1"),
+    ("up", "b2"),
+    ("down", "a3"),
+    ("discard_journal",),
+    ("start_server",),
+    ("full_sync",),
+    ("up", "a3"),
+    ("move", "a2", H3),
+    ("up", "a2"),
+    ("delete", "b2"),
+)
+
 # Differences that change a host's table, from DESIGN.md / scenarios/README.md (★ entries).
 # None of them is exercised by the scripts above; a test that meets one must name it here.
 KNOWN_DIFFERENCES = {
@@ -136,10 +166,10 @@ def differences(neutron, ours, skip=()):
 class AgainstNeutron(unittest.TestCase):
     def setUp(self):
         self.server = support.L2popServer()
-        self.server.start()
         self.addCleanup(self.server.kill)
 
     def test_every_step_converges_like_neutron(self):
+        self.server.start()
         neutron, _ = harness.run(harness.NEUTRON, SCRIPT)
         ours, run = harness.run(harness.L2POP, SCRIPT, self.server)
         self.assertEqual(len(neutron), len(SCRIPT))
@@ -152,6 +182,7 @@ class AgainstNeutron(unittest.TestCase):
             self.assertTrue(any(view[2].get(host) for view in ours), "no entries ever on " + host)
 
     def test_journal_delivers_everything_after_an_outage(self):
+        self.server.start()
         neutron, _ = harness.run(harness.NEUTRON, OUTAGE_SCRIPT)
         ours, run = harness.run(harness.L2POP, OUTAGE_SCRIPT, self.server)
         kill = OUTAGE_SCRIPT.index(("kill_server",))
@@ -163,6 +194,16 @@ class AgainstNeutron(unittest.TestCase):
         # ... and once it is back, every step matches Neutron again.
         self.assertEqual(run.failed, [], "journal rows the l2pop server refused")
         problems = differences(neutron, ours, skip=range(kill, start))
+        self.assertEqual(problems, [], "\n".join(problems))
+
+    def test_full_sync_takes_over_from_neutrons_l2population(self):
+        neutron, _ = harness.run(harness.NEUTRON, ADOPTION_SCRIPT)
+        ours, run = harness.run(harness.L2POP, ADOPTION_SCRIPT, self.server)
+        sync = ADOPTION_SCRIPT.index(("full_sync",))
+        self.assertEqual(run.failed, [], "journal rows the l2pop server refused")
+        # Before the sync l2pop had sent nothing: the tables it fills are all its own.
+        self.assertTrue(all(not any(view.values()) for _, _, view in ours[:sync]))
+        problems = differences(neutron, ours, skip=range(sync))
         self.assertEqual(problems, [], "\n".join(problems))
 
 
