@@ -6,9 +6,11 @@ send their casts through the real RabbitMQ, and after every step each host's tab
 the casts it received as an OVS agent would, must be the same in both runs.
 
 Differences from Neutron's behaviour that show in a host's table are named in
-``KNOWN_DIFFERENCES`` with the DESIGN.md / scenarios/README.md entry they come from; the
-scripts here meet none of them (each step's tables are compared whole), and the scripts say in
-comments which casts differ on the wire without changing a table (DESIGN.md differences 1 and 2).
+``KNOWN_DIFFERENCES`` with the DESIGN.md / scenarios/README.md entry they come from; ``MET``
+names the steps where a script meets one (there the tables must differ, and by exactly that).
+Every other step's tables are compared whole. The scripts say in comments where the casts
+differ on the wire without changing a table (DESIGN.md differences 1 and 2: Neutron's second
+full FDB for a host's second port, its duplicate casts).
 """
 
 import json
@@ -51,6 +53,12 @@ SCRIPT = (
     ("ips", "a2", ["10.1.0.22", "10.1.0.23"]),
     # Not the last port on h1: unicast removed, flood stays; back up.
     ("down", "a4"),
+    ("up", "a4"),
+    # An IP change on a DOWN port: Neutron sends chg_ip anyway (rule 8), and every agent adds
+    # an ARP entry for a port that is not there; l2pop sends nothing (chg_ip only for present
+    # ports, rule 13). Known difference "chg-ip-of-inactive-port"; the next up evens it out.
+    ("down", "a4"),
+    ("ips", "a4", ["10.1.0.24"]),
     ("up", "a4"),
     # Migration h3 -> h2: h3's last port leaves (its flood goes), the port comes up on h2.
     ("move", "a3", H2),
@@ -138,7 +146,8 @@ ADOPTION_SCRIPT = (
 )
 
 # Differences that change a host's table, from DESIGN.md / scenarios/README.md (★ entries).
-# None of them is exercised by the scripts above; a test that meets one must name it here.
+# A script step that meets one names it in MET: at that step the tables must differ, and
+# exactly by what the difference says.
 KNOWN_DIFFERENCES = {
     "uncovered-hosts": "Neutron lists hosts whose agent does not cover the network type in "
     "others' full FDBs; l2pop neither announces nor sends to them (scenarios/README.md, on(H, N))",
@@ -149,12 +158,37 @@ KNOWN_DIFFERENCES = {
 }
 
 
+# Script step -> (known difference, the IPs whose ARP entries Neutron's agents got for a port
+# that was not ACTIVE).
+MET = {
+    ("ips", "a4", ("10.1.0.24",)): ("chg-ip-of-inactive-port", ("10.1.0.24",)),
+}
+
+
+def without_arp(view, ips):
+    """``view`` without the ARP entries of ``ips`` (and networks left empty by that)."""
+    trimmed = {}
+    for host, networks in view.items():
+        trimmed[host] = {}
+        for network, table in networks.items():
+            table = dict(table, arp={ip: mac for ip, mac in table["arp"].items() if ip not in ips})
+            if table["flood"] or table["ucast"] or table["arp"]:
+                trimmed[host][network] = table
+    return trimmed
+
+
 def differences(neutron, ours, skip=()):
     """Human-readable differences between the two runs' per-step tables."""
     problems = []
     for (index, step, expected), (_, _, got) in zip(neutron, ours):
         if index in skip:
             continue
+        key = tuple(tuple(part) if isinstance(part, list) else part for part in step)
+        if key in MET:
+            name, ips = MET[key]
+            if expected == got:
+                problems.append("after step %d %r: known difference %s not met" % (index, step, name))
+            expected = without_arp(expected, ips)
         if expected != got:
             problems.append(
                 "after step %d %r:\n  neutron: %s\n  l2pop:   %s"
