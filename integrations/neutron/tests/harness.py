@@ -31,6 +31,7 @@ Script steps (names are the script's; ids, hosts and VTEPs are made per run):
     ("full_sync",)                     l2pop only: networking_l2pop.sync.full_sync
 """
 
+import json
 import unittest
 import uuid
 from unittest import mock
@@ -349,12 +350,15 @@ class Runner:
             self.case.deliver_journal(self)
             self.learn_networks()
             casts = self.capture.until(self.caught_up(), "the l2pop server's positions after %r" % (step,))
+        applied = []
         for cast in casts:
             if not self.ours(cast) or not self.fresh(cast):
                 continue
+            applied.append((cast.host, cast.method, json.dumps(cast.fdb_entries, sort_keys=True)))
             targets = [self.host_of_real(cast.host)] if cast.host else list(self.tables)
             for host in targets:
                 self.tables[host].apply(cast, self.local_networks(host))
+        self.case.casts.append((step, applied))
 
     def fresh(self, cast):
         """Drops a cast seen before (a server republishes above its watermark after a restart;
@@ -439,6 +443,7 @@ def run(drivers, script, server=None):
     Run.server = server
     case = Run()
     case.positions = {"fanout": 0, "hosts": {}}
+    case.casts = []  # (step, [(host or None, method, payload)]) as applied
     case.pending = []
     case.failed = []
     result = unittest.TestResult()

@@ -204,7 +204,7 @@ class AgainstNeutron(unittest.TestCase):
 
     def test_every_step_converges_like_neutron(self):
         self.server.start()
-        neutron, _ = harness.run(harness.NEUTRON, SCRIPT)
+        neutron, neutron_run = harness.run(harness.NEUTRON, SCRIPT)
         ours, run = harness.run(harness.L2POP, SCRIPT, self.server)
         self.assertEqual(len(neutron), len(SCRIPT))
         self.assertEqual(len(ours), len(SCRIPT))
@@ -214,6 +214,13 @@ class AgainstNeutron(unittest.TestCase):
         # The comparison is not vacuous: every host ended up with entries at some point.
         for host in (H1, H2, H3, H4):
             self.assertTrue(any(view[2].get(host) for view in ours), "no entries ever on " + host)
+        # On the wire (DESIGN.md differences 1 and 2): Neutron repeats casts within a step
+        # (double emission, a full FDB per device on refresh); l2pop never does.
+        self.assertEqual([(step, casts) for step, casts in run.casts if len(set(casts)) != len(casts)], [])
+        repeated = [step for step, casts in neutron_run.casts if len(set(casts)) != len(casts)]
+        self.assertIn(("up", "a1"), repeated)
+        self.assertIn(("restart_agent", H1), repeated)
+        self.assertLess(sum(len(c) for _, c in run.casts), sum(len(c) for _, c in neutron_run.casts))
 
     def test_journal_delivers_everything_after_an_outage(self):
         self.server.start()
