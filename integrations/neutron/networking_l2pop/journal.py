@@ -22,9 +22,11 @@ import socket
 import threading
 
 import requests
+from sqlalchemy import exc as sa_exc
 from neutron_lib import context as n_context
 from neutron_lib.db import api as db_api
 from oslo_config import cfg
+from oslo_db import exception as db_exc
 from oslo_log import log as logging
 
 from networking_l2pop import client as l2pop_client
@@ -96,9 +98,12 @@ class Journal:
             self._thread = threading.Thread(target=self._run, name="l2pop-journal", daemon=True)
             self._thread.start()
 
-    def stop(self):
+    def stop(self, timeout=10.0):
+        """Ends the thread after the row in flight (waits up to ``timeout`` seconds)."""
         self._stop.set()
         self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
 
     def kick(self):
         """Something was committed: deliver soon (from *_postcommit)."""
@@ -109,8 +114,14 @@ class Journal:
         while not self._stop.is_set():
             self._wake.wait(self.options.sync_interval)
             self._wake.clear()
+            if self._stop.is_set():
+                return
             try:
                 wait = self.deliver_pending()
+            except (db_exc.DBError, sa_exc.OperationalError, sa_exc.IntegrityError) as error:
+                # A lock, a lost connection, two processes creating the lease row: retry soon.
+                LOG.warning("l2pop journal: database busy (%s); retrying", error)
+                wait = self.options.retry_interval
             except Exception:  # keep the thread: the next wake retries
                 LOG.exception("l2pop journal: delivery failed")
                 wait = self.options.retry_interval
