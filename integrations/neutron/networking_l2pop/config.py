@@ -47,7 +47,9 @@ OPTS = [
         default=30,
         min=1,
         help="How long one neutron-server process holds the journal's delivery lease "
-        "without renewing it; another process takes over after that.",
+        "without renewing it; another process takes over after that. At least twice "
+        "`timeout` plus one second is used, so that a request in flight ends before the "
+        "lease can pass to another process.",
     ),
     cfg.BoolOpt(
         "journal_thread",

@@ -86,6 +86,9 @@ class Journal:
         self.options = options
         self.client = l2pop_client.L2popClient(options.url, options.token, options.timeout)
         self.holder = "%s:%d:%x" % (socket.gethostname(), os.getpid(), id(self))
+        # The lease is renewed before each row; a request must end (timeout) well before it
+        # expires, or another process could send the next rows while this one is still sending.
+        self.lease_seconds = max(options.lease_seconds, 2 * options.timeout + 1)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread = None
@@ -176,7 +179,7 @@ class Journal:
 
     def _take_lease(self, context):
         now = _now()
-        expires = now + datetime.timedelta(seconds=self.options.lease_seconds)
+        expires = now + datetime.timedelta(seconds=self.lease_seconds)
         Lease = models.L2popJournalLease
         with db_api.CONTEXT_WRITER.using(context):
             session = context.session

@@ -15,6 +15,7 @@
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -75,13 +76,16 @@ class L2popServer:
         self.port = free_port()
         self.url = "http://127.0.0.1:%d" % self.port
         self.config = os.path.join(self.dir, "server.toml")
+        # A topic of its own: on a shared broker, agents' RPC calls to the default topic
+        # (`l2pop-plugin`) from other test runs must not reach this server (nor the reverse).
+        self.rpc_topic = "l2pop-neutron-test-%s" % os.path.basename(self.dir)[-8:]
         with open(self.config, "w") as config:
             config.write(
                 '[server]\nlisten = "127.0.0.1:%d"\nname = "neutron-driver-test"\n'
                 '[store]\nurl = "sqlite:%s/l2pop.db"\nleader_poll_ms = 100\n'
-                '[bus]\nbackend = "rabbit"\nurl = "%s"\n'
+                '[bus]\nbackend = "rabbit"\nurl = "%s"\nrpc_topic = "%s"\n'
                 '[auth]\nadmin_token = "%s"\n'
-                % (self.port, self.dir, amqp_url(), ADMIN_TOKEN)
+                % (self.port, self.dir, amqp_url(), self.rpc_topic, ADMIN_TOKEN)
             )
         self.process = None
         self.log = open(os.path.join(self.dir, "server.log"), "ab")
@@ -114,6 +118,12 @@ class L2popServer:
             self.process.send_signal(signal.SIGKILL)
             self.process.wait()
         self.process = None
+
+    def close(self):
+        """Kills the server and removes its folder (store, configuration, log)."""
+        self.kill()
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
 
     def log_text(self):
         self.log.flush()

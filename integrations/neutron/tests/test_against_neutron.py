@@ -200,7 +200,7 @@ def differences(neutron, ours, skip=()):
 class AgainstNeutron(unittest.TestCase):
     def setUp(self):
         self.server = support.L2popServer()
-        self.addCleanup(self.server.kill)
+        self.addCleanup(self.server.close)
 
     def test_every_step_converges_like_neutron(self):
         self.server.start()

@@ -8,7 +8,6 @@ backoff), without another kick.
 """
 
 import os
-import tempfile
 import time
 import unittest
 
@@ -43,9 +42,9 @@ class JournalThreads(base.BaseTestCase):
         super().setUp()
         self.server = support.L2popServer()
         self.server.start()
-        self.addCleanup(self.server.kill)
+        self.addCleanup(self.server.close)
         # A database file of our own, swapped in the way neutron-lib's SqlFixture does it.
-        path = os.path.join(tempfile.mkdtemp(prefix="l2pop-journal-"), "neutron.db")
+        path = os.path.join(self.get_new_temp_dir().path, "neutron.db")
         engine = db_session.EngineFacade("sqlite:///" + path).get_engine()
         tables = [m.__table__ for m in (models.L2popJournal, models.L2popAgent, models.L2popJournalLease)]
         model_base.BASEV2.metadata.create_all(engine, tables=tables)
@@ -63,8 +62,8 @@ class JournalThreads(base.BaseTestCase):
             ("sync_interval", 0.2),
             ("retry_interval", 0.05),
             ("max_retry_interval", 0.2),
-            ("lease_seconds", 2),
-            ("timeout", 5.0),
+            ("lease_seconds", 5),
+            ("timeout", 2.0),
         ):
             cfg.CONF.set_override(key, value, group=config.GROUP)
             self.addCleanup(cfg.CONF.clear_override, key, group=config.GROUP)

@@ -15,7 +15,9 @@ TABLES = (models.L2popJournal, models.L2popAgent, models.L2popJournalLease)
 
 class Migration(unittest.TestCase):
     def test_upgrade_head_makes_the_models_tables(self):
-        path = os.path.join(tempfile.mkdtemp(prefix="l2pop-migration-"), "neutron.db")
+        folder = tempfile.TemporaryDirectory(prefix="l2pop-migration-")
+        self.addCleanup(folder.cleanup)
+        path = os.path.join(folder.name, "neutron.db")
         url = "sqlite:///" + path
         manage = os.path.join(os.path.dirname(sys.executable), "neutron-db-manage")
         done = subprocess.run(

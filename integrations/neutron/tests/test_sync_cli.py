@@ -7,6 +7,7 @@ journals and delivers everything, and the l2pop server has it.
 """
 
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -66,8 +67,9 @@ class SyncCommand(unittest.TestCase):
     def test_sync_journals_and_delivers_an_existing_cloud(self):
         server = support.L2popServer()
         server.start()
-        self.addCleanup(server.kill)
+        self.addCleanup(server.close)
         folder = tempfile.mkdtemp(prefix="l2pop-sync-")
+        self.addCleanup(shutil.rmtree, folder, True)
         url = "sqlite:///%s/neutron.db" % folder
         conf = os.path.join(folder, "neutron.conf")
         with open(conf, "w") as out:
