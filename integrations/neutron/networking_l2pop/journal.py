@@ -93,11 +93,23 @@ class Journal:
         self._stop = threading.Event()
         self._thread = None
         self._lock = threading.Lock()
+        self._pid = os.getpid()
 
     # ---- the thread ----
 
     def start(self):
-        if self._thread is None and self.options.journal_thread:
+        """Starts the thread unless running (again in a forked neutron-server worker, whose
+        copy of the parent's thread is not running)."""
+        if not self.options.journal_thread or self._stop.is_set():
+            return
+        if self._pid != os.getpid():
+            # A forked worker: the parent's HTTP connections and lock state are not ours.
+            self._pid = os.getpid()
+            self.holder = "%s:%d:%x" % (socket.gethostname(), self._pid, id(self))
+            self.client = l2pop_client.L2popClient(self.options.url, self.options.token, self.options.timeout)
+            self._lock = threading.Lock()
+            self._thread = None
+        if self._thread is None or not self._thread.is_alive():
             self._thread = threading.Thread(target=self._run, name="l2pop-journal", daemon=True)
             self._thread.start()
 
