@@ -12,7 +12,8 @@ journal delivered and the server's stream positions received), applies them to o
 
 Script steps (names are the script's; ids, hosts and VTEPs are made per run):
 
-    ("agent", host, vtep)              an OVS agent reports (tunnel_types ["vxlan"])
+    ("agent", host, vtep)              an OVS agent reports (tunnel_types ["vxlan"]); again
+                                       for a known host: its tunneling_ip changed
     ("restart_agent", host)            its table is lost; it reports with start_flag, then every
                                        ACTIVE port of the host up with refresh_tunnels (OVS's
                                        first loop)
@@ -197,9 +198,15 @@ class Runner:
         return [], []
 
     def step_agent(self, name, vtep):
+        """A report; for a known host, a changed tunneling_ip (its table is kept)."""
         self.hosts[name] = (self.host(name), vtep)
-        self.tables[name] = support.AgentTable(vtep)
-        helpers.register_ovs_agent(host=self.host(name), tunneling_ip=vtep, tunnel_types=["vxlan"])
+        if name in self.tables:
+            self.tables[name].local_ip = vtep
+        else:
+            self.tables[name] = support.AgentTable(vtep)
+        helpers.register_ovs_agent(
+            host=self.host(name), tunneling_ip=vtep, tunnel_types=["vxlan"], start_flag=False
+        )
 
     def step_restart_agent(self, name):
         # The restarted agent starts from nothing (new process, new fanout queue, stale flows

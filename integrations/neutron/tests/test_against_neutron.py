@@ -83,6 +83,10 @@ SCRIPT = (
     ("delete_network", "B"),
     # Last port on h4.
     ("delete", "a5"),
+    # h2's tunneling_ip changes while it has ACTIVE ports: Neutron announces nothing (the
+    # others keep h2's old VTEP); l2pop moves h2's entries to the new one. Known difference
+    # "vtep-change"; last, because Neutron's tables stay behind until h2's ports go down and up.
+    ("agent", H2, "192.0.2.22"),
 )
 
 # Kill the l2pop server after the first ports are up; the changes made while it is down are
@@ -155,13 +159,27 @@ KNOWN_DIFFERENCES = {
     "ARP entry for a port no agent forwards to; l2pop only for present ports (rule 13)",
     "late-agent-report": "Neutron never announces ports whose agent reported after they went "
     "up (LP #1794991); l2pop announces them when the report comes",
+    "vtep-change": "Neutron never re-announces a host whose tunneling_ip changed; l2pop "
+    "removes its entries under the old VTEP and adds them under the new one "
+    "(scenarios/README.md, event `agent`)",
 }
 
 
-# Script step -> (known difference, the IPs whose ARP entries Neutron's agents got for a port
-# that was not ACTIVE).
+def without_vtep(new, old):
+    def normalize(view):
+        """``view`` with VTEP ``new`` written as ``old``."""
+        return json.loads(json.dumps(view).replace('"%s"' % new, '"%s"' % old))
+
+    return normalize
+
+
+# Script step -> (known difference, what makes the two runs' tables equal when applied to both).
 MET = {
-    ("ips", "a4", ("10.1.0.24",)): ("chg-ip-of-inactive-port", ("10.1.0.24",)),
+    ("ips", "a4", ("10.1.0.24",)): (
+        "chg-ip-of-inactive-port",
+        lambda view: without_arp(view, ("10.1.0.24",)),
+    ),
+    ("agent", H2, "192.0.2.22"): ("vtep-change", without_vtep("192.0.2.22", "192.0.2.12")),
 }
 
 
@@ -185,10 +203,10 @@ def differences(neutron, ours, skip=()):
             continue
         key = tuple(tuple(part) if isinstance(part, list) else part for part in step)
         if key in MET:
-            name, ips = MET[key]
+            name, normalize = MET[key]
             if expected == got:
                 problems.append("after step %d %r: known difference %s not met" % (index, step, name))
-            expected = without_arp(expected, ips)
+            expected, got = normalize(expected), normalize(got)
         if expected != got:
             problems.append(
                 "after step %d %r:\n  neutron: %s\n  l2pop:   %s"
