@@ -57,7 +57,7 @@ class _Alias:
         self.obj = obj
 
 
-def _project(resource):
+def project_of(resource):
     return resource.get("project_id") or resource.get("tenant_id") or cfg.CONF[config.GROUP].default_project_id
 
 
@@ -134,7 +134,7 @@ class L2popServerMechanismDriver(api.MechanismDriver):
             translate.CREATE,
             {
                 "id": network["id"],
-                "project_id": _project(network),
+                "project_id": project_of(network),
                 "network_type": segment[api.NETWORK_TYPE],
                 "segmentation_id": segment.get(api.SEGMENTATION_ID),
                 "physical_network": segment.get(api.PHYSICAL_NETWORK),
@@ -160,7 +160,7 @@ class L2popServerMechanismDriver(api.MechanismDriver):
                 "id": subnet["id"],
                 "network_id": subnet["network_id"],
                 "cidr": subnet["cidr"],
-                "project_id": _project(subnet),
+                "project_id": project_of(subnet),
             },
         )
 
@@ -183,7 +183,7 @@ class L2popServerMechanismDriver(api.MechanismDriver):
     def create_port_precommit(self, context):
         port = context.current
         data = port_fields(port)
-        data.update(id=port["id"], network_id=port["network_id"], project_id=_project(port))
+        data.update(id=port["id"], network_id=port["network_id"], project_id=project_of(port))
         self._record(context, translate.PORT, port["id"], translate.CREATE, data)
         if port.get("status") == const.PORT_STATUS_ACTIVE and data["host"]:
             self._record(context, translate.PORT, port["id"], translate.UP, {"id": port["id"], "host": data["host"]})

@@ -16,6 +16,7 @@ them by name; an operator deletes them there).
 """
 
 import sys
+import time
 
 from neutron_lib import constants as const
 from neutron_lib import context as n_context
@@ -26,7 +27,7 @@ from neutron_lib.plugins import directory
 
 from networking_l2pop import journal
 from networking_l2pop import translate
-from networking_l2pop.mech_driver import AGENT_KEYS, port_fields, _project
+from networking_l2pop.mech_driver import AGENT_KEYS, port_fields, project_of
 
 
 def _segment(network):
@@ -65,7 +66,7 @@ def full_sync(plugin, context, driver):
                 translate.CREATE,
                 {
                     "id": network["id"],
-                    "project_id": _project(network),
+                    "project_id": project_of(network),
                     "network_type": segment[pnet.NETWORK_TYPE],
                     "segmentation_id": segment.get(pnet.SEGMENTATION_ID),
                     "physical_network": segment.get(pnet.PHYSICAL_NETWORK),
@@ -82,13 +83,13 @@ def full_sync(plugin, context, driver):
                     "id": subnet["id"],
                     "network_id": subnet["network_id"],
                     "cidr": subnet["cidr"],
-                    "project_id": _project(subnet),
+                    "project_id": project_of(subnet),
                 },
             )
             written += 1
         for port in ports:
             fields = port_fields(port)
-            create = dict(fields, id=port["id"], network_id=port["network_id"], project_id=_project(port))
+            create = dict(fields, id=port["id"], network_id=port["network_id"], project_id=project_of(port))
             journal.record(context, translate.PORT, port["id"], translate.CREATE, create)
             journal.record(context, translate.PORT, port["id"], translate.UPDATE, dict(fields, id=port["id"]))
             written += 2
@@ -131,8 +132,6 @@ def main():
             print("networking-l2pop-sync: another neutron-server process holds the lease; "
                   "it delivers the %d rows left" % pending)
             return 0
-        import time
-
         time.sleep(wait)
     failed = journal.failed_rows(context)
     for row in failed:

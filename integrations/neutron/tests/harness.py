@@ -33,6 +33,7 @@ Script steps (names are the script's; ids, hosts and VTEPs are made per run):
 """
 
 import json
+import time
 import unittest
 import uuid
 from unittest import mock
@@ -431,8 +432,6 @@ def run(drivers, script, server=None):
 
         def deliver_journal(self, runner):
             driver = runner.driver("l2pop_server")
-            import time
-
             deadline = time.monotonic() + support.PATIENCE
             while True:
                 wait = driver.journal.deliver_pending()
