@@ -1,0 +1,139 @@
+"""Full sync: journal everything l2pop reads, as it is in Neutron now.
+
+For a first start (a cloud that ran Neutron's own ``l2population`` before), and after the
+l2pop server lost its state (a new store, a restore from an old backup). It writes, in one
+transaction, the rows that describe the present: every L2 agent's report, every network with
+its first segment, every subnet, every port (create, then an update with all its attributes,
+for a port l2pop already has), and its status (ACTIVE: ``up`` from its host; otherwise ``down``).
+The rows are delivered like any others, after whatever is already in the journal; every one of
+them is idempotent, so a sync of an l2pop that is already right changes nothing.
+
+Not done: resources l2pop has and Neutron no longer has are not deleted (the l2pop API lists
+them by name; an operator deletes them there).
+
+    networking-l2pop-sync --config-file /etc/neutron/neutron.conf \\
+        --config-file /etc/neutron/plugins/ml2/ml2_conf.ini
+"""
+
+import sys
+import time
+
+from neutron_lib import constants as const
+from neutron_lib import context as n_context
+from neutron_lib.api.definitions import portbindings
+from neutron_lib.api.definitions import provider_net as pnet
+from neutron_lib.db import api as db_api
+from neutron_lib.plugins import directory
+
+from networking_l2pop import journal
+from networking_l2pop import translate
+from networking_l2pop.mech_driver import AGENT_KEYS, port_fields, project_of
+
+
+def _segment(network):
+    if network.get("segments"):
+        return network["segments"][0]
+    return network
+
+
+def full_sync(plugin, context, driver):
+    """Journals the present state (see the module doc); the number of rows written."""
+    rows = []
+    for agent in plugin.get_agents(context):
+        configurations = agent.get("configurations") or {}
+        if any(key in configurations for key in AGENT_KEYS):
+            rows.append(("agent", agent))
+    networks = plugin.get_networks(context)
+    subnets = plugin.get_subnets(context)
+    ports = [
+        port
+        for port in plugin.get_ports(context)
+        if port.get("device_owner") != const.DEVICE_OWNER_DVR_INTERFACE
+    ]
+    written = 0
+    for _, agent in rows:
+        driver._agent_reported(None, None, None, _AgentPayload(agent, forced=True))
+        written += 1
+    with db_api.CONTEXT_WRITER.using(context):
+        for network in networks:
+            segment = _segment(network)
+            if not segment.get(pnet.NETWORK_TYPE):
+                continue
+            journal.record(
+                context,
+                translate.NETWORK,
+                network["id"],
+                translate.CREATE,
+                {
+                    "id": network["id"],
+                    "project_id": project_of(network),
+                    "network_type": segment[pnet.NETWORK_TYPE],
+                    "segmentation_id": segment.get(pnet.SEGMENTATION_ID),
+                    "physical_network": segment.get(pnet.PHYSICAL_NETWORK),
+                },
+            )
+            written += 1
+        for subnet in subnets:
+            journal.record(
+                context,
+                translate.SUBNET,
+                subnet["id"],
+                translate.CREATE,
+                {
+                    "id": subnet["id"],
+                    "network_id": subnet["network_id"],
+                    "cidr": subnet["cidr"],
+                    "project_id": project_of(subnet),
+                },
+            )
+            written += 1
+        for port in ports:
+            fields = port_fields(port)
+            create = dict(fields, id=port["id"], network_id=port["network_id"], project_id=project_of(port))
+            journal.record(context, translate.PORT, port["id"], translate.CREATE, create)
+            journal.record(context, translate.PORT, port["id"], translate.UPDATE, dict(fields, id=port["id"]))
+            written += 2
+            host = port.get(portbindings.HOST_ID)
+            if host:
+                operation = translate.UP if port["status"] == const.PORT_STATUS_ACTIVE else translate.DOWN
+                journal.record(context, translate.PORT, port["id"], operation, {"id": port["id"], "host": host})
+                written += 1
+    driver.journal.kick()
+    return written
+
+
+class _AgentPayload:
+    """What the AGENT callbacks carry, for an agent read from the database."""
+
+    def __init__(self, agent, forced):
+        self.desired_state = dict(agent, start_flag=False)
+        self.forced = forced
+
+
+def main():
+    from neutron.common import config as n_config
+    from neutron import manager
+
+    n_config.register_common_config_options()
+    n_config.init(sys.argv[1:])
+    n_config.setup_logging()
+    manager.init()
+    plugin = directory.get_plugin()
+    driver = plugin.mechanism_manager.mech_drivers["l2pop_server"].obj
+    context = n_context.get_admin_context()
+    written = full_sync(plugin, context, driver)
+    print("networking-l2pop-sync: %d journal rows written; delivering" % written)
+    while True:
+        wait = driver.journal.deliver_pending(context)
+        pending = journal.pending_count(context)
+        if pending == 0:
+            break
+        if wait is None:
+            print("networking-l2pop-sync: another neutron-server process holds the lease; "
+                  "it delivers the %d rows left" % pending)
+            return 0
+        time.sleep(wait)
+    failed = journal.failed_rows(context)
+    for row in failed:
+        print("failed: %r" % (row,))
+    return 1 if failed else 0
