@@ -29,6 +29,37 @@ use crate::state::NeutronState;
 // ---- networks ----
 
 impl NeutronState {
+    /// The id of a new `resource`: the caller's (admin only, refused with 409 when a network,
+    /// subnet or port has it already), else a fresh one.
+    fn new_id(
+        &self,
+        caller: &Caller,
+        resource: &str,
+        given: Option<Uuid>,
+        fresh: &mut dyn Fresh,
+    ) -> Result<Uuid, NeutronError> {
+        let Some(id) = given else {
+            return Ok(fresh.uuid());
+        };
+        caller.require_admin(&format!("create_{resource}:id"))?;
+        let catalog = &self.catalog;
+        let taken = catalog.networks.contains_key(&NetworkId(id))
+            || catalog.subnets.contains_key(&id)
+            || catalog.ports.contains_key(&PortId(id));
+        if taken {
+            let mut error = NeutronError::conflict(
+                "Conflict",
+                format!("Unable to create the {resource}: id {id} is in use."),
+            )
+            .with_field("id");
+            error.value = Some(Value::String(id.to_string()));
+            return Err(error);
+        }
+        Ok(id)
+    }
+}
+
+impl NeutronState {
     pub fn plan_network_create(
         &self,
         caller: &Caller,
@@ -68,7 +99,7 @@ impl NeutronState {
             }
             (NetworkType::Flat | NetworkType::Local, None) => None,
         };
-        let id = NetworkId(fresh.uuid());
+        let id = NetworkId(self.new_id(caller, "network", body.id, fresh)?);
         let network = NetworkRecord {
             id,
             name: body.name,
@@ -215,7 +246,7 @@ impl NeutronState {
                 ));
             }
         };
-        let id = fresh.uuid();
+        let id = self.new_id(caller, "subnet", body.id, fresh)?;
         let subnet = SubnetRecord {
             id,
             name: body.name,
@@ -355,7 +386,7 @@ impl NeutronState {
         };
         let fixed_ips =
             self.resolve_fixed_ips(network.id, body.fixed_ips, &[], &body.device_owner)?;
-        let id = PortId(fresh.uuid());
+        let id = PortId(self.new_id(caller, "port", body.id, fresh)?);
         let port = PortRecord {
             id,
             name: body.name,

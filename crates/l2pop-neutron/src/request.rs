@@ -115,6 +115,9 @@ pub(crate) fn check_len(field: &str, value: Option<&str>, max: usize) -> Result<
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkCreateBody {
+    /// A caller-chosen id (admin only): an integration keeping its own ids (the ML2 driver
+    /// sends Neutron's).
+    pub id: Option<Uuid>,
     #[serde(default)]
     pub name: String,
     #[serde(default)]
@@ -144,6 +147,9 @@ pub struct NetworkUpdateBody {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubnetCreateBody {
+    /// A caller-chosen id (admin only): an integration keeping its own ids (the ML2 driver
+    /// sends Neutron's).
+    pub id: Option<Uuid>,
     #[serde(default)]
     pub name: String,
     pub network_id: NetworkId,
@@ -177,6 +183,9 @@ pub struct FixedIpRequest {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PortCreateBody {
+    /// A caller-chosen id (admin only): an integration keeping its own ids (the ML2 driver
+    /// sends Neutron's).
+    pub id: Option<Uuid>,
     #[serde(default)]
     pub name: String,
     pub network_id: NetworkId,

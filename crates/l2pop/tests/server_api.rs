@@ -656,3 +656,65 @@ async fn fixed_ips_per_port_are_capped_and_allocated_in_linear_time() {
     assert_eq!((ips.len(), distinct.len()), (4000, 4000));
     server.stop().await;
 }
+
+/// An integration that keeps its own ids (the ML2 driver sends Neutron's) may name a new
+/// network, subnet or port: admin only, and an id in use is a 409 naming it.
+#[tokio::test]
+async fn the_admin_may_choose_ids_and_a_taken_one_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&sqlite_url(&dir)).await;
+    let network_id = "6f1c3e2a-0000-4000-8000-000000000001";
+    let network = server
+        .admin(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"id": network_id, "name": "n"}})),
+        )
+        .await;
+    assert_eq!(network["network"]["id"], network_id);
+    let subnet = server
+        .admin(
+            Method::POST,
+            "/v2.0/subnets",
+            Some(json!({"subnet": {"id": "6f1c3e2a-0000-4000-8000-000000000002", "network_id": network_id, "cidr": "10.1.0.0/24"}})),
+        )
+        .await;
+    assert_eq!(
+        subnet["subnet"]["id"],
+        "6f1c3e2a-0000-4000-8000-000000000002"
+    );
+    let port = server
+        .admin(
+            Method::POST,
+            "/v2.0/ports",
+            Some(json!({"port": {"id": "6f1c3e2a-0000-4000-8000-000000000003", "network_id": network_id}})),
+        )
+        .await;
+    assert_eq!(port["port"]["id"], "6f1c3e2a-0000-4000-8000-000000000003");
+    // Taken by a resource of any kind.
+    for (path, body) in [
+        ("/v2.0/networks", json!({"network": {"id": network_id}})),
+        (
+            "/v2.0/ports",
+            json!({"port": {"id": network_id, "network_id": network_id}}),
+        ),
+    ] {
+        let (status, error) = server
+            .call(Some(ADMIN), Method::POST, path, Some(body))
+            .await;
+        assert_eq!(status, StatusCode::CONFLICT, "{path}: {error}");
+        assert_eq!(error["NeutronError"]["field"], "id");
+        assert_eq!(error["NeutronError"]["value"], network_id);
+    }
+    let (status, error) = server
+        .call(
+            Some(ALICE),
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"id": "6f1c3e2a-0000-4000-8000-000000000009"}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN, "{error}");
+    let networks = server.admin(Method::GET, "/v2.0/networks", None).await;
+    assert_eq!(networks["networks"].as_array().unwrap().len(), 1);
+}
