@@ -96,9 +96,12 @@ class SyncCommand(unittest.TestCase):
 
         networks = server.get("/v2.0/networks?name=" + network_id)["networks"]
         self.assertEqual(len(networks), 1)
+        # l2pop keeps Neutron's ids, so its casts name the networks Neutron's agents know.
+        self.assertEqual(networks[0]["id"], network_id)
         self.assertEqual(networks[0]["provider:segmentation_id"], 2001)
         ports = server.get("/v2.0/ports?name=" + port_id)["ports"]
         self.assertEqual(len(ports), 1)
+        self.assertEqual(ports[0]["id"], port_id)
         self.assertEqual(ports[0]["mac_address"], "fa:16:3e:51:00:01")
         self.assertEqual([ip["ip_address"] for ip in ports[0]["fixed_ips"]], ["10.51.0.11"])
         self.assertEqual(ports[0]["binding:host_id"], "sync-host")
