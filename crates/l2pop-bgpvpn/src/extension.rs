@@ -49,16 +49,18 @@ impl Vpn {
     }
 }
 
+/// A BGP agent's state as the extension acts on it (cases 6a and 6b).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct AgentState {
-    admin_state_up: bool,
-    alive: bool,
+pub struct AgentState {
+    pub admin_state_up: bool,
+    pub alive: bool,
 }
 
+/// A BGP speaker: the BGP agents hosting it and the BGPVPNs bound to it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-struct Speaker {
-    agents: BTreeSet<Host>,
-    vpns: BTreeSet<BgpvpnId>,
+pub struct Speaker {
+    pub agents: BTreeSet<Host>,
+    pub vpns: BTreeSet<BgpvpnId>,
 }
 
 /// (VTEP, VNI): a type-3 route's identity as l2pop needs it.
@@ -121,8 +123,9 @@ pub enum BgpvpnReport {
 pub struct Bgpvpn {
     vpns: BTreeMap<BgpvpnId, Vpn>,
     network_vpns: BTreeMap<NetworkId, BTreeSet<BgpvpnId>>,
-    agents: BTreeMap<Host, AgentState>,
-    speakers: BTreeMap<SpeakerId, Speaker>,
+    /// Persistent maps: the server publishes them with its catalog at O(1) cost.
+    agents: imbl::OrdMap<Host, AgentState>,
+    speakers: imbl::OrdMap<SpeakerId, Speaker>,
     learned: BTreeMap<Host, Learned>,
     announced: BTreeMap<NetworkId, Entries>,
     reports: BTreeSet<BgpvpnReport>,
@@ -167,6 +170,16 @@ impl Bgpvpn {
 
     pub fn vpns(&self) -> impl Iterator<Item = &Vpn> {
         self.vpns.values()
+    }
+
+    /// The BGP speakers, their agents and bound BGPVPNs (the extension is their only holder).
+    pub fn speakers(&self) -> &imbl::OrdMap<SpeakerId, Speaker> {
+        &self.speakers
+    }
+
+    /// The BGP agents' states, as last reported.
+    pub fn agents(&self) -> &imbl::OrdMap<Host, AgentState> {
+        &self.agents
     }
 
     /// Reports gathered since the last call (routes skipped for a VNI mismatch).

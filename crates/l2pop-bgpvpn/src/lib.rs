@@ -16,7 +16,7 @@ mod ops;
 mod route_target;
 
 pub use error::BgpvpnError;
-pub use extension::{Bgpvpn, BgpvpnReport, Vpn};
+pub use extension::{AgentState, Bgpvpn, BgpvpnReport, Speaker, Vpn};
 pub use ops::{
     BgpAgentReport, BgpSpeaker, BgpSpeakerDelete, BgpvpnCreate, BgpvpnDelete, BgpvpnId, BgpvpnOp,
     BgpvpnUpdate, DeviceRoute, DeviceRoutes, GatewayRoute, GatewayRoutes, NetworkAssociation,

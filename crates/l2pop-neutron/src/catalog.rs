@@ -18,9 +18,7 @@ use imbl::{OrdMap, OrdSet};
 use l2pop_bgpvpn::SpeakerId;
 use l2pop_model::{Host, NetworkId, PortId, Uuid};
 
-use crate::command::{
-    AssociationRecord, NetworkRecord, PortRecord, SpeakerRecord, SubnetId, SubnetRecord,
-};
+use crate::command::{AssociationRecord, NetworkRecord, PortRecord, SubnetId, SubnetRecord};
 use crate::policy::Caller;
 use crate::time::Time;
 
@@ -38,18 +36,48 @@ pub struct AgentRecord {
     pub heartbeat_at: Time,
 }
 
-/// A BGP dynamic-routing agent, known from its reports. `alive` is the logged state the BGPVPN
-/// extension acts on (case 6b); the heartbeat, like an L2 agent's, is not logged, and an agent
-/// silent for longer than the down time is reported dead by the server itself
-/// ([`crate::NeutronState::silent_bgp_agents`]).
+/// A BGP dynamic-routing agent as the API names it. Its state (`admin_state_up`, `alive`, which
+/// the BGPVPN extension acts on: case 6b) is the extension's ([`BgpvpnMaps::agents`]); the
+/// heartbeat, like an L2 agent's, is not logged, and an agent silent for longer than the down
+/// time is reported dead by the server itself ([`crate::NeutronState::silent_bgp_agents`]).
 #[derive(Clone, Debug, PartialEq)]
 pub struct BgpAgentRecord {
     pub id: Uuid,
     pub host: Host,
-    pub admin_state_up: bool,
-    pub alive: bool,
     pub started_at: String,
     pub heartbeat_at: Time,
+}
+
+/// A neutron-dynamic-routing BGP speaker as the API names it. Which agents host it and which
+/// BGPVPNs are bound to it is the extension's ([`BgpvpnMaps::speakers`]).
+#[derive(Clone, Debug, PartialEq)]
+pub struct SpeakerMeta {
+    pub id: SpeakerId,
+    pub name: String,
+    pub project_id: String,
+    pub local_as: u32,
+    pub ip_version: u8,
+}
+
+impl SpeakerMeta {
+    pub fn of(record: &crate::command::SpeakerRecord) -> Self {
+        SpeakerMeta {
+            id: record.id,
+            name: record.name.clone(),
+            project_id: record.project_id.clone(),
+            local_as: record.local_as,
+            ip_version: record.ip_version,
+        }
+    }
+}
+
+/// The BGPVPN extension's own maps of speakers and BGP agents, as of the last command: the
+/// extension is their only writer, and this is the version published with the catalog (a
+/// persistent map's clone, sharing every node).
+#[derive(Clone, Debug, Default)]
+pub struct BgpvpnMaps {
+    pub speakers: OrdMap<SpeakerId, l2pop_bgpvpn::Speaker>,
+    pub agents: OrdMap<Host, l2pop_bgpvpn::AgentState>,
 }
 
 /// See the module documentation.
@@ -66,7 +94,8 @@ pub struct Catalog {
     pub agents: OrdMap<Host, Arc<AgentRecord>>,
     pub bgp_agents: OrdMap<Host, BgpAgentRecord>,
     pub associations: OrdMap<Uuid, AssociationRecord>,
-    pub speakers: OrdMap<SpeakerId, SpeakerRecord>,
+    pub speakers: OrdMap<SpeakerId, Arc<SpeakerMeta>>,
+    pub bgpvpn: BgpvpnMaps,
     /// Neutron's `agent_down_time`: an agent not heard from for longer is shown dead.
     pub agent_down_time: u64,
 }

@@ -966,9 +966,10 @@ impl NeutronState {
         fresh: &mut dyn Fresh,
     ) -> Option<Command> {
         let known = self.catalog.bgp_agents.get(&host);
-        let unchanged = known.is_some_and(|agent| {
-            agent.admin_state_up == body.admin_state_up && agent.alive == body.alive
-        });
+        let unchanged = known.is_some()
+            && self.catalog.bgpvpn.agents.get(&host).is_some_and(|state| {
+                state.admin_state_up == body.admin_state_up && state.alive == body.alive
+            });
         if unchanged && !body.start_flag {
             return None;
         }

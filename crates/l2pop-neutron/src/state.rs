@@ -17,10 +17,8 @@ use l2pop_bgpvpn::{Bgpvpn, BgpvpnError, BgpvpnId, BgpvpnOp, SpeakerBinding, Spea
 use l2pop_engine::{Engine, EngineBuilder, Event, ExtensionError, NetworkCreate, PortCreate};
 use l2pop_model::{Host, NetworkId, Notification, PortId};
 
-use crate::catalog::{AgentRecord, BgpAgentRecord, Catalog, WithoutMatching as _};
-use crate::command::{
-    Command, FixedIp, NetworkRecord, PortRecord, SpeakerRecord, SubnetId, SubnetRecord,
-};
+use crate::catalog::{AgentRecord, BgpAgentRecord, Catalog, SpeakerMeta, WithoutMatching as _};
+use crate::command::{Command, FixedIp, NetworkRecord, PortRecord, SubnetId, SubnetRecord};
 use crate::error::NeutronError;
 use crate::time::Time;
 
@@ -100,6 +98,12 @@ impl NeutronState {
     pub fn execute(&mut self, command: &Command) -> Result<Vec<Notification>, NeutronError> {
         let notifications = self.execute_inner(command)?;
         self.executed += 1;
+        if let Some(bgpvpn) = self.engine.extension::<Bgpvpn>(l2pop_bgpvpn::NAME) {
+            self.catalog.bgpvpn = crate::catalog::BgpvpnMaps {
+                speakers: bgpvpn.speakers().clone(),
+                agents: bgpvpn.agents().clone(),
+            };
+        }
         Ok(notifications)
     }
 
@@ -206,17 +210,6 @@ impl NeutronState {
                 catalog.associations = catalog
                     .associations
                     .without_matching(|a: &crate::command::AssociationRecord| a.bgpvpn_id == *id);
-                let bound: Vec<SpeakerId> = catalog
-                    .speakers
-                    .values()
-                    .filter(|s| s.vpns.contains(id))
-                    .map(|s| s.id)
-                    .collect();
-                for speaker in bound {
-                    if let Some(speaker) = catalog.speakers.get_mut(&speaker) {
-                        speaker.vpns.remove(id);
-                    }
-                }
                 Ok(notifications)
             }
             Command::AssociationCreate { association } => {
@@ -264,7 +257,9 @@ impl NeutronState {
                         id: speaker.id,
                         agents: speaker.agents.iter().cloned().collect(),
                     }))?;
-                self.catalog.speakers.insert(speaker.id, speaker.clone());
+                self.catalog
+                    .speakers
+                    .insert(speaker.id, Arc::new(SpeakerMeta::of(speaker)));
                 Ok(notifications)
             }
             Command::SpeakerUpdate { id, name } => {
@@ -272,6 +267,7 @@ impl NeutronState {
                     .catalog
                     .speakers
                     .get_mut(id)
+                    .map(Arc::make_mut)
                     .ok_or_else(|| NeutronError::not_found("bgp_speaker", id))?;
                 speaker.name.clone_from(name);
                 Ok(Vec::new())
@@ -296,9 +292,6 @@ impl NeutronState {
                         speaker_id: *speaker_id,
                         bgpvpn_id: *bgpvpn_id,
                     }))?;
-                if let Some(speaker) = self.catalog.speakers.get_mut(speaker_id) {
-                    speaker.vpns.insert(*bgpvpn_id);
-                }
                 Ok(notifications)
             }
             Command::SpeakerRemoveVpn {
@@ -311,15 +304,17 @@ impl NeutronState {
                         speaker_id: *speaker_id,
                         bgpvpn_id: *bgpvpn_id,
                     }))?;
-                if let Some(speaker) = self.catalog.speakers.get_mut(speaker_id) {
-                    speaker.vpns.remove(bgpvpn_id);
-                }
                 Ok(notifications)
             }
             Command::SpeakerAddAgent { speaker_id, host }
             | Command::SpeakerRemoveAgent { speaker_id, host } => {
                 let adding = matches!(command, Command::SpeakerAddAgent { .. });
-                let mut agents = self.speaker(*speaker_id)?.agents.clone();
+                self.speaker(*speaker_id)?;
+                let mut agents = self
+                    .bgpvpn()
+                    .and_then(|b| b.speakers().get(speaker_id))
+                    .map(|s| s.agents.clone())
+                    .unwrap_or_default();
                 let changed = if adding {
                     agents.insert(host.clone())
                 } else {
@@ -340,9 +335,6 @@ impl NeutronState {
                         id: *speaker_id,
                         agents: agents.iter().cloned().collect(),
                     }))?;
-                if let Some(speaker) = self.catalog.speakers.get_mut(speaker_id) {
-                    speaker.agents = agents;
-                }
                 Ok(notifications)
             }
             Command::BgpAgentReport { id, at, report } => {
@@ -356,8 +348,6 @@ impl NeutronState {
                     BgpAgentRecord {
                         id: *id,
                         host: report.host.clone(),
-                        admin_state_up: report.admin_state_up,
-                        alive: report.alive,
                         started_at,
                         heartbeat_at: Time::parse_neutron(at).unwrap_or_default(),
                     },
@@ -369,10 +359,11 @@ impl NeutronState {
         }
     }
 
-    fn speaker(&self, id: SpeakerId) -> Result<&SpeakerRecord, NeutronError> {
+    fn speaker(&self, id: SpeakerId) -> Result<&SpeakerMeta, NeutronError> {
         self.catalog
             .speakers
             .get(&id)
+            .map(|s| &**s)
             .ok_or_else(|| NeutronError::not_found("bgp_speaker", id))
     }
 
@@ -688,16 +679,19 @@ impl NeutronState {
         self.catalog
             .bgp_agents
             .values()
-            .filter(|agent| agent.alive && agent.heartbeat_at < deadline)
-            .map(|agent| {
-                crate::Request::BgpAgentReport(
-                    agent.host.clone(),
-                    crate::request::BgpAgentBody {
-                        admin_state_up: agent.admin_state_up,
-                        alive: false,
-                        start_flag: false,
-                    },
-                )
+            .filter(|agent| agent.heartbeat_at < deadline)
+            .filter_map(|agent| {
+                let state = self.catalog.bgpvpn.agents.get(&agent.host)?;
+                state.alive.then(|| {
+                    crate::Request::BgpAgentReport(
+                        agent.host.clone(),
+                        crate::request::BgpAgentBody {
+                            admin_state_up: state.admin_state_up,
+                            alive: false,
+                            start_flag: false,
+                        },
+                    )
+                })
             })
             .collect()
     }

@@ -9,10 +9,8 @@ use l2pop_engine::{DesiredTable, Provenance};
 use l2pop_model::{NetworkId, PortId, Uuid};
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{AgentRecord, BgpAgentRecord, Catalog};
-use crate::command::{
-    AssociationRecord, NetworkRecord, PortRecord, SpeakerRecord, SubnetId, SubnetRecord,
-};
+use crate::catalog::{AgentRecord, BgpAgentRecord, Catalog, SpeakerMeta};
+use crate::command::{AssociationRecord, NetworkRecord, PortRecord, SubnetId, SubnetRecord};
 use crate::error::NeutronError;
 use crate::policy::Caller;
 use crate::state::NeutronState;
@@ -83,9 +81,11 @@ impl Catalog {
             .bgp_agent_host(agent)
             .ok_or_else(|| NeutronError::not_found("agent", agent))?;
         let speakers: Vec<Value> = self
+            .bgpvpn
             .speakers
-            .values()
-            .filter(|s| s.agents.contains(&host))
+            .iter()
+            .filter(|(_, s)| s.agents.contains(&host))
+            .filter_map(|(id, _)| self.speakers.get(id))
             .map(|s| self.speaker_view(s))
             .collect();
         Ok(json!({ "bgp_speakers": speakers }))
@@ -188,22 +188,24 @@ impl Catalog {
         })
     }
 
+    /// A BGP agent: its name from the catalog, its state and speakers from the extension.
     pub fn bgp_agent_view(&self, agent: &BgpAgentRecord) -> Value {
-        let speakers: Vec<String> = self
+        let hosted = self
+            .bgpvpn
             .speakers
             .values()
             .filter(|s| s.agents.contains(&agent.host))
-            .map(|s| s.id.to_string())
-            .collect();
+            .count();
+        let state = self.bgpvpn.agents.get(&agent.host);
         json!({
             "id": agent.id,
             "agent_type": BGP_AGENT_TYPE,
             "binary": "neutron-bgp-dragent",
             "host": agent.host,
             "topic": "bgp_dragent",
-            "admin_state_up": agent.admin_state_up,
-            "alive": agent.alive,
-            "configurations": {"bgp_speakers": speakers.len()},
+            "admin_state_up": state.is_none_or(|s| s.admin_state_up),
+            "alive": state.is_some_and(|s| s.alive),
+            "configurations": {"bgp_speakers": hosted},
             "started_at": agent.started_at,
             "heartbeat_timestamp": agent.heartbeat_at.to_string(),
         })
@@ -222,8 +224,15 @@ impl Catalog {
         view
     }
 
-    pub fn speaker_view(&self, speaker: &SpeakerRecord) -> Value {
-        let vpns: Vec<String> = speaker.vpns.iter().map(ToString::to_string).collect();
+    /// A speaker: its name from the catalog, its agents and BGPVPNs from the extension.
+    pub fn speaker_view(&self, speaker: &SpeakerMeta) -> Value {
+        let bound = self.bgpvpn.speakers.get(&speaker.id);
+        let vpns: Vec<String> = bound
+            .into_iter()
+            .flat_map(|s| s.vpns.iter().map(ToString::to_string))
+            .collect();
+        let agents: Vec<&l2pop_model::Host> =
+            bound.into_iter().flat_map(|s| s.agents.iter()).collect();
         json!({
             "id": speaker.id,
             "name": speaker.name,
@@ -232,7 +241,7 @@ impl Catalog {
             "local_as": speaker.local_as,
             "ip_version": speaker.ip_version,
             "vpns": vpns,
-            "agents": speaker.agents,
+            "agents": agents,
             "peers": [],
             "networks": [],
             "advertise_floating_ip_host_routes": true,
