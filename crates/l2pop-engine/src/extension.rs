@@ -19,12 +19,14 @@ use std::any::Any;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
+use std::ops::Range;
 
 use l2pop_model::{Host, Mac, Network, NetworkId, PortInfo};
 use serde::Serialize;
 use thiserror::Error;
 
 use crate::error::RegistryError;
+use crate::sorted::SortedVec;
 
 /// What an extension is asked for: its entries for `network`, for the full FDB of `host`.
 #[derive(Debug)]
@@ -36,21 +38,41 @@ pub struct FullFdbRequest<'a> {
     pub host_vtep: Option<IpAddr>,
 }
 
-/// Where an extension writes its entries for one full FDB.
+/// Where an extension writes its entries for one full FDB: runs of entries under one VTEP, in
+/// the order written.
+///
+/// Written in wire order (VTEPs ascending, each VTEP's entries ascending, so the flooding entry
+/// first), the entries go into the full FDB without a sort, and those the engine has on record
+/// as the extension's visible entries skip the per-entry collision lookups (one merge pass
+/// instead). Any other order is accepted and sorted.
 #[derive(Debug, Default)]
 pub struct ExtensionEntries {
-    entries: Vec<(IpAddr, PortInfo)>,
+    entries: Vec<PortInfo>,
+    /// (VTEP, start of its run in `entries`), in the order written.
+    runs: Vec<(IpAddr, usize)>,
 }
 
 impl ExtensionEntries {
     /// Flood this network's BUM traffic to `vtep` (Neutron's flooding entry).
     pub fn flood(&mut self, vtep: IpAddr) {
-        self.entries.push((vtep, l2pop_model::FLOODING_ENTRY));
+        self.unicast(vtep, l2pop_model::FLOODING_ENTRY);
     }
 
     /// `mac`/`ip` lives behind `vtep`. Use `0.0.0.0` as `ip` for a MAC-only device.
     pub fn unicast(&mut self, vtep: IpAddr, entry: PortInfo) {
-        self.entries.push((vtep, entry));
+        self.start_run(vtep);
+        self.entries.push(entry);
+    }
+
+    /// Every entry of `entries` lives behind `vtep` (the flooding entry included).
+    pub fn extend(&mut self, vtep: IpAddr, entries: &[PortInfo]) {
+        self.start_run(vtep);
+        self.entries.extend_from_slice(entries);
+    }
+
+    /// Makes room for `additional` more entries.
+    pub fn reserve(&mut self, additional: usize) {
+        self.entries.reserve(additional);
     }
 
     pub fn len(&self) -> usize {
@@ -61,8 +83,26 @@ impl ExtensionEntries {
         self.entries.is_empty()
     }
 
-    pub(crate) fn into_inner(self) -> Vec<(IpAddr, PortInfo)> {
-        self.entries
+    fn start_run(&mut self, vtep: IpAddr) {
+        if self.runs.last().is_none_or(|(last, _)| *last != vtep) {
+            self.runs.push((vtep, self.entries.len()));
+        }
+    }
+
+    /// The runs in the order written: a VTEP and where the entries written under it in one go
+    /// are in [`Self::entries`].
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (IpAddr, Range<usize>)> + '_ {
+        self.runs.iter().enumerate().map(|(i, (vtep, start))| {
+            let end = self
+                .runs
+                .get(i + 1)
+                .map_or(self.entries.len(), |(_, end)| *end);
+            (*vtep, *start..end)
+        })
+    }
+
+    pub(crate) fn entries(&self) -> &[PortInfo] {
+        &self.entries
     }
 }
 
@@ -258,14 +298,14 @@ impl Slot {
         &self,
         request: &FullFdbRequest<'_>,
         reports: &mut Vec<Report>,
-    ) -> Vec<(IpAddr, PortInfo)> {
+    ) -> ExtensionEntries {
         self.builds.set(self.builds.get() + 1);
         let mut out = ExtensionEntries::default();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.extension.extend_full_fdb(request, &mut out)
         }));
         match outcome {
-            Ok(Ok(())) => out.into_inner(),
+            Ok(Ok(())) => out,
             Ok(Err(error)) => {
                 self.failures.set(self.failures.get() + 1);
                 reports.push(Report::ExtensionFailed {
@@ -274,7 +314,7 @@ impl Slot {
                     host: request.host.clone(),
                     error: error.0,
                 });
-                Vec::new()
+                ExtensionEntries::default()
             }
             Err(panic) => {
                 self.panics.set(self.panics.get() + 1);
@@ -284,7 +324,7 @@ impl Slot {
                     host: Some(request.host.clone()),
                     message: panic_message(panic.as_ref()),
                 });
-                Vec::new()
+                ExtensionEntries::default()
             }
         }
     }
@@ -354,6 +394,10 @@ pub(crate) struct ExtensionClaims {
     pub(crate) macs: HashMap<Mac, BTreeMap<usize, MacClaim>>,
     /// IP → the MACs claimed with it, to find the entries a port's IP hides or frees.
     pub(crate) ips: HashMap<IpAddr, BTreeSet<Mac>>,
+    /// (extension index, VTEP) → the unicast entries of the visible claims (what hosts were
+    /// told), sorted: a full FDB merges an extension's sorted output against them instead of
+    /// looking every entry up in the network's port indexes.
+    visible: BTreeMap<(usize, IpAddr), SortedVec<PortInfo>>,
 }
 
 impl ExtensionClaims {
@@ -364,6 +408,42 @@ impl ExtensionClaims {
                 .macs
                 .values()
                 .any(|claims| claims.values().any(|c| c.vtep == vtep))
+    }
+
+    /// The visible unicast entries extension `index` has under `vtep`, sorted.
+    pub(crate) fn visible(&self, index: usize, vtep: IpAddr) -> &[PortInfo] {
+        self.visible
+            .get(&(index, vtep))
+            .map_or(&[], |entries| entries)
+    }
+
+    /// Records that the visible claim of `mac` went from `before` to `after`.
+    pub(crate) fn set_visible(
+        &mut self,
+        mac: Mac,
+        before: Option<&(usize, MacClaim)>,
+        after: Option<&(usize, MacClaim)>,
+    ) {
+        if before == after {
+            return;
+        }
+        if let Some((index, claim)) = before {
+            let key = (*index, claim.vtep);
+            if let Some(entries) = self.visible.get_mut(&key) {
+                for ip in &claim.ips {
+                    entries.remove(&PortInfo::new(mac, *ip));
+                }
+                if entries.is_empty() {
+                    self.visible.remove(&key);
+                }
+            }
+        }
+        if let Some((index, claim)) = after {
+            let entries = self.visible.entry((*index, claim.vtep)).or_default();
+            for ip in &claim.ips {
+                entries.insert(PortInfo::new(mac, *ip));
+            }
+        }
     }
 
     /// The claim that is visible for `mac` (ignoring native ports), with its extension index.
