@@ -19,7 +19,6 @@ use std::any::Any;
 use std::cell::Cell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
-use std::ops::Range;
 
 use l2pop_model::{Host, Mac, Network, NetworkId, PortInfo};
 use serde::Serialize;
@@ -39,20 +38,36 @@ pub struct FullFdbRequest<'a> {
 }
 
 /// Where an extension writes its entries for one full FDB: runs of entries under one VTEP, in
-/// the order written.
+/// the order written. A run can be lent ([`Self::extend`]): an extension that keeps its entries
+/// in wire order hands them over without a copy.
 ///
 /// Written in wire order (VTEPs ascending, each VTEP's entries ascending, so the flooding entry
-/// first), the entries go into the full FDB without a sort, and those the engine has on record
-/// as the extension's visible entries skip the per-entry collision lookups (one merge pass
-/// instead). Any other order is accepted and sorted.
+/// first; each VTEP in one run), the entries go into the full FDB without a sort, and a run
+/// equal to what the engine has on record as the extension's visible entries under its VTEP
+/// skips the per-entry collision lookups. Any other order is accepted and sorted.
 #[derive(Debug, Default)]
-pub struct ExtensionEntries {
-    entries: Vec<PortInfo>,
-    /// (VTEP, start of its run in `entries`), in the order written.
-    runs: Vec<(IpAddr, usize)>,
+pub struct ExtensionEntries<'a> {
+    /// The entries written one by one ([`Self::flood`], [`Self::unicast`]).
+    written: Vec<PortInfo>,
+    runs: Vec<Run<'a>>,
+    len: usize,
 }
 
-impl ExtensionEntries {
+#[derive(Debug)]
+enum Run<'a> {
+    /// `written[start..end]`.
+    Written {
+        vtep: IpAddr,
+        start: usize,
+        end: usize,
+    },
+    Lent {
+        vtep: IpAddr,
+        entries: &'a [PortInfo],
+    },
+}
+
+impl<'a> ExtensionEntries<'a> {
     /// Flood this network's BUM traffic to `vtep` (Neutron's flooding entry).
     pub fn flood(&mut self, vtep: IpAddr) {
         self.unicast(vtep, l2pop_model::FLOODING_ENTRY);
@@ -60,49 +75,56 @@ impl ExtensionEntries {
 
     /// `mac`/`ip` lives behind `vtep`. Use `0.0.0.0` as `ip` for a MAC-only device.
     pub fn unicast(&mut self, vtep: IpAddr, entry: PortInfo) {
-        self.start_run(vtep);
-        self.entries.push(entry);
+        let end = self.written.len();
+        match self.runs.last_mut() {
+            Some(Run::Written {
+                vtep: last,
+                end: last_end,
+                ..
+            }) if *last == vtep && *last_end == end => *last_end += 1,
+            _ => self.runs.push(Run::Written {
+                vtep,
+                start: end,
+                end: end + 1,
+            }),
+        }
+        self.written.push(entry);
+        self.len += 1;
     }
 
-    /// Every entry of `entries` lives behind `vtep` (the flooding entry included).
-    pub fn extend(&mut self, vtep: IpAddr, entries: &[PortInfo]) {
-        self.start_run(vtep);
-        self.entries.extend_from_slice(entries);
-    }
-
-    /// Makes room for `additional` more entries.
-    pub fn reserve(&mut self, additional: usize) {
-        self.entries.reserve(additional);
-    }
-
-    pub fn len(&self) -> usize {
-        self.entries.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
-    }
-
-    fn start_run(&mut self, vtep: IpAddr) {
-        if self.runs.last().is_none_or(|(last, _)| *last != vtep) {
-            self.runs.push((vtep, self.entries.len()));
+    /// Every entry of `entries` lives behind `vtep` (the flooding entry included); lent, not
+    /// copied.
+    pub fn extend(&mut self, vtep: IpAddr, entries: &'a [PortInfo]) {
+        if !entries.is_empty() {
+            self.runs.push(Run::Lent { vtep, entries });
+            self.len += entries.len();
         }
     }
 
-    /// The runs in the order written: a VTEP and where the entries written under it in one go
-    /// are in [`Self::entries`].
-    pub(crate) fn runs(&self) -> impl Iterator<Item = (IpAddr, Range<usize>)> + '_ {
-        self.runs.iter().enumerate().map(|(i, (vtep, start))| {
-            let end = self
-                .runs
-                .get(i + 1)
-                .map_or(self.entries.len(), |(_, end)| *end);
-            (*vtep, *start..end)
-        })
+    pub fn len(&self) -> usize {
+        self.len
     }
 
-    pub(crate) fn entries(&self) -> &[PortInfo] {
-        &self.entries
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// How many runs were written.
+    pub(crate) fn run_count(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Run `i`: a VTEP and the entries written under it in one go.
+    pub(crate) fn run(&self, i: usize) -> (IpAddr, &[PortInfo]) {
+        match &self.runs[i] {
+            Run::Written { vtep, start, end } => (*vtep, &self.written[*start..*end]),
+            Run::Lent { vtep, entries } => (*vtep, entries),
+        }
+    }
+
+    /// The runs in the order written.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (IpAddr, &[PortInfo])> {
+        (0..self.runs.len()).map(|i| self.run(i))
     }
 }
 
@@ -124,11 +146,12 @@ impl ExtensionError {
 /// host's table equal to its full FDB (the convergence invariant). Entries should not depend on
 /// the target host: fanout updates reach every host alike.
 pub trait FdbExtension: Any + Send {
-    /// Appends this extension's entries for `request.network` to `out`.
-    fn extend_full_fdb(
-        &self,
+    /// Appends this extension's entries for `request.network` to `out` (which may borrow them
+    /// from the extension's state).
+    fn extend_full_fdb<'a>(
+        &'a self,
         request: &FullFdbRequest<'_>,
-        out: &mut ExtensionEntries,
+        out: &mut ExtensionEntries<'a>,
     ) -> Result<(), ExtensionError>;
 
     /// `network` was deleted: forget every entry the extension has on it. The engine has already
@@ -298,7 +321,7 @@ impl Slot {
         &self,
         request: &FullFdbRequest<'_>,
         reports: &mut Vec<Report>,
-    ) -> ExtensionEntries {
+    ) -> ExtensionEntries<'_> {
         self.builds.set(self.builds.get() + 1);
         let mut out = ExtensionEntries::default();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -127,7 +127,8 @@ pub(crate) fn build(
             write_extension_vtep(sink, &extension, group);
         }
         let shared = groups.next_if(|g| g[0].vtep == vtep);
-        let ext_len: usize = shared.map_or(0, |g| g.iter().map(|s| s.end - s.start).sum());
+        let ext_len: usize =
+            shared.map_or(0, |g| g.iter().map(|s| extension.entries_of(s).len()).sum());
         sink.vtep(vtep, 1 + member.unicast.len() + ext_len);
         match shared {
             // A VTEP both a host and an extension claim (a misconfiguration): merge, sorted.
@@ -159,8 +160,11 @@ pub(crate) fn build(
     }
 }
 
-fn write_extension_vtep(sink: &mut impl Sink, kept: &Kept, group: &[Segment]) {
-    sink.vtep(group[0].vtep, group.iter().map(|s| s.end - s.start).sum());
+fn write_extension_vtep(sink: &mut impl Sink, kept: &Kept<'_>, group: &[Segment]) {
+    sink.vtep(
+        group[0].vtep,
+        group.iter().map(|s| kept.entries_of(s).len()).sum(),
+    );
     for segment in group {
         sink.entries(kept.entries_of(segment), Some(segment.index));
     }
@@ -168,12 +172,11 @@ fn write_extension_vtep(sink: &mut impl Sink, kept: &Kept, group: &[Segment]) {
 
 /// The extension entries that go into one full FDB, sorted by VTEP then entry, as segments of
 /// one extension's entries under one VTEP (a VTEP two extensions share has several, which
-/// together stay sorted). A run kept whole is not copied: its segment points into the
-/// extension's own output.
+/// together stay sorted). A run kept whole is not copied: its segment names it.
 #[derive(Debug, Default)]
-struct Kept {
+struct Kept<'a> {
     /// The extensions' outputs, as they wrote them.
-    outputs: Vec<ExtensionEntries>,
+    outputs: Vec<ExtensionEntries<'a>>,
     /// Entries kept one by one (from runs that lost some).
     picked: Vec<PortInfo>,
     segments: Vec<Segment>,
@@ -184,45 +187,48 @@ struct Segment {
     vtep: IpAddr,
     /// The extension's index in the registry.
     index: usize,
-    /// `Some(i)`: a slice of `outputs[i]`; `None`: of `picked`.
-    output: Option<usize>,
-    start: usize,
-    end: usize,
+    from: Span,
 }
 
-impl Kept {
+/// Where a segment's entries are.
+#[derive(Debug, Clone, Copy)]
+enum Span {
+    /// Run `run` of `outputs[output]`, whole.
+    Run { output: usize, run: usize },
+    /// `picked[start..end]`.
+    Picked { start: usize, end: usize },
+}
+
+impl<'a> Kept<'a> {
     fn push(&mut self, vtep: IpAddr, entry: PortInfo, index: usize) {
         let end = self.picked.len();
         match self.segments.last_mut() {
-            Some(last)
-                if last.vtep == vtep
-                    && last.index == index
-                    && last.output.is_none()
-                    && last.end == end =>
-            {
-                last.end += 1
-            }
+            Some(Segment {
+                vtep: last_vtep,
+                index: last_index,
+                from: Span::Picked { end: last_end, .. },
+            }) if *last_vtep == vtep && *last_index == index && *last_end == end => *last_end += 1,
             _ => self.segments.push(Segment {
                 vtep,
                 index,
-                output: None,
-                start: end,
-                end: end + 1,
+                from: Span::Picked {
+                    start: end,
+                    end: end + 1,
+                },
             }),
         }
         self.picked.push(entry);
     }
 
     fn entries_of(&self, segment: &Segment) -> &[PortInfo] {
-        let all = match segment.output {
-            Some(output) => self.outputs[output].entries(),
-            None => &self.picked,
-        };
-        &all[segment.start..segment.end]
+        match segment.from {
+            Span::Run { output, run } => self.outputs[output].run(run).1,
+            Span::Picked { start, end } => &self.picked[start..end],
+        }
     }
 
     /// Sorts by (VTEP, entry), keeping the earlier extension's of two identical entries.
-    fn sort(self) -> Kept {
+    fn sort(self) -> Kept<'a> {
         let mut all: Vec<(IpAddr, PortInfo, usize)> = self
             .segments
             .iter()
@@ -254,14 +260,14 @@ impl Kept {
 /// The MAC check between extensions (the first registered wins) runs only when a second
 /// extension contributes; an extension's own entries name each MAC once (its updates are checked
 /// by the engine's mirror).
-fn extension_entries(
-    registry: &Registry,
+fn extension_entries<'a>(
+    registry: &'a Registry,
     state: &NetworkState,
     host: &Host,
     own_vtep: Option<IpAddr>,
     skip_source: Option<&str>,
     reports: &mut Vec<Report>,
-) -> Kept {
+) -> Kept<'a> {
     let mut kept = Kept::default();
     if registry.slots.is_empty() {
         return kept;
@@ -295,8 +301,8 @@ fn extension_entries(
         }
         let output = kept.outputs.len();
         let mut last_vtep = None;
-        for (vtep, span) in entries.runs() {
-            let run = &entries.entries()[span.clone()];
+        for run_index in 0..entries.run_count() {
+            let (vtep, run) = entries.run(run_index);
             sorted &= last_vtep.is_none_or(|last| last < vtep);
             last_vtep = Some(vtep);
             let on_record = state.claims.visible(index, vtep);
@@ -315,9 +321,10 @@ fn extension_entries(
                     kept.segments.push(Segment {
                         vtep,
                         index,
-                        output: Some(output),
-                        start: span.start,
-                        end: span.end,
+                        from: Span::Run {
+                            output,
+                            run: run_index,
+                        },
                     });
                 }
                 continue;
@@ -386,15 +393,11 @@ fn collides_with_port(state: &NetworkState, entry: &PortInfo) -> bool {
 fn mac_owners(
     state: &NetworkState,
     index: usize,
-    entries: &ExtensionEntries,
+    entries: &ExtensionEntries<'_>,
 ) -> HashMap<Mac, (usize, IpAddr)> {
     entries
         .runs()
-        .flat_map(|(vtep, span)| {
-            entries.entries()[span]
-                .iter()
-                .map(move |entry| (vtep, *entry))
-        })
+        .flat_map(|(vtep, run)| run.iter().map(move |entry| (vtep, *entry)))
         .filter(|(vtep, entry)| {
             validate_entry(*vtep, *entry).is_ok()
                 && !entry.is_flooding()
@@ -498,7 +501,7 @@ fn check_entry(
 
 /// What extension `index` announced on the network, from the engine's record of its updates,
 /// in wire order.
-fn announced_entries(state: &NetworkState, index: usize) -> ExtensionEntries {
+fn announced_entries(state: &NetworkState, index: usize) -> ExtensionEntries<'static> {
     let mut all: Vec<(IpAddr, PortInfo)> = state
         .claims
         .flood
@@ -518,7 +521,6 @@ fn announced_entries(state: &NetworkState, index: usize) -> ExtensionEntries {
     }
     all.sort_unstable();
     let mut out = ExtensionEntries::default();
-    out.reserve(all.len());
     for (vtep, entry) in all {
         out.unicast(vtep, entry);
     }

@@ -5,7 +5,7 @@
 //! It is the smallest complete extension: it validates its input before changing anything,
 //! keeps the state it announces, answers every full FDB from that state, and hands the engine
 //! exactly the changes it made, so the convergence invariant holds. Its state is kept in wire
-//! order (per VTEP, sorted), so a full FDB copies it as it is (see [`ExtensionEntries`]).
+//! order (per VTEP, sorted), so a full FDB takes it as it is (see [`ExtensionEntries`]).
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
@@ -141,15 +141,14 @@ impl StaticFdb {
 }
 
 impl FdbExtension for StaticFdb {
-    fn extend_full_fdb(
-        &self,
+    fn extend_full_fdb<'a>(
+        &'a self,
         request: &FullFdbRequest<'_>,
-        out: &mut ExtensionEntries,
+        out: &mut ExtensionEntries<'a>,
     ) -> Result<(), ExtensionError> {
         let Some(state) = self.networks.get(&request.network.id) else {
             return Ok(());
         };
-        out.reserve(state.vteps.values().map(|list| list.len()).sum());
         for (vtep, list) in &state.vteps {
             out.extend(*vtep, list);
         }
