@@ -155,7 +155,7 @@ impl Change {
             let unicast_after = || -> BTreeSet<PortInfo> {
                 topology
                     .member(&host, network)
-                    .map(|m| m.unicast.clone())
+                    .map(|m| m.unicast.iter().copied().collect())
                     .unwrap_or_default()
             };
             let flood = std::iter::once(FLOODING_ENTRY);

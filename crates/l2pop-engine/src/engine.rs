@@ -836,6 +836,7 @@ impl Engine {
         let Some(state) = self.topology.networks.get(&network) else {
             return;
         };
+        let mut diffs = Vec::with_capacity(before.len());
         for (mac, before) in before {
             let after = Self::visible_claim(state, &mac);
             if let Some((index, claim)) = &before {
@@ -865,6 +866,16 @@ impl Engine {
                     }
                 }
             }
+            diffs.push((mac, before, after));
+        }
+        if let Some(state) = self.topology.networks.get_mut(&network) {
+            for (mac, before, after) in &diffs {
+                state
+                    .claims
+                    .set_visible(*mac, before.as_ref(), after.as_ref());
+            }
+        }
+        for (mac, before, after) in diffs {
             record_claim_diff(change, network, mac, before, after);
         }
     }

@@ -25,6 +25,7 @@ use serde::Serialize;
 use thiserror::Error;
 
 use crate::error::RegistryError;
+use crate::sorted::SortedVec;
 
 /// What an extension is asked for: its entries for `network`, for the full FDB of `host`.
 #[derive(Debug)]
@@ -36,33 +37,94 @@ pub struct FullFdbRequest<'a> {
     pub host_vtep: Option<IpAddr>,
 }
 
-/// Where an extension writes its entries for one full FDB.
+/// Where an extension writes its entries for one full FDB: runs of entries under one VTEP, in
+/// the order written. A run can be lent ([`Self::extend`]): an extension that keeps its entries
+/// in wire order hands them over without a copy.
+///
+/// Written in wire order (VTEPs ascending, each VTEP's entries ascending, so the flooding entry
+/// first; each VTEP in one run), the entries go into the full FDB without a sort, and a run
+/// equal to what the engine has on record as the extension's visible entries under its VTEP
+/// skips the per-entry collision lookups. Any other order is accepted and sorted.
 #[derive(Debug, Default)]
-pub struct ExtensionEntries {
-    entries: Vec<(IpAddr, PortInfo)>,
+pub struct ExtensionEntries<'a> {
+    /// The entries written one by one ([`Self::flood`], [`Self::unicast`]).
+    written: Vec<PortInfo>,
+    runs: Vec<Run<'a>>,
+    len: usize,
 }
 
-impl ExtensionEntries {
+#[derive(Debug)]
+enum Run<'a> {
+    /// `written[start..end]`.
+    Written {
+        vtep: IpAddr,
+        start: usize,
+        end: usize,
+    },
+    Lent {
+        vtep: IpAddr,
+        entries: &'a [PortInfo],
+    },
+}
+
+impl<'a> ExtensionEntries<'a> {
     /// Flood this network's BUM traffic to `vtep` (Neutron's flooding entry).
     pub fn flood(&mut self, vtep: IpAddr) {
-        self.entries.push((vtep, l2pop_model::FLOODING_ENTRY));
+        self.unicast(vtep, l2pop_model::FLOODING_ENTRY);
     }
 
     /// `mac`/`ip` lives behind `vtep`. Use `0.0.0.0` as `ip` for a MAC-only device.
     pub fn unicast(&mut self, vtep: IpAddr, entry: PortInfo) {
-        self.entries.push((vtep, entry));
+        let end = self.written.len();
+        match self.runs.last_mut() {
+            Some(Run::Written {
+                vtep: last,
+                end: last_end,
+                ..
+            }) if *last == vtep && *last_end == end => *last_end += 1,
+            _ => self.runs.push(Run::Written {
+                vtep,
+                start: end,
+                end: end + 1,
+            }),
+        }
+        self.written.push(entry);
+        self.len += 1;
+    }
+
+    /// Every entry of `entries` lives behind `vtep` (the flooding entry included); lent, not
+    /// copied.
+    pub fn extend(&mut self, vtep: IpAddr, entries: &'a [PortInfo]) {
+        if !entries.is_empty() {
+            self.runs.push(Run::Lent { vtep, entries });
+            self.len += entries.len();
+        }
     }
 
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len == 0
     }
 
-    pub(crate) fn into_inner(self) -> Vec<(IpAddr, PortInfo)> {
-        self.entries
+    /// How many runs were written.
+    pub(crate) fn run_count(&self) -> usize {
+        self.runs.len()
+    }
+
+    /// Run `i`: a VTEP and the entries written under it in one go.
+    pub(crate) fn run(&self, i: usize) -> (IpAddr, &[PortInfo]) {
+        match &self.runs[i] {
+            Run::Written { vtep, start, end } => (*vtep, &self.written[*start..*end]),
+            Run::Lent { vtep, entries } => (*vtep, entries),
+        }
+    }
+
+    /// The runs in the order written.
+    pub(crate) fn runs(&self) -> impl Iterator<Item = (IpAddr, &[PortInfo])> {
+        (0..self.runs.len()).map(|i| self.run(i))
     }
 }
 
@@ -84,11 +146,12 @@ impl ExtensionError {
 /// host's table equal to its full FDB (the convergence invariant). Entries should not depend on
 /// the target host: fanout updates reach every host alike.
 pub trait FdbExtension: Any + Send {
-    /// Appends this extension's entries for `request.network` to `out`.
-    fn extend_full_fdb(
-        &self,
+    /// Appends this extension's entries for `request.network` to `out` (which may borrow them
+    /// from the extension's state).
+    fn extend_full_fdb<'a>(
+        &'a self,
         request: &FullFdbRequest<'_>,
-        out: &mut ExtensionEntries,
+        out: &mut ExtensionEntries<'a>,
     ) -> Result<(), ExtensionError>;
 
     /// `network` was deleted: forget every entry the extension has on it. The engine has already
@@ -258,14 +321,14 @@ impl Slot {
         &self,
         request: &FullFdbRequest<'_>,
         reports: &mut Vec<Report>,
-    ) -> Vec<(IpAddr, PortInfo)> {
+    ) -> ExtensionEntries<'_> {
         self.builds.set(self.builds.get() + 1);
         let mut out = ExtensionEntries::default();
         let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             self.extension.extend_full_fdb(request, &mut out)
         }));
         match outcome {
-            Ok(Ok(())) => out.into_inner(),
+            Ok(Ok(())) => out,
             Ok(Err(error)) => {
                 self.failures.set(self.failures.get() + 1);
                 reports.push(Report::ExtensionFailed {
@@ -274,7 +337,7 @@ impl Slot {
                     host: request.host.clone(),
                     error: error.0,
                 });
-                Vec::new()
+                ExtensionEntries::default()
             }
             Err(panic) => {
                 self.panics.set(self.panics.get() + 1);
@@ -284,7 +347,7 @@ impl Slot {
                     host: Some(request.host.clone()),
                     message: panic_message(panic.as_ref()),
                 });
-                Vec::new()
+                ExtensionEntries::default()
             }
         }
     }
@@ -354,6 +417,10 @@ pub(crate) struct ExtensionClaims {
     pub(crate) macs: HashMap<Mac, BTreeMap<usize, MacClaim>>,
     /// IP → the MACs claimed with it, to find the entries a port's IP hides or frees.
     pub(crate) ips: HashMap<IpAddr, BTreeSet<Mac>>,
+    /// (extension index, VTEP) → the unicast entries of the visible claims (what hosts were
+    /// told), sorted: a full FDB merges an extension's sorted output against them instead of
+    /// looking every entry up in the network's port indexes.
+    visible: BTreeMap<(usize, IpAddr), SortedVec<PortInfo>>,
 }
 
 impl ExtensionClaims {
@@ -364,6 +431,42 @@ impl ExtensionClaims {
                 .macs
                 .values()
                 .any(|claims| claims.values().any(|c| c.vtep == vtep))
+    }
+
+    /// The visible unicast entries extension `index` has under `vtep`, sorted.
+    pub(crate) fn visible(&self, index: usize, vtep: IpAddr) -> &[PortInfo] {
+        self.visible
+            .get(&(index, vtep))
+            .map_or(&[], |entries| entries)
+    }
+
+    /// Records that the visible claim of `mac` went from `before` to `after`.
+    pub(crate) fn set_visible(
+        &mut self,
+        mac: Mac,
+        before: Option<&(usize, MacClaim)>,
+        after: Option<&(usize, MacClaim)>,
+    ) {
+        if before == after {
+            return;
+        }
+        if let Some((index, claim)) = before {
+            let key = (*index, claim.vtep);
+            if let Some(entries) = self.visible.get_mut(&key) {
+                for ip in &claim.ips {
+                    entries.remove(&PortInfo::new(mac, *ip));
+                }
+                if entries.is_empty() {
+                    self.visible.remove(&key);
+                }
+            }
+        }
+        if let Some((index, claim)) = after {
+            let entries = self.visible.entry((*index, claim.vtep)).or_default();
+            for ip in &claim.ips {
+                entries.insert(PortInfo::new(mac, *ip));
+            }
+        }
     }
 
     /// The claim that is visible for `mac` (ignoring native ports), with its extension index.

@@ -21,6 +21,7 @@ mod event;
 mod extension;
 pub mod extensions;
 mod full_fdb;
+mod sorted;
 mod topology;
 
 pub use engine::{DesiredNetwork, DesiredTable, Engine, EngineBuilder, FullFdb, TopologyView};

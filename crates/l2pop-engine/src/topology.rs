@@ -11,6 +11,7 @@ use l2pop_model::{
 };
 
 use crate::extension::ExtensionClaims;
+use crate::sorted::SortedVec;
 
 /// A port and its per-host DVR binding states.
 #[derive(Debug, Clone)]
@@ -36,11 +37,11 @@ pub(crate) struct Presence {
 }
 
 /// A host's share of one network: how many ports are present (C(H, N)) and the unicast entries
-/// of its present ordinary ports.
+/// of its present ordinary ports (sorted, as a full FDB lists them).
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Member {
     pub(crate) present: u32,
-    pub(crate) unicast: BTreeSet<PortInfo>,
+    pub(crate) unicast: SortedVec<PortInfo>,
 }
 
 #[derive(Debug)]
@@ -167,7 +168,9 @@ impl Topology {
             let member = state.members.entry(host.clone()).or_default();
             if add {
                 member.present += 1;
-                member.unicast.extend(presence.entries.iter().copied());
+                for entry in &presence.entries {
+                    member.unicast.insert(*entry);
+                }
                 self.host_networks
                     .entry(host.clone())
                     .or_default()

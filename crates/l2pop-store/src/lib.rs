@@ -18,6 +18,11 @@
 //!  save_snapshot / compact                            Leadership::lost() ──► stop serving
 //! ```
 //!
+//! Both backends run one implementation of the log, watermarks, snapshots and fencing
+//! (`sql.rs`, generic over `sqlx::Database`) and differ in a dialect table of statements;
+//! opening and leadership are their own (`sqlite.rs`: a lock file; `postgres.rs`: an advisory
+//! lock).
+//!
 //! # Fencing
 //! A lock alone cannot stop a writer that *believes* it still leads (a paused process, a lock
 //! connection that died while a transaction was in flight). So every new leader first commits
@@ -34,6 +39,7 @@ mod error;
 mod leadership;
 mod location;
 mod postgres;
+mod sql;
 mod sqlite;
 
 use std::sync::Arc;
@@ -114,6 +120,22 @@ enum Backend {
     Postgres(postgres::Postgres),
 }
 
+/// Evaluates `$call` with `$store` bound to the backend's shared SQL store ([`sql::SqlStore`]).
+macro_rules! sql {
+    ($backend:expr, $store:ident => $call:expr) => {
+        match $backend {
+            Backend::Sqlite(backend) => {
+                let $store = &backend.sql;
+                $call
+            }
+            Backend::Postgres(backend) => {
+                let $store = &backend.sql;
+                $call
+            }
+        }
+    };
+}
+
 impl Store {
     /// Opens (creating if missing) the store at `url`, applies pending schema migrations, and
     /// creates the random cluster id on first open.
@@ -144,10 +166,7 @@ impl Store {
                 Backend::Postgres(postgres::Postgres::open(&url, &redacted).await?)
             }
         };
-        let cluster_id = match &backend {
-            Backend::Sqlite(b) => b.init_cluster_id(new_cluster_id()).await?,
-            Backend::Postgres(b) => b.init_cluster_id(new_cluster_id()).await?,
-        };
+        let cluster_id = sql!(&backend, store => store.init_cluster_id(new_cluster_id()).await?);
         tracing::debug!(url = %redacted, cluster_id = format_args!("{cluster_id:#018x}"), "store opened");
         Ok(Store {
             backend,
@@ -176,10 +195,7 @@ impl Store {
 
     /// The highest schema migration version applied to the database.
     pub async fn schema_version(&self) -> Result<i64, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(b) => b.schema_version().await,
-            Backend::Postgres(b) => b.schema_version().await,
-        }
+        sql!(&self.backend, store => store.schema_version().await)
     }
 
     /// Waits, trying every `poll`, until this process is the only writer, announcing itself
@@ -216,10 +232,7 @@ impl Store {
 
     /// The leadership row as the store records it now.
     pub async fn leader(&self) -> Result<LeaderInfo, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(b) => b.leader().await,
-            Backend::Postgres(b) => b.leader().await,
-        }
+        sql!(&self.backend, store => store.leader().await)
     }
 
     /// Appends `records` to the log in one transaction, returning once it committed; an empty
@@ -267,10 +280,7 @@ impl Store {
             to_db(last.seq)?;
         }
         let epoch = leadership.epoch();
-        match &self.backend {
-            Backend::Sqlite(b) => b.append(epoch, records).await,
-            Backend::Postgres(b) => b.append(epoch, records).await,
-        }
+        sql!(&self.backend, store => store.append(epoch, records).await)
     }
 
     /// Reads every record with seq greater than `after`, in order, chunk by chunk.
@@ -291,18 +301,12 @@ impl Store {
 
     /// The seq of the last command in the log (0 if none). Compaction does not lower it.
     pub async fn last_seq(&self) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(b) => b.last_seq().await,
-            Backend::Postgres(b) => b.last_seq().await,
-        }
+        sql!(&self.backend, store => store.last_seq().await)
     }
 
     /// The highest seq the broker confirmed for notification `stream` (0 if never set).
     pub async fn published(&self, stream: &str) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(b) => b.published(stream).await,
-            Backend::Postgres(b) => b.published(stream).await,
-        }
+        sql!(&self.backend, store => store.published(stream).await)
     }
 
     /// Records that the broker confirmed `stream` up to `seq`. Monotonic: a lower `seq` than the
@@ -316,10 +320,7 @@ impl Store {
         self.check_leadership(leadership)?;
         to_db(seq)?;
         let epoch = leadership.epoch();
-        match &self.backend {
-            Backend::Sqlite(b) => b.set_published(epoch, stream, seq).await,
-            Backend::Postgres(b) => b.set_published(epoch, stream, seq).await,
-        }
+        sql!(&self.backend, store => store.set_published(epoch, stream, seq).await)
     }
 
     /// Saves `state`, the engine state after applying commands `1..=seq` (replacing any snapshot
@@ -334,18 +335,12 @@ impl Store {
         self.check_leadership(leadership)?;
         to_db(seq)?;
         let epoch = leadership.epoch();
-        match &self.backend {
-            Backend::Sqlite(b) => b.save_snapshot(epoch, seq, state).await,
-            Backend::Postgres(b) => b.save_snapshot(epoch, seq, state).await,
-        }
+        sql!(&self.backend, store => store.save_snapshot(epoch, seq, state).await)
     }
 
     /// The snapshot with the highest seq, if any.
     pub async fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(b) => b.latest_snapshot().await,
-            Backend::Postgres(b) => b.latest_snapshot().await,
-        }
+        sql!(&self.backend, store => store.latest_snapshot().await)
     }
 
     /// Deletes the log records covered by the latest snapshot and all older snapshots, returning
@@ -355,18 +350,12 @@ impl Store {
     pub async fn compact(&self, leadership: &Leadership) -> Result<u64, StoreError> {
         self.check_leadership(leadership)?;
         let epoch = leadership.epoch();
-        match &self.backend {
-            Backend::Sqlite(b) => b.compact(epoch).await,
-            Backend::Postgres(b) => b.compact(epoch).await,
-        }
+        sql!(&self.backend, store => store.compact(epoch).await)
     }
 
     /// Closes the connection pool; outstanding [`Leadership`]s keep their own lock.
     pub async fn close(&self) {
-        match &self.backend {
-            Backend::Sqlite(b) => b.close().await,
-            Backend::Postgres(b) => b.close().await,
-        }
+        sql!(&self.backend, store => store.close().await)
     }
 
     fn check_leadership(&self, leadership: &Leadership) -> Result<(), StoreError> {
@@ -381,17 +370,11 @@ impl Store {
     }
 
     async fn read_chunk(&self, after: u64, limit: u32) -> Result<Vec<LogRecord>, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(b) => b.read_chunk(after, limit).await,
-            Backend::Postgres(b) => b.read_chunk(after, limit).await,
-        }
+        sql!(&self.backend, store => store.read_chunk(after, limit).await)
     }
 
     async fn log_floor(&self) -> Result<u64, StoreError> {
-        match &self.backend {
-            Backend::Sqlite(b) => b.log_floor().await,
-            Backend::Postgres(b) => b.log_floor().await,
-        }
+        sql!(&self.backend, store => store.log_floor().await)
     }
 }
 

@@ -4,7 +4,8 @@
 //! commit that returned survives `kill -9` and power loss) and a busy timeout. Every write
 //! transaction starts with `BEGIN IMMEDIATE`, taking SQLite's single writer lock up front, so
 //! the fence, the head check and the insert see one consistent log. Readers run concurrently
-//! from the same pool. Leadership is an exclusive `flock` on `<db>.lock`.
+//! from the same pool. Leadership is an exclusive `flock` on `<db>.lock`. The log, snapshots and
+//! fencing are the shared [`SqlStore`], in SQLite's [`Dialect`].
 
 use std::fs::{OpenOptions, TryLockError};
 use std::path::{Path, PathBuf};
@@ -12,17 +13,17 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::migrate::{MigrateError, Migrator};
+use sqlx::migrate::Migrator;
+use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+    SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions,
+    SqliteQueryResult, SqliteSynchronous,
 };
-use sqlx::{Row, SqliteConnection};
 
 use crate::leadership::{LockGuard, LockProbe};
 use crate::location::Location;
-use crate::{
-    Init, LeaderInfo, Leadership, LogRecord, Snapshot, StoreError, from_db, parse_u64, to_db,
-};
+use crate::sql::{Dialect, SqlBackend, SqlStore};
+use crate::{Init, Leadership, StoreError, from_db};
 
 static MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
 
@@ -38,12 +39,64 @@ macro_rules! now {
     };
 }
 
+/// SQLite's statements for the shared [`SqlStore`].
+impl SqlBackend for sqlx::Sqlite {
+    const DIALECT: Dialect = Dialect {
+        // Takes the single writer lock up front: fence, head check and write see one log.
+        begin_write: "BEGIN IMMEDIATE",
+        migrations_recorded: "SELECT EXISTS (SELECT 1 FROM sqlite_master \
+                              WHERE type = 'table' AND name = '_sqlx_migrations')",
+        insert_cluster_id: "INSERT INTO meta (key, value) VALUES ('cluster_id', ?1) \
+                            ON CONFLICT (key) DO NOTHING",
+        leader: "SELECT epoch, holder, since FROM leader WHERE id = 1",
+        fence: "UPDATE leader SET epoch = epoch WHERE id = 1 AND epoch = ?1",
+        head: "SELECT COALESCE((SELECT MAX(seq) FROM command_log), \
+               (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'log_floor'), 0)",
+        insert_log: "INSERT INTO command_log (seq, command) \
+                     SELECT ?1 + key, value FROM json_each(?2)",
+        read_chunk: "SELECT seq, command FROM command_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
+        log_floor: "SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'log_floor'",
+        published: "SELECT seq FROM published WHERE stream = ?1",
+        set_published: concat!(
+            "INSERT INTO published (stream, seq) VALUES (?1, ?2) \
+             ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, updated_at = ",
+            now!(),
+            " WHERE excluded.seq > published.seq"
+        ),
+        save_snapshot: concat!(
+            "INSERT INTO snapshot (seq, state) VALUES (?1, ?2) \
+             ON CONFLICT (seq) DO UPDATE SET state = excluded.state, created_at = ",
+            now!()
+        ),
+        delete_log_upto: "DELETE FROM command_log WHERE seq <= ?1",
+        delete_snapshots_below: "DELETE FROM snapshot WHERE seq < ?1",
+        raise_log_floor: "INSERT INTO meta (key, value) VALUES ('log_floor', ?1) \
+                          ON CONFLICT (key) DO UPDATE SET value = excluded.value \
+                          WHERE CAST(excluded.value AS INTEGER) > CAST(meta.value AS INTEGER)",
+    };
+
+    fn rows_affected(result: &SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
+
+    /// As one JSON array of the command texts, which `json_each` unpacks.
+    fn bind_commands<'q>(
+        query: Query<'q, Self, SqliteArguments>,
+        commands: Vec<&str>,
+    ) -> Result<Query<'q, Self, SqliteArguments>, sqlx::Error> {
+        let json = serde_json::to_string(&commands).map_err(|e| sqlx::Error::Encode(e.into()))?;
+        Ok(query.bind(json))
+    }
+}
+
 /// An open SQLite store.
 #[derive(Debug, Clone)]
 pub(crate) struct Sqlite {
-    pool: SqlitePool,
+    pub(crate) sql: Sql,
     lock: LockTarget,
 }
+
+type Sql = SqlStore<sqlx::Sqlite>;
 
 /// What [`Sqlite::acquire_leadership`] locks.
 #[derive(Debug, Clone)]
@@ -107,76 +160,23 @@ impl Sqlite {
         url: &str,
         existing: Option<&Path>,
     ) -> Result<Self, StoreError> {
-        let migrate_error = |source| StoreError::Migrate {
-            url: url.to_owned(),
-            source,
-        };
-        let recorded: Option<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
-        )
-        .fetch_optional(&pool)
-        .await
-        .map_err(|e| migrate_error(MigrateError::from(e)))?;
-        if recorded.is_some() {
-            let found: Option<i64> =
-                sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations")
-                    .fetch_one(&pool)
-                    .await
-                    .map_err(|e| migrate_error(MigrateError::from(e)))?;
-            crate::check_schema_version(found, &MIGRATOR)?;
-        } else if let Some(path) = existing {
-            pool.close().await;
+        let sql = Sql::new(pool);
+        let recorded = sql.check_schema(&MIGRATOR, url).await?;
+        if let Some(path) = existing.filter(|_| !recorded) {
+            sql.close().await;
             return Err(StoreError::NotAStore {
                 path: path.to_owned(),
                 reason: "has no l2pop schema",
             });
         }
-        MIGRATOR.run(&pool).await.map_err(migrate_error)?;
-        Ok(Self { pool, lock })
-    }
-
-    /// Records `candidate` as the cluster id unless one exists; returns the recorded one.
-    /// Writes only on the first open, so opening a standby never waits for the writer.
-    pub(crate) async fn init_cluster_id(&self, candidate: u64) -> Result<u64, StoreError> {
-        let meta_error = |source| StoreError::Meta {
-            key: "cluster_id",
-            source,
-        };
-        let select = "SELECT value FROM meta WHERE key = 'cluster_id'";
-        let mut value: Option<String> = sqlx::query_scalar(select)
-            .fetch_optional(&self.pool)
+        MIGRATOR
+            .run(&sql.pool)
             .await
-            .map_err(meta_error)?;
-        if value.is_none() {
-            // A concurrent first open may win; then its id is the one read back.
-            sqlx::query(
-                "INSERT INTO meta (key, value) VALUES ('cluster_id', ?1) \
-                 ON CONFLICT (key) DO NOTHING",
-            )
-            .bind(candidate.to_string())
-            .execute(&self.pool)
-            .await
-            .map_err(meta_error)?;
-            value = Some(
-                sqlx::query_scalar(select)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(meta_error)?,
-            );
-        }
-        parse_u64("meta.cluster_id", value.as_deref().unwrap_or_default())
-    }
-
-    pub(crate) async fn schema_version(&self) -> Result<i64, StoreError> {
-        let version: Option<i64> =
-            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
-                .fetch_one(&self.pool)
-                .await
-                .map_err(|source| StoreError::Meta {
-                    key: "schema_version",
-                    source,
-                })?;
-        Ok(version.unwrap_or(0))
+            .map_err(|source| StoreError::Migrate {
+                url: url.to_owned(),
+                source,
+            })?;
+        Ok(Self { sql, lock })
     }
 
     pub(crate) async fn acquire_leadership(
@@ -220,8 +220,9 @@ impl Sqlite {
             source,
         };
         let mut tx = self
+            .sql
             .pool
-            .begin_with("BEGIN IMMEDIATE")
+            .begin_with(<sqlx::Sqlite as SqlBackend>::DIALECT.begin_write)
             .await
             .map_err(leadership_error)?;
         sqlx::query(concat!(
@@ -233,10 +234,12 @@ impl Sqlite {
         .execute(&mut *tx)
         .await
         .map_err(leadership_error)?;
-        let epoch = current_epoch(&mut tx).await.map_err(leadership_error)?;
+        let epoch = Sql::current_epoch(&mut tx)
+            .await
+            .map_err(leadership_error)?;
         tx.commit().await.map_err(leadership_error)?;
         let probe = Probe {
-            pool: self.pool.clone(),
+            sql: self.sql.clone(),
         };
         Ok(Leadership::new(
             from_db("leader.epoch", epoch)?,
@@ -246,297 +249,26 @@ impl Sqlite {
             probe,
         ))
     }
-
-    pub(crate) async fn leader(&self) -> Result<LeaderInfo, StoreError> {
-        let row = sqlx::query("SELECT epoch, holder, since FROM leader WHERE id = 1")
-            .fetch_one(&self.pool)
-            .await
-            .map_err(|source| StoreError::Meta {
-                key: "leader",
-                source,
-            })?;
-        let decode = |source| StoreError::Meta {
-            key: "leader",
-            source,
-        };
-        Ok(LeaderInfo {
-            epoch: from_db("leader.epoch", row.try_get(0).map_err(decode)?)?,
-            holder: row.try_get(1).map_err(decode)?,
-            since: row.try_get(2).map_err(decode)?,
-        })
-    }
-
-    pub(crate) async fn append(&self, epoch: u64, records: &[LogRecord]) -> Result<(), StoreError> {
-        let first = records.first().map_or(0, |r| r.seq);
-        let count = records.len();
-        let db = |source| StoreError::Append {
-            first,
-            count,
-            source,
-        };
-        // One bind for the whole batch: a JSON array of the command texts, unpacked by
-        // json_each; the statement text is fixed, so it is prepared once and cached.
-        let commands: Vec<&str> = records.iter().map(|r| r.command.as_str()).collect();
-        let commands =
-            serde_json::to_string(&commands).map_err(|e| db(sqlx::Error::Encode(e.into())))?;
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        fence(&mut tx, epoch, db).await?;
-        let last = head(&mut tx).await.map_err(db)?;
-        crate::check_continues(from_db("command_log.seq", last)?, first)?;
-        let inserted = sqlx::query(
-            "INSERT INTO command_log (seq, command) SELECT ?1 + key, value FROM json_each(?2)",
-        )
-        .bind(to_db(first)?)
-        .bind(commands)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?
-        .rows_affected();
-        if inserted != count as u64 {
-            return Err(db(sqlx::Error::Protocol(format!(
-                "inserted {inserted} rows for {count} records"
-            ))));
-        }
-        tx.commit().await.map_err(db)
-    }
-
-    pub(crate) async fn read_chunk(
-        &self,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<LogRecord>, StoreError> {
-        let db = |source| StoreError::ReadLog { after, source };
-        let rows: Vec<(i64, String)> = sqlx::query_as(
-            "SELECT seq, command FROM command_log WHERE seq > ?1 ORDER BY seq LIMIT ?2",
-        )
-        .bind(to_db(after)?)
-        .bind(i64::from(limit))
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db)?;
-        rows.into_iter()
-            .map(|(seq, command)| {
-                Ok(LogRecord {
-                    seq: from_db("command_log.seq", seq)?,
-                    command,
-                })
-            })
-            .collect()
-    }
-
-    pub(crate) async fn last_seq(&self) -> Result<u64, StoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(|source| StoreError::ReadLog { after: 0, source })?;
-        let last = head(&mut conn)
-            .await
-            .map_err(|source| StoreError::ReadLog { after: 0, source })?;
-        from_db("command_log.seq", last)
-    }
-
-    pub(crate) async fn log_floor(&self) -> Result<u64, StoreError> {
-        let floor: Option<i64> =
-            sqlx::query_scalar("SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'log_floor'")
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|source| StoreError::Meta {
-                    key: "log_floor",
-                    source,
-                })?;
-        from_db("meta.log_floor", floor.unwrap_or(0))
-    }
-
-    pub(crate) async fn published(&self, stream: &str) -> Result<u64, StoreError> {
-        let seq: Option<i64> = sqlx::query_scalar("SELECT seq FROM published WHERE stream = ?1")
-            .bind(stream)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(|source| StoreError::Watermark {
-                stream: stream.to_owned(),
-                source,
-            })?;
-        from_db("published.seq", seq.unwrap_or(0))
-    }
-
-    pub(crate) async fn set_published(
-        &self,
-        epoch: u64,
-        stream: &str,
-        seq: u64,
-    ) -> Result<(), StoreError> {
-        let db = |source| StoreError::Watermark {
-            stream: stream.to_owned(),
-            source,
-        };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        fence(&mut tx, epoch, db).await?;
-        sqlx::query(concat!(
-            "INSERT INTO published (stream, seq) VALUES (?1, ?2) \
-             ON CONFLICT (stream) DO UPDATE SET seq = excluded.seq, updated_at = ",
-            now!(),
-            " WHERE excluded.seq > published.seq"
-        ))
-        .bind(stream)
-        .bind(to_db(seq)?)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
-    }
-
-    pub(crate) async fn save_snapshot(
-        &self,
-        epoch: u64,
-        seq: u64,
-        state: &[u8],
-    ) -> Result<(), StoreError> {
-        let db = |source| StoreError::Snapshot {
-            action: "save",
-            source,
-        };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        fence(&mut tx, epoch, db).await?;
-        let last = from_db("command_log.seq", head(&mut tx).await.map_err(db)?)?;
-        if seq > last {
-            return Err(StoreError::SnapshotAhead { seq, last });
-        }
-        sqlx::query(concat!(
-            "INSERT INTO snapshot (seq, state) VALUES (?1, ?2) \
-             ON CONFLICT (seq) DO UPDATE SET state = excluded.state, created_at = ",
-            now!()
-        ))
-        .bind(to_db(seq)?)
-        .bind(state)
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)
-    }
-
-    pub(crate) async fn latest_snapshot(&self) -> Result<Option<Snapshot>, StoreError> {
-        let row: Option<(i64, Vec<u8>)> =
-            sqlx::query_as("SELECT seq, state FROM snapshot ORDER BY seq DESC LIMIT 1")
-                .fetch_optional(&self.pool)
-                .await
-                .map_err(|source| StoreError::Snapshot {
-                    action: "load",
-                    source,
-                })?;
-        row.map(|(seq, state)| {
-            Ok(Snapshot {
-                seq: from_db("snapshot.seq", seq)?,
-                state,
-            })
-        })
-        .transpose()
-    }
-
-    pub(crate) async fn compact(&self, epoch: u64) -> Result<u64, StoreError> {
-        let db = |source| StoreError::Snapshot {
-            action: "compact to",
-            source,
-        };
-        let mut tx = self.pool.begin_with("BEGIN IMMEDIATE").await.map_err(db)?;
-        fence(&mut tx, epoch, db).await?;
-        let Some(upto) = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM snapshot")
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db)?
-        else {
-            return Ok(0);
-        };
-        let deleted = sqlx::query("DELETE FROM command_log WHERE seq <= ?1")
-            .bind(upto)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?
-            .rows_affected();
-        sqlx::query("DELETE FROM snapshot WHERE seq < ?1")
-            .bind(upto)
-            .execute(&mut *tx)
-            .await
-            .map_err(db)?;
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ('log_floor', ?1) ON CONFLICT (key) \
-             DO UPDATE SET value = excluded.value \
-             WHERE CAST(excluded.value AS INTEGER) > CAST(meta.value AS INTEGER)",
-        )
-        .bind(upto.to_string())
-        .execute(&mut *tx)
-        .await
-        .map_err(db)?;
-        tx.commit().await.map_err(db)?;
-        Ok(deleted)
-    }
-
-    pub(crate) async fn close(&self) {
-        self.pool.close().await;
-    }
 }
 
 /// Checks the monitor runs for an SQLite leadership: the flock cannot be lost while the file
 /// is open, but the epoch row tells if someone took over anyway (a deleted lock file).
 struct Probe {
-    pool: SqlitePool,
+    sql: Sql,
 }
 
 impl LockProbe for Probe {
     const ERROR_IS_LOSS: bool = false;
 
     async fn current_epoch(&mut self) -> Result<u64, sqlx::Error> {
-        let mut conn = self.pool.acquire().await?;
-        let epoch = current_epoch(&mut conn).await?;
+        let mut conn = self.sql.pool.acquire().await?;
+        let epoch = Sql::current_epoch(&mut conn).await?;
         Ok(u64::try_from(epoch).unwrap_or(u64::MAX))
     }
 
     async fn release(self) {}
 }
 
-/// `SELECT epoch FROM leader`.
-async fn current_epoch(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar("SELECT epoch FROM leader WHERE id = 1")
-        .fetch_one(conn)
-        .await
-}
-
-/// Re-asserts `epoch` on the leader row inside the caller's write transaction (see
-/// [`crate::Store::append`]); a newer epoch there means this writer was deposed.
-async fn fence(
-    conn: &mut SqliteConnection,
-    epoch: u64,
-    db: impl Fn(sqlx::Error) -> StoreError,
-) -> Result<(), StoreError> {
-    let matched = sqlx::query("UPDATE leader SET epoch = epoch WHERE id = 1 AND epoch = ?1")
-        .bind(to_db(epoch)?)
-        .execute(&mut *conn)
-        .await
-        .map_err(&db)?
-        .rows_affected();
-    if matched == 1 {
-        return Ok(());
-    }
-    let current = current_epoch(conn).await.map_err(&db)?;
-    Err(StoreError::Deposed {
-        mine: epoch,
-        current: from_db("leader.epoch", current)?,
-    })
-}
-
-/// The last seq of the log: its highest record, else the compaction floor, else 0.
-async fn head(conn: &mut SqliteConnection) -> Result<i64, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT COALESCE((SELECT MAX(seq) FROM command_log), \
-         (SELECT CAST(value AS INTEGER) FROM meta WHERE key = 'log_floor'), 0)",
-    )
-    .fetch_one(conn)
-    .await
-}
-
-/// Creates the missing folders above a database file, mode 0750 (the log holds every port and
-/// host of the cloud: not for other users), so that the shipped configuration's
-/// `/var/lib/l2pop/l2pop.db` works on a fresh machine.
 /// The first 16 bytes of every SQLite database file.
 const SQLITE_HEADER: &[u8; 16] = b"SQLite format 3\0";
 
@@ -582,6 +314,9 @@ fn inspect(path: &Path, init: Init) -> Result<bool, StoreError> {
     Ok(init != Init::Explicit)
 }
 
+/// Creates the missing folders above a database file, mode 0750 (the log holds every port and
+/// host of the cloud: not for other users), so that the shipped configuration's
+/// `/var/lib/l2pop/l2pop.db` works on a fresh machine.
 fn create_folder(db: &Path) -> Result<(), StoreError> {
     let Some(folder) = db.parent().filter(|p| !p.as_os_str().is_empty()) else {
         return Ok(());

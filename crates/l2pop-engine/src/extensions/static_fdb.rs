@@ -4,12 +4,13 @@
 //!
 //! It is the smallest complete extension: it validates its input before changing anything,
 //! keeps the state it announces, answers every full FDB from that state, and hands the engine
-//! exactly the changes it made, so the convergence invariant holds.
+//! exactly the changes it made, so the convergence invariant holds. Its state is kept in wire
+//! order (per VTEP, sorted), so a full FDB takes it as it is (see [`ExtensionEntries`]).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::net::IpAddr;
 
-use l2pop_model::{FLOODING_ENTRY, Mac, NetworkId, PortInfo};
+use l2pop_model::{Mac, NetworkId, PortInfo};
 use serde::Deserialize;
 
 use crate::engine::TopologyView;
@@ -17,6 +18,7 @@ use crate::extension::{
     ExtensionChanges, ExtensionEntries, ExtensionError, FdbExtension, FullFdbRequest,
 };
 use crate::full_fdb::validate_entry;
+use crate::sorted::SortedVec;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -27,9 +29,63 @@ pub enum StaticAction {
 
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 struct StaticNetwork {
-    flood: BTreeSet<IpAddr>,
-    /// MAC → (VTEP, IPs): a MAC lives behind one VTEP.
-    macs: BTreeMap<Mac, (IpAddr, BTreeSet<IpAddr>)>,
+    /// MAC → the VTEP it lives behind (one per MAC).
+    macs: BTreeMap<Mac, IpAddr>,
+    /// VTEP → its entries in wire order: the flooding entry (if it floods), then its MACs' entries.
+    vteps: BTreeMap<IpAddr, SortedVec<PortInfo>>,
+}
+
+impl StaticNetwork {
+    fn add(&mut self, vtep: IpAddr, entry: PortInfo) {
+        if !entry.is_flooding() {
+            match self.macs.insert(entry.mac, vtep) {
+                // A move: the MAC takes all its IPs to the new VTEP.
+                Some(old) if old != vtep => {
+                    let moved =
+                        self.vtep_entries(old, |list| list.drain_run(|e| e.mac.cmp(&entry.mac)));
+                    let list = self.vteps.entry(vtep).or_default();
+                    for e in moved {
+                        list.insert(e);
+                    }
+                }
+                _ => {}
+            }
+        }
+        self.vteps.entry(vtep).or_default().insert(entry);
+    }
+
+    fn remove(&mut self, vtep: IpAddr, entry: PortInfo) {
+        if entry.is_flooding() {
+            self.vtep_entries(vtep, |list| list.remove(&entry));
+            return;
+        }
+        // Only where the MAC lives: a removal naming another VTEP is ignored.
+        if self.macs.get(&entry.mac) != Some(&vtep) {
+            return;
+        }
+        let mac_left = self.vtep_entries(vtep, |list| {
+            list.remove(&entry);
+            let at = list.partition_point(|e| e.mac < entry.mac);
+            list.get(at).is_some_and(|e| e.mac == entry.mac)
+        });
+        if !mac_left {
+            self.macs.remove(&entry.mac);
+        }
+    }
+
+    /// Runs `f` on `vtep`'s list (empty if none) and drops the list if `f` emptied it.
+    fn vtep_entries<T>(
+        &mut self,
+        vtep: IpAddr,
+        f: impl FnOnce(&mut SortedVec<PortInfo>) -> T,
+    ) -> T {
+        let list = self.vteps.entry(vtep).or_default();
+        let out = f(list);
+        if list.is_empty() {
+            self.vteps.remove(&vtep);
+        }
+        out
+    }
 }
 
 /// Operator-configured entries, per network.
@@ -68,30 +124,11 @@ impl StaticFdb {
         for entry in entries {
             match action {
                 StaticAction::Add => {
-                    if entry.is_flooding() {
-                        state.flood.insert(vtep);
-                    } else {
-                        let (at, ips) = state
-                            .macs
-                            .entry(entry.mac)
-                            .or_insert_with(|| (vtep, BTreeSet::new()));
-                        *at = vtep;
-                        ips.insert(entry.ip);
-                    }
+                    state.add(vtep, *entry);
                     changes.adds.push((network, vtep, *entry));
                 }
                 StaticAction::Remove => {
-                    if entry.is_flooding() {
-                        state.flood.remove(&vtep);
-                    } else if let Some((at, ips)) =
-                        state.macs.get_mut(&entry.mac).filter(|(at, _)| *at == vtep)
-                    {
-                        let _ = at;
-                        ips.remove(&entry.ip);
-                        if ips.is_empty() {
-                            state.macs.remove(&entry.mac);
-                        }
-                    }
+                    state.remove(vtep, *entry);
                     changes.removes.push((network, vtep, *entry));
                 }
             }
@@ -104,21 +141,16 @@ impl StaticFdb {
 }
 
 impl FdbExtension for StaticFdb {
-    fn extend_full_fdb(
-        &self,
+    fn extend_full_fdb<'a>(
+        &'a self,
         request: &FullFdbRequest<'_>,
-        out: &mut ExtensionEntries,
+        out: &mut ExtensionEntries<'a>,
     ) -> Result<(), ExtensionError> {
         let Some(state) = self.networks.get(&request.network.id) else {
             return Ok(());
         };
-        for vtep in &state.flood {
-            out.unicast(*vtep, FLOODING_ENTRY);
-        }
-        for (mac, (vtep, ips)) in &state.macs {
-            for ip in ips {
-                out.unicast(*vtep, PortInfo::new(*mac, *ip));
-            }
+        for (vtep, list) in &state.vteps {
+            out.extend(*vtep, list);
         }
         Ok(())
     }
