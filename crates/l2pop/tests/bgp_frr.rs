@@ -373,49 +373,11 @@ async fn neutron(server: &TestServer) {
             Some(json!({"device": {"host": "compute-1"}})),
         )
         .await;
-    let vpn = server
-        .admin(
-            Method::POST,
-            "/v2.0/bgpvpn/bgpvpns",
-            Some(json!({"bgpvpn": {"name": "site", "type": "l2", "route_targets": ["65001:1001"], "vni": 1001}})),
-        )
-        .await;
-    let vpn_id = vpn["bgpvpn"]["id"].as_str().unwrap().to_owned();
     server
-        .admin(
-            Method::POST,
-            &format!("/v2.0/bgpvpn/bgpvpns/{vpn_id}/network_associations"),
-            Some(json!({"network_association": {"network_id": network_id}})),
-        )
-        .await;
-    let agent = server
-        .admin(
-            Method::PUT,
-            "/v2.0/l2pop/bgp-agents/bgp-1",
-            Some(json!({"bgp_agent": {"start_flag": true}})),
-        )
-        .await;
-    let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
-    let speaker = server
-        .admin(
-            Method::POST,
-            "/v2.0/bgp-speakers",
-            Some(json!({"bgp_speaker": {"name": "speaker-1", "local_as": 65000}})),
-        )
-        .await;
-    let speaker_id = speaker["bgp_speaker"]["id"].as_str().unwrap().to_owned();
-    server
-        .admin(
-            Method::POST,
-            &format!("/v2.0/agents/{agent_id}/bgp-drinstances"),
-            Some(json!({"bgp_speaker_id": speaker_id})),
-        )
-        .await;
-    server
-        .admin(
-            Method::PUT,
-            &format!("/v2.0/bgp-speakers/{speaker_id}/add_bgp_vpn"),
-            Some(json!({"bgpvpn_id": vpn_id})),
+        .bgpvpn_site(
+            &network_id,
+            "bgp-1",
+            json!({"bgpvpn": {"name": "site", "type": "l2", "route_targets": ["65001:1001"], "vni": 1001}}),
         )
         .await;
 }

@@ -260,7 +260,6 @@ async fn a_silent_bgp_agent_is_reported_dead_and_its_routes_withdrawn() {
     let toml =
         support::config(&sqlite_url(&dir), "backend = \"memory\"") + "[agents]\ndown_time_s = 1\n";
     let server = TestServer::start_with(&toml).await;
-    let put = |path: &str, value: Value| (path.to_owned(), value);
     server
         .admin(
             Method::POST,
@@ -288,53 +287,13 @@ async fn a_silent_bgp_agent_is_reported_dead_and_its_routes_withdrawn() {
             Some(json!({"device": {"host": "compute-1"}})),
         )
         .await;
-    let vpn = server
-        .admin(
-            Method::POST,
-            "/v2.0/bgpvpn/bgpvpns",
-            Some(json!({"bgpvpn": {"type": "l2", "route_targets": ["64512:1"]}})),
-        )
-        .await;
-    let vpn_id = vpn["bgpvpn"]["id"].as_str().unwrap().to_owned();
-    server
-        .admin(
-            Method::POST,
-            &format!("/v2.0/bgpvpn/bgpvpns/{vpn_id}/network_associations"),
-            Some(json!({"network_association": {"network_id": network}})),
-        )
-        .await;
-    let (agent_path, alive) = put(
-        "/v2.0/l2pop/bgp-agents/bgp-1",
-        json!({"bgp_agent": {"alive": true}}),
-    );
-    let agent = server
-        .admin(
-            Method::PUT,
-            &agent_path,
-            Some(json!({"bgp_agent": {"start_flag": true}})),
-        )
-        .await;
-    let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
-    let speaker = server
-        .admin(
-            Method::POST,
-            "/v2.0/bgp-speakers",
-            Some(json!({"bgp_speaker": {"name": "s", "local_as": 64512}})),
-        )
-        .await;
-    let speaker_id = speaker["bgp_speaker"]["id"].as_str().unwrap().to_owned();
-    server
-        .admin(
-            Method::POST,
-            &format!("/v2.0/agents/{agent_id}/bgp-drinstances"),
-            Some(json!({"bgp_speaker_id": speaker_id})),
-        )
-        .await;
-    server
-        .admin(
-            Method::PUT,
-            &format!("/v2.0/bgp-speakers/{speaker_id}/add_bgp_vpn"),
-            Some(json!({"bgpvpn_id": vpn_id})),
+    let agent_path = "/v2.0/l2pop/bgp-agents/bgp-1";
+    let alive = json!({"bgp_agent": {"alive": true}});
+    let agent_id = server
+        .bgpvpn_site(
+            &network,
+            "bgp-1",
+            json!({"bgpvpn": {"type": "l2", "route_targets": ["64512:1"]}}),
         )
         .await;
     server
@@ -353,7 +312,7 @@ async fn a_silent_bgp_agent_is_reported_dead_and_its_routes_withdrawn() {
     // Heartbeats every 300 ms for 2.4 s, twice the down time: the gateway stays.
     for _ in 0..8 {
         let answer = server
-            .admin(Method::PUT, &agent_path, Some(alive.clone()))
+            .admin(Method::PUT, agent_path, Some(alive.clone()))
             .await;
         assert_eq!(answer["agent"]["alive"], true, "{answer}");
         tokio::time::sleep(Duration::from_millis(300)).await;
@@ -384,7 +343,7 @@ async fn a_silent_bgp_agent_is_reported_dead_and_its_routes_withdrawn() {
 
     // Back: an alive report is a change, logged; its routes return.
     let back = server
-        .admin(Method::PUT, &agent_path, Some(alive.clone()))
+        .admin(Method::PUT, agent_path, Some(alive.clone()))
         .await;
     assert_eq!(back["agent"]["alive"], true, "{back}");
     assert!(

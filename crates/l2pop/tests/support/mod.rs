@@ -126,6 +126,52 @@ impl TestServer {
         value
     }
 
+    /// A VPN site for `network`: the BGPVPN `bgpvpn` (a `{"bgpvpn": {...}}` body) associated
+    /// with it, and the BGP agent `bgp_host` (reported with `start_flag`) hosting a speaker
+    /// bound to it. Returns the BGP agent's id.
+    #[allow(dead_code)]
+    pub async fn bgpvpn_site(&self, network: &str, bgp_host: &str, bgpvpn: Value) -> String {
+        let vpn = self
+            .admin(Method::POST, "/v2.0/bgpvpn/bgpvpns", Some(bgpvpn))
+            .await;
+        let vpn_id = vpn["bgpvpn"]["id"].as_str().unwrap().to_owned();
+        self.admin(
+            Method::POST,
+            &format!("/v2.0/bgpvpn/bgpvpns/{vpn_id}/network_associations"),
+            Some(serde_json::json!({"network_association": {"network_id": network}})),
+        )
+        .await;
+        let agent = self
+            .admin(
+                Method::PUT,
+                &format!("/v2.0/l2pop/bgp-agents/{bgp_host}"),
+                Some(serde_json::json!({"bgp_agent": {"start_flag": true}})),
+            )
+            .await;
+        let agent_id = agent["agent"]["id"].as_str().unwrap().to_owned();
+        let speaker = self
+            .admin(
+                Method::POST,
+                "/v2.0/bgp-speakers",
+                Some(serde_json::json!({"bgp_speaker": {"name": "speaker", "local_as": 65000}})),
+            )
+            .await;
+        let speaker_id = speaker["bgp_speaker"]["id"].as_str().unwrap().to_owned();
+        self.admin(
+            Method::POST,
+            &format!("/v2.0/agents/{agent_id}/bgp-drinstances"),
+            Some(serde_json::json!({"bgp_speaker_id": speaker_id})),
+        )
+        .await;
+        self.admin(
+            Method::PUT,
+            &format!("/v2.0/bgp-speakers/{speaker_id}/add_bgp_vpn"),
+            Some(serde_json::json!({"bgpvpn_id": vpn_id})),
+        )
+        .await;
+        agent_id
+    }
+
     /// Creates a network named `name` with one subnet `cidr` (tenant defaults); its id.
     pub async fn network_with_subnet(&self, name: &str, cidr: &str) -> String {
         let network = self
