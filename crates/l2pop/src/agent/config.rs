@@ -88,18 +88,11 @@ pub struct Settings {
 
 impl RawConfig {
     pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        RawConfig::parse(&text, &path.display().to_string())
+        crate::server::config::load_toml(path)
     }
 
-    pub fn parse(text: &str, path: &str) -> Result<RawConfig, ConfigError> {
-        toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source: Box::new(source),
-        })
+    pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
+        crate::server::config::parse_toml(text, origin)
     }
 
     /// Applies `L2POP_*` variables read through `var`.

@@ -154,20 +154,33 @@ pub struct Settings {
     pub max_fixed_ips_per_port: usize,
 }
 
+/// Reads and parses the TOML configuration file at `path` (shared by every role's config).
+pub fn load_toml<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, ConfigError> {
+    let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    parse_toml(&text, &path.display().to_string())
+}
+
+/// Parses TOML configuration text; `origin` names it in errors.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|source| ConfigError::Parse {
+        path: origin.to_owned(),
+        source: Box::new(source),
+    })
+}
+
 impl RawConfig {
     pub fn load(path: &Path) -> Result<RawConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.display().to_string(),
-            source,
-        })?;
-        RawConfig::parse(&text, &path.display().to_string())
+        crate::server::config::load_toml(path)
     }
 
     pub fn parse(text: &str, origin: &str) -> Result<RawConfig, ConfigError> {
-        toml::from_str(text).map_err(|source| ConfigError::Parse {
-            path: origin.to_owned(),
-            source: Box::new(source),
-        })
+        crate::server::config::parse_toml(text, origin)
     }
 
     /// Applies `L2POP_*` overrides from `env` (a lookup, so tests need not touch the process
