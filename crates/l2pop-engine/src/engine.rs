@@ -800,7 +800,7 @@ impl Engine {
         }
         state.claims.winner(mac).map(|(i, c)| {
             let mut claim = c.clone();
-            claim.ips.retain(|ip| port_with_ip(state, ip).is_none());
+            claim.ips.retain(|ip| state.port_with_ip(ip).is_none());
             (i, claim)
         })
     }
@@ -853,7 +853,7 @@ impl Engine {
                     });
                 } else if let Some((_, now)) = after.as_ref().filter(|(i, _)| i == index) {
                     for ip in claim.ips.difference(&now.ips) {
-                        if let Some(port) = port_with_ip(state, ip) {
+                        if let Some(port) = state.port_with_ip(ip) {
                             self.reports.push(Report::CollidesWithPortIp {
                                 extension: extension.clone(),
                                 network,
@@ -1023,7 +1023,7 @@ impl Engine {
                 mac: entry.mac,
                 port: *port,
             });
-        } else if let Some(port) = port_with_ip(state, &entry.ip) {
+        } else if let Some(port) = state.port_with_ip(&entry.ip) {
             self.registry.slots[index].count_dropped();
             self.reports.push(Report::CollidesWithPortIp {
                 extension: self.registry.slots[index].name.clone(),
@@ -1362,8 +1362,7 @@ impl Engine {
         self.topology
             .networks
             .get(&network)
-            .and_then(|s| s.ips.get(&ip))
-            .copied()
+            .and_then(|s| s.port_with_ip(&ip))
     }
 
     /// How many fixed IPs the ports of `network` hold.
@@ -1380,14 +1379,6 @@ impl Engine {
         let any: &dyn Any = &*self.registry.slots[index].extension;
         any.downcast_ref::<E>()
     }
-}
-
-/// The port holding `ip` on the network; `0.0.0.0` (a MAC-only device) is nobody's.
-pub(crate) fn port_with_ip(state: &NetworkState, ip: &IpAddr) -> Option<PortId> {
-    if ip.is_unspecified() {
-        return None;
-    }
-    state.ips.get(ip).copied()
 }
 
 /// Records the entry difference between two visible claims of one MAC.

@@ -384,7 +384,7 @@ fn extension_entries<'a>(
 /// Whether a port of the network has `entry`'s MAC or IP (the checks the record of visible
 /// entries spares; asserted in debug builds, so that the tests check the record).
 fn collides_with_port(state: &NetworkState, entry: &PortInfo) -> bool {
-    state.macs.contains_key(&entry.mac) || crate::engine::port_with_ip(state, &entry.ip).is_some()
+    state.macs.contains_key(&entry.mac) || state.port_with_ip(&entry.ip).is_some()
 }
 
 /// The MACs the first contributing extension holds in this build, whatever became of its
@@ -484,7 +484,7 @@ fn check_entry(
     if !owner_allows(registry, state, owners, index, vtep, &entry, reports) {
         return false;
     }
-    if let Some(port) = crate::engine::port_with_ip(state, &entry.ip) {
+    if let Some(port) = state.port_with_ip(&entry.ip) {
         slot.count_dropped();
         reports.push(Report::CollidesWithPortIp {
             extension: slot.name.clone(),

@@ -56,6 +56,16 @@ pub(crate) struct NetworkState {
     pub(crate) claims: ExtensionClaims,
 }
 
+impl NetworkState {
+    /// The port holding `ip` on the network; `0.0.0.0` (a MAC-only device) is nobody's.
+    pub(crate) fn port_with_ip(&self, ip: &IpAddr) -> Option<PortId> {
+        if ip.is_unspecified() {
+            return None;
+        }
+        self.ips.get(ip).copied()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct RouterState {
     pub(crate) ha: bool,

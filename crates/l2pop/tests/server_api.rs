@@ -540,7 +540,7 @@ async fn every_documented_route_is_served() {
     let dir = tempfile::tempdir().unwrap();
     let server = TestServer::start(&sqlite_url(&dir)).await;
     for route in l2pop::server::api::routes() {
-        let (method, path) = (route.method, route.path);
+        let (method, path) = (route.doc.method, route.doc.path);
         let concrete = path
             .replace("{id}", "00000000-0000-0000-0000-000000000001")
             .replace("{association_id}", "00000000-0000-0000-0000-000000000002")
@@ -549,7 +549,7 @@ async fn every_documented_route_is_served() {
             .replace("{host}", "compute-9");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let (status, body) = server.call(None, method.clone(), &concrete, None).await;
-        if route.open {
+        if route.doc.open {
             assert_eq!(status, StatusCode::OK, "{method} {path}: {body}");
         } else {
             assert_eq!(status, StatusCode::UNAUTHORIZED, "{method} {path}: {body}");

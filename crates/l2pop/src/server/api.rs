@@ -30,6 +30,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::error;
+use super::openapi::RouteDoc;
 use super::owner::{self, OwnerHandle};
 
 /// Shared by every handler.
@@ -895,7 +896,8 @@ async fn healthz(State(app): State<App>) -> Response {
 }
 
 async fn openapi() -> Response {
-    axum::Json(super::openapi::document(&routes())).into_response()
+    let routes = routes();
+    axum::Json(super::openapi::document(routes.iter().map(|r| &r.doc))).into_response()
 }
 
 /// Counts and times every request by route template.
@@ -982,13 +984,7 @@ async fn no_route(request: HttpRequest) -> Response {
 /// One route of the API: what the router serves and the OpenAPI document describes.
 #[derive(Debug)]
 pub struct Route {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub summary: &'static str,
-    /// The key the request body must have (`{"network": {...}}`), if it takes one.
-    pub body: Option<&'static str>,
-    /// Served without a token.
-    pub open: bool,
+    pub doc: RouteDoc,
     pub handler: MethodRouter<App>,
 }
 
@@ -1000,11 +996,13 @@ fn route(
     handler: MethodRouter<App>,
 ) -> Route {
     Route {
-        method,
-        path,
-        summary,
-        body,
-        open: false,
+        doc: RouteDoc {
+            method,
+            path,
+            summary,
+            body,
+            open: false,
+        },
         handler,
     }
 }
@@ -1019,7 +1017,7 @@ pub fn routes() -> Vec<Route> {
     const ASSOC: &str = "/v2.0/bgpvpn/bgpvpns/{id}/network_associations";
     const ASSOC_ONE: &str = "/v2.0/bgpvpn/bgpvpns/{id}/network_associations/{association_id}";
     let open = |mut r: Route| {
-        r.open = true;
+        r.doc.open = true;
         r
     };
     vec![
@@ -1345,11 +1343,38 @@ pub fn router(app: App) -> Router {
     routes()
         .into_iter()
         .fold(Router::new(), |router, route| {
-            router.route(route.path, route.handler)
+            router.route(route.doc.path, route.handler)
         })
         .fallback(no_route)
         .layer(axum::extract::DefaultBodyLimit::max(MAX_BODY_BYTES))
         .layer(middleware::from_fn(neutron_errors))
         .layer(middleware::from_fn(observe))
         .with_state(app)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+
+    #[test]
+    fn every_route_is_documented_once_with_a_summary() {
+        let routes = routes();
+        let document = super::super::openapi::document(routes.iter().map(|r| &r.doc));
+        for RouteDoc { method, path, .. } in routes.iter().map(|r| r.doc) {
+            let operation = &document["paths"][path][method.to_lowercase()];
+            assert!(
+                operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
+                "{method} {path} has no summary"
+            );
+        }
+        let documented: usize = document["paths"].as_object().map_or(0, |paths| {
+            paths
+                .values()
+                .map(|p| p.as_object().map_or(0, Map::len))
+                .sum()
+        });
+        assert_eq!(documented, routes.len(), "a route is listed twice");
+    }
 }

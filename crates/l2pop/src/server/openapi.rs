@@ -1,11 +1,22 @@
 //! The OpenAPI 3.1 document served at `/openapi.json`, built from the route table
-//! ([`super::api::routes`]): every route the router serves is documented, and nothing else.
+//! (`super::api::routes`, which gives a [`RouteDoc`] per route): every route the router serves
+//! is documented, and nothing else.
 
 use serde_json::{Map, Value, json};
 
-use super::api::Route;
+/// What the document says of one route (the route table in `super::api` gives one per route).
+#[derive(Clone, Copy, Debug)]
+pub struct RouteDoc {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    /// The key the request body must have (`{"network": {...}}`), if it takes one.
+    pub body: Option<&'static str>,
+    /// Served without a token.
+    pub open: bool,
+}
 
-pub fn document(routes: &[Route]) -> Value {
+pub fn document<'a>(routes: impl IntoIterator<Item = &'a RouteDoc>) -> Value {
     let mut paths: Map<String, Value> = Map::new();
     for route in routes {
         let (method, path, summary, request) =
@@ -69,31 +80,4 @@ pub fn document(routes: &[Route]) -> Value {
             }},
         },
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn every_route_is_documented_once_with_a_summary() {
-        let routes = crate::server::api::routes();
-        let document = document(&routes);
-        for route in &routes {
-            let operation = &document["paths"][route.path][route.method.to_lowercase()];
-            assert!(
-                operation["summary"].as_str().is_some_and(|s| !s.is_empty()),
-                "{} {} has no summary",
-                route.method,
-                route.path
-            );
-        }
-        let documented: usize = document["paths"].as_object().map_or(0, |paths| {
-            paths
-                .values()
-                .map(|p| p.as_object().map_or(0, Map::len))
-                .sum()
-        });
-        assert_eq!(documented, routes.len(), "a route is listed twice");
-    }
 }
