@@ -46,6 +46,45 @@ pub struct SubnetRecord {
     pub gateway_ip: Option<IpAddr>,
     pub enable_dhcp: bool,
     pub created_at: String,
+    #[serde(default)]
+    pub description: String,
+    /// As given; `None` (not given, and every subnet logged before they were kept) shows
+    /// Neutron's default, the cidr's host addresses without the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation_pools: Option<Vec<AllocationPool>>,
+    #[serde(default)]
+    pub dns_nameservers: Vec<IpAddr>,
+    #[serde(default)]
+    pub host_routes: Vec<HostRoute>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address_mode: Option<Ipv6Mode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_ra_mode: Option<Ipv6Mode>,
+}
+
+/// One of a subnet's `allocation_pools`: the addresses `start..=end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationPool {
+    pub start: IpAddr,
+    pub end: IpAddr,
+}
+
+/// One of a subnet's `host_routes` (handed to instances by DHCP; l2pop only keeps it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRoute {
+    pub destination: IpNet,
+    pub nexthop: IpAddr,
+}
+
+/// Neutron's `ipv6_address_mode` and `ipv6_ra_mode` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ipv6Mode {
+    Slaac,
+    Dhcpv6Stateful,
+    Dhcpv6Stateless,
 }
 
 /// One of a port's `fixed_ips`.
@@ -124,7 +163,16 @@ pub enum Command {
     },
     SubnetUpdate {
         id: SubnetId,
-        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dns_nameservers: Option<Vec<IpAddr>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_routes: Option<Vec<HostRoute>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_dhcp: Option<bool>,
     },
     PortCreate {
         port: PortRecord,

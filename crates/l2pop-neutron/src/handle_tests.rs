@@ -253,3 +253,158 @@ fn liveness_follows_heartbeats_with_time_as_an_input() {
     assert_eq!(catalog.agents_alive(started.plus(170)), 1);
     assert_eq!(catalog.agents_alive(started.plus(176)), 0);
 }
+
+fn subnet_create(fixture: &mut Fixture, subnet: Value) -> Result<Value, crate::NeutronError> {
+    let request = Request::SubnetCreate(body(json!({ "subnet": subnet }), "subnet")?);
+    fixture.handle(request).map(|(_, answer)| answer)
+}
+
+/// Neutron's subnet attributes the CLI shows (issue 12 item 4): default pools are the cidr's
+/// host addresses less the gateway, given ones are kept; bad ones are a 400 naming the field
+/// and the value, and change nothing.
+#[test]
+fn subnet_attributes_are_kept_and_validated() {
+    let mut fixture = Fixture::new();
+    let (network, _) = fixture.network_with_port("compute-1");
+    let answer = subnet_create(
+        &mut fixture,
+        json!({"network_id": network, "cidr": "10.0.0.0/24", "gateway_ip": "10.0.0.10"}),
+    )
+    .unwrap();
+    let subnet = &answer["subnet"];
+    assert_eq!(
+        subnet["allocation_pools"],
+        json!([{"start": "10.0.0.1", "end": "10.0.0.9"}, {"start": "10.0.0.11", "end": "10.0.0.254"}])
+    );
+    for (key, empty) in [
+        ("dns_nameservers", json!([])),
+        ("host_routes", json!([])),
+        ("description", json!("")),
+        ("ipv6_address_mode", Value::Null),
+        ("ipv6_ra_mode", Value::Null),
+    ] {
+        assert_eq!(subnet[key], empty, "{key}");
+    }
+    let answer = subnet_create(
+        &mut fixture,
+        json!({"network_id": network, "cidr": "2001:db8::/64", "ip_version": 6,
+               "description": "v6", "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac",
+               "allocation_pools": [{"start": "2001:db8::10", "end": "2001:db8::20"}],
+               "dns_nameservers": ["2001:db8::53"],
+               "host_routes": [{"destination": "2001:db8:1::/64", "nexthop": "2001:db8::2"}]}),
+    )
+    .unwrap();
+    let subnet = &answer["subnet"];
+    assert_eq!(subnet["ipv6_address_mode"], "slaac");
+    assert_eq!(
+        subnet["allocation_pools"],
+        json!([{"start": "2001:db8::10", "end": "2001:db8::20"}])
+    );
+    assert_eq!(subnet["host_routes"][0]["destination"], "2001:db8:1::/64");
+    let id: Uuid = subnet["id"].as_str().unwrap().parse().unwrap();
+    let update = body(
+        json!({"subnet": {"description": "changed", "dns_nameservers": []}}),
+        "subnet",
+    )
+    .unwrap();
+    let (command, answer) = fixture.handle(Request::SubnetUpdate(id, update)).unwrap();
+    assert_eq!(command.as_deref(), Some("subnet_update"));
+    assert_eq!(answer["subnet"]["description"], "changed");
+    assert_eq!(answer["subnet"]["dns_nameservers"], json!([]));
+    assert_eq!(answer["subnet"]["name"], "", "a name not sent is kept");
+
+    let before = fixture.state.catalog().subnets.len();
+    for (subnet, field, value) in [
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "allocation_pools": [{"start": "10.1.0.1", "end": "10.1.0.9"}]}),
+            "allocation_pools",
+            json!({"start": "10.1.0.1", "end": "10.1.0.9"}),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "allocation_pools": [{"start": "10.2.0.5", "end": "10.2.0.9"}]}),
+            "allocation_pools",
+            json!({"start": "10.2.0.5", "end": "10.2.0.9"}),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "allocation_pools": [{"start": "10.1.0.5", "end": "10.1.0.9"}, {"start": "10.1.0.9", "end": "10.1.0.20"}]}),
+            "allocation_pools",
+            json!({"start": "10.1.0.9", "end": "10.1.0.20"}),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "dns_nameservers": ["192.0.2.53", "192.0.2.53"]}),
+            "dns_nameservers",
+            json!("192.0.2.53"),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "ipv6_address_mode": "slaac"}),
+            "ipv6_address_mode",
+            json!("slaac"),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "ipv6_ra_mode": "stateless"}),
+            "ipv6_ra_mode",
+            json!("stateless"),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "host_routes": [{"destination": "2001:db8::/64", "nexthop": "10.1.0.1"}]}),
+            "host_routes",
+            json!({"destination": "2001:db8::/64", "nexthop": "10.1.0.1"}),
+        ),
+    ] {
+        let refused = subnet_create(&mut fixture, subnet).unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::BadRequest, "{refused:?}");
+        assert_eq!(refused.field.as_deref(), Some(field), "{refused:?}");
+        assert_eq!(refused.value.as_ref(), Some(&value), "{refused:?}");
+    }
+    assert_eq!(fixture.state.catalog().subnets.len(), before);
+}
+
+/// Pools computed for old log records (no `allocation_pools` kept) and edge gateways.
+#[test]
+fn default_allocation_pools_follow_neutron() {
+    use crate::plan::default_allocation_pools;
+    let pools = |cidr: &str, gateway: Option<&str>| {
+        serde_json::to_value(default_allocation_pools(
+            cidr.parse().unwrap(),
+            gateway.map(|g| g.parse().unwrap()),
+        ))
+        .unwrap()
+    };
+    assert_eq!(
+        pools("10.0.0.0/24", Some("10.0.0.1")),
+        json!([{"start": "10.0.0.2", "end": "10.0.0.254"}])
+    );
+    assert_eq!(
+        pools("10.0.0.0/24", Some("10.0.0.254")),
+        json!([{"start": "10.0.0.1", "end": "10.0.0.253"}])
+    );
+    assert_eq!(
+        pools("10.0.0.0/24", None),
+        json!([{"start": "10.0.0.1", "end": "10.0.0.254"}])
+    );
+    assert_eq!(
+        pools("2001:db8::/64", Some("2001:db8::1")),
+        json!([{"start": "2001:db8::2", "end": "2001:db8::ffff:ffff:ffff:ffff"}])
+    );
+    let record: crate::command::SubnetRecord = serde_json::from_value(json!({
+        "id": Uuid::from_u128(9), "name": "old", "project_id": "p", "network_id": Uuid::from_u128(1),
+        "cidr": "10.0.0.0/24", "gateway_ip": "10.0.0.1", "enable_dhcp": true, "created_at": "t"
+    }))
+    .unwrap();
+    assert_eq!(
+        record.allocation_pools, None,
+        "a record logged before pools were kept"
+    );
+    let command: crate::command::Command = serde_json::from_value(
+        json!({"op": "subnet_update", "id": Uuid::from_u128(9), "name": "x"}),
+    )
+    .unwrap();
+    assert!(matches!(
+        command,
+        crate::command::Command::SubnetUpdate {
+            name: Some(_),
+            description: None,
+            ..
+        }
+    ));
+}

@@ -136,14 +136,35 @@ impl NeutronState {
             }
             Command::NetworkDelete { id } => self.network_delete(*id),
             Command::SubnetCreate { subnet } => self.subnet_create(subnet),
-            Command::SubnetUpdate { id, name } => {
+            Command::SubnetUpdate {
+                id,
+                name,
+                description,
+                dns_nameservers,
+                host_routes,
+                enable_dhcp,
+            } => {
                 let subnet = self
                     .catalog
                     .subnets
                     .get_mut(id)
                     .map(Arc::make_mut)
                     .ok_or_else(|| NeutronError::not_found("subnet", id))?;
-                subnet.name.clone_from(name);
+                if let Some(name) = name {
+                    subnet.name.clone_from(name);
+                }
+                if let Some(description) = description {
+                    subnet.description.clone_from(description);
+                }
+                if let Some(servers) = dns_nameservers {
+                    subnet.dns_nameservers.clone_from(servers);
+                }
+                if let Some(routes) = host_routes {
+                    subnet.host_routes.clone_from(routes);
+                }
+                if let Some(dhcp) = enable_dhcp {
+                    subnet.enable_dhcp = *dhcp;
+                }
                 Ok(Vec::new())
             }
             Command::PortCreate { port } => self.port_create(port),

@@ -119,6 +119,9 @@ impl Catalog {
     }
 
     pub fn subnet_view(&self, subnet: &SubnetRecord) -> Value {
+        let pools = subnet.allocation_pools.clone().unwrap_or_else(|| {
+            crate::plan::default_allocation_pools(subnet.cidr, subnet.gateway_ip)
+        });
         json!({
             "id": subnet.id,
             "name": subnet.name,
@@ -130,6 +133,14 @@ impl Catalog {
             "gateway_ip": subnet.gateway_ip,
             "enable_dhcp": subnet.enable_dhcp,
             "created_at": subnet.created_at,
+            "description": subnet.description,
+            "allocation_pools": pools,
+            "dns_nameservers": subnet.dns_nameservers,
+            "host_routes": subnet.host_routes,
+            "ipv6_address_mode": subnet.ipv6_address_mode,
+            "ipv6_ra_mode": subnet.ipv6_ra_mode,
+            "subnetpool_id": null,
+            "service_types": [],
         })
     }
 

@@ -996,6 +996,12 @@ fn owner_rate(n: u64) -> anyhow::Result<f64> {
                 gateway_ip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
                 enable_dhcp: true,
                 created_at,
+                description: String::new(),
+                allocation_pools: None,
+                dns_nameservers: Vec::new(),
+                host_routes: Vec::new(),
+                ipv6_address_mode: None,
+                ipv6_ra_mode: None,
             },
         })
         .map_err(api)?;
