@@ -33,6 +33,44 @@ pub struct NetworkRecord {
     pub segmentation_id: Option<u32>,
     pub physical_network: Option<String>,
     pub created_at: String,
+    /// As given; `None` shows the largest MTU of the network type ([`max_mtu`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Kept and shown only: l2pop enforces no port security (see docs/server.md).
+    #[serde(default = "yes")]
+    pub port_security_enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The largest MTU of a network of `network_type` on Neutron's default `global_physnet_mtu`
+/// (1,500) with IPv4 underlay overhead (VXLAN and Geneve 50 bytes, GRE 42).
+pub fn max_mtu(network_type: NetworkType) -> u32 {
+    match network_type {
+        NetworkType::Vxlan | NetworkType::Geneve => 1450,
+        NetworkType::Gre => 1458,
+        NetworkType::Vlan | NetworkType::Flat | NetworkType::Local => 1500,
+    }
+}
+
+/// Neutron's `binding:vnic_type` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VnicType {
+    #[default]
+    Normal,
+    Direct,
+    Macvtap,
+    Baremetal,
+    DirectPhysical,
+    VirtioForwarder,
+    SmartNic,
+    Vdpa,
+    RemoteManaged,
+    AcceleratorDirect,
+    AcceleratorDirectPhysical,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -110,6 +148,14 @@ pub struct PortRecord {
     pub host: Option<Host>,
     pub admin_state_up: bool,
     pub created_at: String,
+    #[serde(default)]
+    pub description: String,
+    /// Kept and shown only (see [`NetworkRecord::port_security_enabled`]).
+    #[serde(default = "yes")]
+    pub port_security_enabled: bool,
+    /// `binding:vnic_type`.
+    #[serde(default)]
+    pub vnic_type: VnicType,
 }
 
 /// A networking-bgpvpn network association.
@@ -154,6 +200,10 @@ pub enum Command {
         description: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         admin_state_up: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtu: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port_security_enabled: Option<bool>,
     },
     NetworkDelete {
         id: NetworkId,
@@ -198,6 +248,12 @@ pub enum Command {
             with = "double_option"
         )]
         host: Option<Option<Host>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port_security_enabled: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vnic_type: Option<VnicType>,
     },
     PortDelete {
         id: PortId,

@@ -408,3 +408,94 @@ fn default_allocation_pools_follow_neutron() {
         }
     ));
 }
+
+/// The attributes clients send with every create (issue 12 item 4): `description`, `mtu`
+/// (validated against the network type), `port_security_enabled` (the network's by default),
+/// `binding:vnic_type`, and `security_groups` (only `[]`: l2pop has none).
+#[test]
+fn common_attributes_are_kept_or_refused_by_name() {
+    let mut fixture = Fixture::new();
+    let (_, network) = fixture
+        .handle(Request::NetworkCreate(
+            body(
+                json!({"network": {"name": "n", "mtu": "1400", "port_security_enabled": false, "description": "d"}}),
+                "network",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    assert_eq!(network["network"]["mtu"], 1400);
+    assert_eq!(network["network"]["port_security_enabled"], false);
+    let network_id = network["network"]["id"].as_str().unwrap().to_owned();
+    let (_, port) = fixture
+        .handle(Request::PortCreate(
+            body(
+                json!({"port": {"network_id": network_id, "description": "vm port", "security_groups": [],
+                                "binding:vnic_type": "direct"}}),
+                "port",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    let port = &port["port"];
+    assert_eq!(port["description"], "vm port");
+    assert_eq!(port["port_security_enabled"], false, "the network's");
+    assert_eq!(port["binding:vnic_type"], "direct");
+    assert_eq!(port["security_groups"], json!([]));
+    let port_id: PortId = port["id"].as_str().unwrap().parse().unwrap();
+    let (command, port) = fixture
+        .handle(Request::PortUpdate(
+            port_id,
+            body(
+                json!({"port": {"port_security_enabled": true, "binding:vnic_type": "normal"}}),
+                "port",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    assert_eq!(command.as_deref(), Some("port_update"));
+    assert_eq!(port["port"]["port_security_enabled"], true);
+    assert_eq!(port["port"]["binding:vnic_type"], "normal");
+    assert_eq!(port["port"]["description"], "vm port");
+
+    let (_, plain) = fixture
+        .handle(Request::NetworkCreate(
+            body(json!({"network": {}}), "network").unwrap(),
+        ))
+        .unwrap();
+    assert_eq!(
+        plain["network"]["mtu"], 1450,
+        "VXLAN on a 1,500-byte underlay"
+    );
+    assert_eq!(plain["network"]["port_security_enabled"], true);
+
+    let ports_before = fixture.state.catalog().ports.len();
+    let refused = fixture
+        .handle(Request::PortCreate(
+            body(
+                json!({"port": {"network_id": network_id, "security_groups": ["default"]}}),
+                "port",
+            )
+            .unwrap(),
+        ))
+        .unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("security_groups"));
+    assert_eq!(refused.value, Some(json!("default")));
+    assert_eq!(fixture.state.catalog().ports.len(), ports_before);
+    for mtu in [1451, 67] {
+        let refused = fixture
+            .handle(Request::NetworkCreate(
+                body(json!({"network": {"mtu": mtu}}), "network").unwrap(),
+            ))
+            .unwrap_err();
+        assert_eq!(refused.field.as_deref(), Some("mtu"));
+        assert_eq!(refused.value, Some(json!(mtu)));
+    }
+    let refused = body::<crate::request::PortCreateBody>(
+        json!({"port": {"network_id": network_id, "binding:vnic_type": "fancy"}}),
+        "port",
+    )
+    .unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("binding:vnic_type"));
+    assert_eq!(refused.value, Some(json!("fancy")));
+}

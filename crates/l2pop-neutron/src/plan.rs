@@ -23,6 +23,7 @@ use crate::request::{
     DESCRIPTION_MAX_LEN, DeviceBody, FixedIpRequest, Fresh, NAME_MAX_LEN, NetworkCreateBody,
     NetworkUpdateBody, PortCreateBody, PortUpdateBody, SpeakerCreateBody, SpeakerUpdateBody,
     SpeakerVpnBody, SubnetCreateBody, SubnetUpdateBody, TenantNetworks, check_len,
+    check_security_groups,
 };
 use crate::state::NeutronState;
 
@@ -99,6 +100,10 @@ impl NeutronState {
             }
             (NetworkType::Flat | NetworkType::Local, None) => None,
         };
+        check_len("description", Some(&body.description), DESCRIPTION_MAX_LEN)?;
+        if let Some(mtu) = body.mtu {
+            check_mtu(mtu, network_type)?;
+        }
         let id = NetworkId(self.new_id(caller, "network", body.id, fresh)?);
         let network = NetworkRecord {
             id,
@@ -110,6 +115,8 @@ impl NeutronState {
             segmentation_id,
             physical_network: body.physical_network,
             created_at: fresh.now().to_string(),
+            mtu: body.mtu,
+            port_security_enabled: body.port_security_enabled,
         };
         Ok((id, Command::NetworkCreate { network }))
     }
@@ -159,14 +166,20 @@ impl NeutronState {
             body.description.as_deref(),
             DESCRIPTION_MAX_LEN,
         )?;
-        self.catalog
+        let network = self
+            .catalog
             .visible_network(id, caller)
             .ok_or_else(|| NeutronError::not_found("network", id))?;
+        if let Some(mtu) = body.mtu {
+            check_mtu(mtu, network.network_type)?;
+        }
         Ok(Command::NetworkUpdate {
             id,
             name: body.name,
             description: body.description,
             admin_state_up: body.admin_state_up,
+            mtu: body.mtu,
+            port_security_enabled: body.port_security_enabled,
         })
     }
 
@@ -379,6 +392,20 @@ fn reserved_fixed_ip(subnet: &SubnetRecord, ip: IpAddr, device_owner: &str) -> O
 }
 
 /// The `n`th address of `net` (0 is the network address).
+/// Neutron's MTU rules: at least 68 (IPv4's minimum), at most what the network type allows
+/// ("Requested MTU is too big").
+fn check_mtu(mtu: u32, network_type: NetworkType) -> Result<(), NeutronError> {
+    let max = crate::command::max_mtu(network_type);
+    if !(68..=max).contains(&mtu) {
+        return Err(NeutronError::invalid(
+            "mtu",
+            mtu,
+            format!("must be between 68 and {max} for a {network_type} network"),
+        ));
+    }
+    Ok(())
+}
+
 /// Neutron's `max_dns_nameservers` and `max_subnet_host_routes` defaults.
 pub const MAX_DNS_NAMESERVERS: usize = 5;
 pub const MAX_HOST_ROUTES: usize = 20;
@@ -580,6 +607,11 @@ impl NeutronState {
             Some(mac) => mac,
             None => self.free_mac(network.id, fresh)?,
         };
+        check_len("description", Some(&body.description), DESCRIPTION_MAX_LEN)?;
+        check_security_groups(body.security_groups.as_deref())?;
+        let port_security_enabled = body
+            .port_security_enabled
+            .unwrap_or(network.port_security_enabled);
         let fixed_ips =
             self.resolve_fixed_ips(network.id, body.fixed_ips, &[], &body.device_owner)?;
         let id = PortId(self.new_id(caller, "port", body.id, fresh)?);
@@ -595,6 +627,9 @@ impl NeutronState {
             host,
             admin_state_up: body.admin_state_up,
             created_at: fresh.now().to_string(),
+            description: body.description,
+            port_security_enabled,
+            vnic_type: body.vnic_type.unwrap_or_default(),
         };
         Ok((id, Command::PortCreate { port }))
     }
@@ -608,6 +643,12 @@ impl NeutronState {
         check_len("name", body.name.as_deref(), NAME_MAX_LEN)?;
         check_len("device_owner", body.device_owner.as_deref(), NAME_MAX_LEN)?;
         check_len("device_id", body.device_id.as_deref(), NAME_MAX_LEN)?;
+        check_len(
+            "description",
+            body.description.as_deref(),
+            DESCRIPTION_MAX_LEN,
+        )?;
+        check_security_groups(body.security_groups.as_deref())?;
         let port = self
             .catalog
             .ports
@@ -645,6 +686,9 @@ impl NeutronState {
             device_owner: body.device_owner,
             device_id: body.device_id,
             host,
+            description: body.description,
+            port_security_enabled: body.port_security_enabled,
+            vnic_type: body.vnic_type,
         })
     }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::command::{AllocationPool, HostRoute, Ipv6Mode, SubnetId};
+use crate::command::{AllocationPool, HostRoute, Ipv6Mode, SubnetId, VnicType};
 use crate::error::NeutronError;
 
 /// What a project network gets when it names no provider attributes (Neutron's
@@ -192,6 +192,10 @@ pub struct NetworkCreateBody {
     pub segmentation_id: Option<u32>,
     #[serde(rename = "provider:physical_network")]
     pub physical_network: Option<String>,
+    #[serde(default, deserialize_with = "int::option::deserialize")]
+    pub mtu: Option<u32>,
+    #[serde(default = "yes")]
+    pub port_security_enabled: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -200,6 +204,9 @@ pub struct NetworkUpdateBody {
     pub name: Option<String>,
     pub description: Option<String>,
     pub admin_state_up: Option<bool>,
+    #[serde(default, deserialize_with = "int::option::deserialize")]
+    pub mtu: Option<u32>,
+    pub port_security_enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -274,6 +281,14 @@ pub struct PortCreateBody {
     pub admin_state_up: bool,
     pub project_id: Option<String>,
     pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Absent: the network's.
+    pub port_security_enabled: Option<bool>,
+    /// Only `[]` is taken (l2pop has no security groups).
+    pub security_groups: Option<Vec<Value>>,
+    #[serde(rename = "binding:vnic_type")]
+    pub vnic_type: Option<VnicType>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -287,6 +302,24 @@ pub struct PortUpdateBody {
     pub device_id: Option<String>,
     #[serde(rename = "binding:host_id")]
     pub host: Option<String>,
+    pub description: Option<String>,
+    pub port_security_enabled: Option<bool>,
+    pub security_groups: Option<Vec<Value>>,
+    #[serde(rename = "binding:vnic_type")]
+    pub vnic_type: Option<VnicType>,
+}
+
+/// `security_groups`: l2pop has no security groups (the `security-group` extension is not
+/// offered), so only "none" (`[]`) is taken; a group is refused naming it.
+pub(crate) fn check_security_groups(groups: Option<&[Value]>) -> Result<(), NeutronError> {
+    match groups.and_then(|groups| groups.first()) {
+        Some(group) => Err(NeutronError::invalid(
+            "security_groups",
+            group.clone(),
+            "l2pop has no security groups (only [] is taken)",
+        )),
+        None => Ok(()),
+    }
 }
 
 #[derive(Debug, Deserialize)]

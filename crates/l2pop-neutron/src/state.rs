@@ -116,6 +116,8 @@ impl NeutronState {
                 name,
                 description,
                 admin_state_up,
+                mtu,
+                port_security_enabled,
             } => {
                 let network = self
                     .catalog
@@ -131,6 +133,12 @@ impl NeutronState {
                 }
                 if let Some(up) = admin_state_up {
                     network.admin_state_up = *up;
+                }
+                if let Some(mtu) = mtu {
+                    network.mtu = Some(*mtu);
+                }
+                if let Some(enabled) = port_security_enabled {
+                    network.port_security_enabled = *enabled;
                 }
                 Ok(Vec::new())
             }
@@ -562,6 +570,9 @@ impl NeutronState {
             device_owner,
             device_id,
             host,
+            description,
+            port_security_enabled,
+            vnic_type,
         } = command
         else {
             return Ok(Vec::new());
@@ -619,6 +630,15 @@ impl NeutronState {
             }
             if let Some(host) = host {
                 port.host.clone_from(host);
+            }
+            if let Some(description) = description {
+                port.description.clone_from(description);
+            }
+            if let Some(enabled) = port_security_enabled {
+                port.port_security_enabled = *enabled;
+            }
+            if let Some(vnic_type) = vnic_type {
+                port.vnic_type = *vnic_type;
             }
         }
         self.sync_status(*id);

@@ -109,6 +109,8 @@ impl Catalog {
             "shared": false,
             "subnets": subnets,
             "created_at": network.created_at,
+            "mtu": network.mtu.unwrap_or_else(|| crate::command::max_mtu(network.network_type)),
+            "port_security_enabled": network.port_security_enabled,
         });
         if caller.is_admin() {
             view["provider:network_type"] = json!(network.network_type);
@@ -171,6 +173,10 @@ impl Catalog {
             "admin_state_up": port.admin_state_up,
             "status": self.port_status(port.id),
             "created_at": port.created_at,
+            "description": port.description,
+            "port_security_enabled": port.port_security_enabled,
+            "security_groups": [],
+            "binding:vnic_type": port.vnic_type,
         });
         if caller.is_admin() {
             view["binding:host_id"] = json!(port.host.as_ref().map_or("", |h| h.as_str()));

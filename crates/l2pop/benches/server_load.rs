@@ -976,6 +976,8 @@ fn owner_rate(n: u64) -> anyhow::Result<f64> {
                 id: network_id(),
                 name: "bench".to_owned(),
                 description: String::new(),
+                mtu: None,
+                port_security_enabled: true,
                 project_id: "bench".to_owned(),
                 admin_state_up: true,
                 network_type: NetworkType::Vxlan,
