@@ -499,3 +499,95 @@ fn common_attributes_are_kept_or_refused_by_name() {
     assert_eq!(refused.field.as_deref(), Some("binding:vnic_type"));
     assert_eq!(refused.value, Some(json!("fancy")));
 }
+
+fn query(pairs: &[(&str, &str)]) -> Result<ListParams, crate::NeutronError> {
+    ListParams::parse(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
+}
+
+/// Neutron's filter validation, `sort_key`/`sort_dir`, and `fixed_ips=ip_address=...` /
+/// `fixed_ips=subnet_id=...` filters (issue 12 item 4).
+#[test]
+fn filters_are_validated_sorted_and_match_fixed_ips() {
+    let mut fixture = Fixture::new();
+    let (network, _) = fixture.network_with_port("compute-1");
+    let subnet = subnet_create(
+        &mut fixture,
+        json!({"network_id": network, "cidr": "10.0.0.0/24"}),
+    )
+    .unwrap();
+    let subnet_id = subnet["subnet"]["id"].as_str().unwrap().to_owned();
+    for name in ["b", "c", "a"] {
+        fixture
+            .handle(Request::PortCreate(
+                body(
+                    json!({"port": {"network_id": network, "name": name}}),
+                    "port",
+                )
+                .unwrap(),
+            ))
+            .unwrap();
+    }
+    let catalog = fixture.state.catalog();
+    let now = Time(0);
+    let list = |params: &ListParams, after: Option<&str>, max: usize| {
+        catalog.page(Collection::Ports, &Caller::Admin, params, after, max, now)
+    };
+    let names = |page: &crate::listing::Page| -> Vec<String> {
+        page.items
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let refused = list(&query(&[("colour", "red")]).unwrap(), None, 10).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::BadRequest);
+    assert_eq!(refused.field.as_deref(), Some("colour"));
+    let refused = list(&query(&[("sort_key", "colour")]).unwrap(), None, 10).unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("sort_key"));
+    assert_eq!(refused.value, Some(json!("colour")));
+    let refused = query(&[("sort_key", "name"), ("sort_dir", "up")]).unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("sort_dir"));
+    let refused = list(&query(&[("fixed_ips", "10.0.0.2")]).unwrap(), None, 10).unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("fixed_ips"));
+
+    // By name, ascending then descending, paged by marker.
+    let by_name = query(&[
+        ("sort_key", "name"),
+        ("sort_dir", "asc"),
+        ("device_owner", ""),
+    ])
+    .unwrap();
+    let first = list(&by_name, None, 2).unwrap();
+    assert_eq!(names(&first), ["", "a"], "the port without a name first");
+    assert!(first.more);
+    let rest = list(&by_name, first.last_id.as_deref(), 2).unwrap();
+    assert_eq!(names(&rest), ["b", "c"]);
+    assert!(!rest.more);
+    let desc = query(&[("sort_key", "name"), ("sort_dir", "desc")]).unwrap();
+    assert_eq!(names(&list(&desc, None, 10).unwrap()), ["c", "b", "a", ""]);
+
+    // fixed_ips: the port named "a" was created third after the subnet: 10.0.0.4.
+    let a = list(&query(&[("name", "a")]).unwrap(), None, 10).unwrap();
+    let ip = a.items[0]["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_ip = query(&[("fixed_ips", &format!("ip_address={ip}"))]).unwrap();
+    assert_eq!(names(&list(&by_ip, None, 10).unwrap()), ["a"]);
+    let by_subnet = query(&[("fixed_ips", &format!("subnet_id={subnet_id}"))]).unwrap();
+    assert_eq!(
+        list(&by_subnet, None, 10).unwrap().items.len(),
+        3,
+        "the first port has no address"
+    );
+    let both = query(&[
+        ("fixed_ips", &format!("subnet_id={subnet_id}")),
+        ("fixed_ips", "ip_address=10.9.9.9"),
+    ])
+    .unwrap();
+    assert!(list(&both, None, 10).unwrap().items.is_empty());
+}

@@ -239,6 +239,11 @@ fn page_links(base: &str, params: &ListParams, page: &Page) -> Vec<Value> {
                 .iter()
                 .map(|f| ("fields".to_owned(), f.clone())),
         );
+        for (key, ascending) in &params.sort {
+            pairs.push(("sort_key".to_owned(), key.clone()));
+            let dir = if *ascending { "asc" } else { "desc" };
+            pairs.push(("sort_dir".to_owned(), dir.to_owned()));
+        }
         if let Some(limit) = params.limit {
             pairs.push(("limit".to_owned(), limit.to_string()));
         }
