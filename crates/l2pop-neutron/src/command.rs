@@ -224,6 +224,10 @@ pub enum Command {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         enable_dhcp: Option<bool>,
     },
+    /// Logged only while no port has an address in the subnet.
+    SubnetDelete {
+        id: SubnetId,
+    },
     PortCreate {
         port: PortRecord,
     },

@@ -343,6 +343,38 @@ impl NeutronState {
     }
 }
 
+impl NeutronState {
+    /// Neutron's `SubnetInUse` (409) while a port has an address in the subnet.
+    pub fn plan_subnet_delete(
+        &self,
+        caller: &Caller,
+        id: SubnetId,
+    ) -> Result<Command, NeutronError> {
+        let subnet = self
+            .catalog
+            .visible_subnet(id, caller)
+            .ok_or_else(|| NeutronError::not_found("subnet", id))?;
+        let in_use = self
+            .catalog
+            .network_ports
+            .get(&subnet.network_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|port| self.catalog.ports.get(port))
+            .any(|port| port.fixed_ips.iter().any(|f| f.subnet_id == id));
+        if in_use {
+            return Err(NeutronError::conflict(
+                "SubnetInUse",
+                format!(
+                    "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
+                ),
+            )
+            .with_field("id"));
+        }
+        Ok(Command::SubnetDelete { id })
+    }
+}
+
 /// Neutron's `check_gateway_invalid_in_subnet`: an IPv4 gateway may be neither the network
 /// nor the broadcast address (IPv6 has no broadcast, and its subnet-router anycast address,
 /// the network address, is a valid gateway).

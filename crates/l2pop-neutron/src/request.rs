@@ -485,6 +485,7 @@ pub enum Request {
     NetworkDelete(NetworkId),
     SubnetCreate(SubnetCreateBody),
     SubnetUpdate(SubnetId, SubnetUpdateBody),
+    SubnetDelete(SubnetId),
     PortCreate(PortCreateBody),
     PortUpdate(PortId, PortUpdateBody),
     PortDelete(PortId),

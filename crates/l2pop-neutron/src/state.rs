@@ -175,6 +175,7 @@ impl NeutronState {
                 }
                 Ok(Vec::new())
             }
+            Command::SubnetDelete { id } => self.subnet_delete(*id),
             Command::PortCreate { port } => self.port_create(port),
             Command::PortUpdate { .. } => self.port_update(command),
             Command::PortDelete { id } => self.port_delete(*id),
@@ -498,6 +499,23 @@ impl NeutronState {
             .subnets
             .insert(subnet.id, Arc::new(subnet.clone()));
         self.allocations.insert(subnet.id, Allocation::default());
+        Ok(notifications)
+    }
+
+    fn subnet_delete(&mut self, id: SubnetId) -> Result<Vec<Notification>, NeutronError> {
+        let subnet = self
+            .catalog
+            .subnets
+            .get(&id)
+            .ok_or_else(|| NeutronError::not_found("subnet", id))?;
+        let notifications =
+            self.engine
+                .apply(&Event::SubnetDelete(l2pop_engine::SubnetDelete {
+                    network_id: subnet.network_id,
+                    cidr: subnet.cidr,
+                }))?;
+        self.catalog.subnets.remove(&id);
+        self.allocations.remove(&id);
         Ok(notifications)
     }
 

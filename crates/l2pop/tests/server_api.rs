@@ -778,3 +778,80 @@ async fn version_documents_and_extensions() {
     );
     server.stop().await;
 }
+
+/// `DELETE /v2.0/subnets/{id}`: refused with 409 `SubnetInUse` while a port has an address in
+/// it (nothing changes), then deleted; its range may be used again.
+#[tokio::test]
+async fn a_subnet_is_deleted_once_no_port_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&sqlite_url(&dir)).await;
+    let (network_id, ports) = small_topology(&server).await;
+    let network = server
+        .admin(Method::GET, &format!("/v2.0/networks/{network_id}"), None)
+        .await;
+    let subnet_id = network["network"]["subnets"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, error) = server
+        .call(
+            Some(ADMIN),
+            Method::DELETE,
+            &format!("/v2.0/subnets/{subnet_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["NeutronError"]["type"], "SubnetInUse");
+    server
+        .admin(Method::GET, &format!("/v2.0/subnets/{subnet_id}"), None)
+        .await;
+    let (status, _) = server
+        .call(
+            Some(BOB),
+            Method::DELETE,
+            &format!("/v2.0/subnets/{subnet_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another project's subnet is hidden"
+    );
+    for port in &ports {
+        server
+            .admin(Method::DELETE, &format!("/v2.0/ports/{port}"), None)
+            .await;
+    }
+    let (status, _) = server
+        .call(
+            Some(ADMIN),
+            Method::DELETE,
+            &format!("/v2.0/subnets/{subnet_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server
+        .call(
+            Some(ADMIN),
+            Method::GET,
+            &format!("/v2.0/subnets/{subnet_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let network = server
+        .admin(Method::GET, &format!("/v2.0/networks/{network_id}"), None)
+        .await;
+    assert_eq!(network["network"]["subnets"], json!([]));
+    server
+        .admin(
+            Method::POST,
+            "/v2.0/subnets",
+            Some(json!({"subnet": {"network_id": network_id, "cidr": "10.0.0.0/16"}})),
+        )
+        .await;
+    server.stop().await;
+}

@@ -419,6 +419,17 @@ async fn subnet_update(
     .await
 }
 
+async fn subnet_delete(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    app.write(&headers, StatusCode::NO_CONTENT, |_| {
+        Ok(Request::SubnetDelete(path_id("subnet", &id)?))
+    })
+    .await
+}
+
 async fn ports_list(
     State(app): State<App>,
     headers: HeaderMap,
@@ -1177,9 +1188,16 @@ pub fn routes() -> Vec<Route> {
         route(
             "PUT",
             "/v2.0/subnets/{id}",
-            "Rename a subnet",
+            "Update a subnet's name, description, DNS servers, host routes, DHCP",
             SUBNET,
             put(subnet_update),
+        ),
+        route(
+            "DELETE",
+            "/v2.0/subnets/{id}",
+            "Delete a subnet no port has an address in",
+            None,
+            delete(subnet_delete),
         ),
         route(
             "GET",
