@@ -49,6 +49,17 @@ pub fn body<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, NeutronEr
             "Resource body required: expected a JSON object with the key '{key}'"
         )));
     };
+    let plural = format!("{key}s");
+    if !outer.contains_key(key)
+        && let Some(Value::Array(items)) = outer.get(&plural)
+    {
+        // Neutron's bulk create is all or nothing; l2pop plans one resource per command.
+        return Err(NeutronError::invalid(
+            &plural,
+            items.len(),
+            format!("bulk create is not supported: send one '{key}' per request"),
+        ));
+    }
     let inner = outer.remove(key).ok_or_else(|| {
         NeutronError::bad_request(format!("Resource body required: missing '{key}'"))
     })?;
@@ -571,6 +582,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    /// A bulk body is refused by name, not as a missing resource key.
+    #[test]
+    fn bulk_create_is_refused_naming_the_collection() {
+        let error = body::<PortCreateBody>(json!({"ports": [{}, {}]}), "port").unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("ports"));
+        assert_eq!(error.value, Some(json!(2)));
+        assert!(
+            error.message.contains("bulk create is not supported"),
+            "{}",
+            error.message
+        );
+    }
 
     /// Neutron's `convert_to_int`: numbers and numeric strings are taken, anything else is a 400
     /// naming the attribute and the value sent.
