@@ -17,7 +17,7 @@ use crate::change::{Change, Origin};
 use crate::error::{EventError, QueryError, RegistryError};
 use crate::event::{
     AgentReport, DeviceDown, DeviceUp, Event, NetworkCreate, PortCreate, PortUpdate, RouterSpec,
-    SubnetCreate,
+    SubnetCreate, SubnetDelete,
 };
 use crate::extension::{
     ExtensionChanges, ExtensionClaims, ExtensionError, ExtensionStats, FdbExtension, MacClaim,
@@ -136,6 +136,7 @@ impl Engine {
             Event::Network(create) => self.network_create(create)?,
             Event::NetworkDelete(delete) => self.network_delete(delete.id)?,
             Event::Subnet(create) => self.subnet_create(create)?,
+            Event::SubnetDelete(delete) => self.subnet_delete(delete)?,
             Event::PortCreate(create) => self.port_create(create, &mut change)?,
             Event::PortUpdate(update) => self.port_update(update, &mut change)?,
             Event::PortDelete(delete) => self.port_delete(delete.id, &mut change)?,
@@ -315,6 +316,37 @@ impl Engine {
             });
         }
         state.subnets.push(subnet);
+        Ok(())
+    }
+
+    fn subnet_delete(&mut self, delete: &SubnetDelete) -> Result<(), EventError> {
+        let state = self.topology.networks.get_mut(&delete.network_id).ok_or(
+            EventError::UnknownNetwork {
+                field: "network_id",
+                id: delete.network_id,
+            },
+        )?;
+        let index = state
+            .subnets
+            .iter()
+            .position(|s| s.cidr == delete.cidr)
+            .ok_or(EventError::UnknownSubnet {
+                cidr: delete.cidr,
+                network: delete.network_id,
+            })?;
+        if let Some((ip, port)) = state
+            .ips
+            .iter()
+            .filter(|(ip, _)| delete.cidr.contains(*ip))
+            .min()
+        {
+            return Err(EventError::SubnetInUse {
+                cidr: delete.cidr,
+                ip: *ip,
+                port: *port,
+            });
+        }
+        state.subnets.remove(index);
         Ok(())
     }
 

@@ -1899,3 +1899,27 @@ fn extension_updates_are_fanouts_in_the_same_streams() {
         (12, &Target::Host(host("h1")), 8, Some(1))
     );
 }
+
+#[test]
+fn a_subnet_is_deleted_only_when_no_port_has_an_address_in_it() {
+    let mut engine = engine_with_two_hosts();
+    let delete = |network: &str, cidr: &str| json!({"op": "subnet_delete", "network_id": network, "cidr": cidr});
+    let refused_delete = refused(&mut engine, delete(N1, "10.0.1.0/24"));
+    assert!(
+        refused_delete.starts_with("cidr: 10.0.1.")
+            && refused_delete.ends_with("is in subnet 10.0.1.0/24"),
+        "{refused_delete}"
+    );
+    assert_eq!(
+        refused(&mut engine, delete(N1, "10.0.7.0/24")),
+        format!("cidr: network {N1} has no subnet 10.0.7.0/24")
+    );
+    apply(&mut engine, subnet(N1, "10.0.8.0/24"));
+    apply(&mut engine, delete(N1, "10.0.8.0/24"));
+    // Gone: its range may be taken again, and it is no longer there to delete.
+    assert_eq!(
+        refused(&mut engine, delete(N1, "10.0.8.0/24")),
+        format!("cidr: network {N1} has no subnet 10.0.8.0/24")
+    );
+    apply(&mut engine, subnet(N1, "10.0.8.0/23"));
+}

@@ -42,6 +42,14 @@ pub enum EventError {
         other: IpNet,
         network: NetworkId,
     },
+    #[error("cidr: network {network} has no subnet {cidr}")]
+    UnknownSubnet { cidr: IpNet, network: NetworkId },
+    #[error("cidr: {ip} of port {port} is in subnet {cidr}")]
+    SubnetInUse {
+        cidr: IpNet,
+        ip: IpAddr,
+        port: PortId,
+    },
     #[error("mac: {mac} is already used by port {port} on network {network}")]
     MacInUse {
         mac: Mac,

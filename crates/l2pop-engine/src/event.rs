@@ -15,6 +15,7 @@ pub enum Event {
     Network(NetworkCreate),
     NetworkDelete(NetworkDelete),
     Subnet(SubnetCreate),
+    SubnetDelete(SubnetDelete),
     PortCreate(PortCreate),
     PortUpdate(PortUpdate),
     PortDelete(PortDelete),
@@ -60,6 +61,14 @@ pub struct NetworkDelete {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubnetCreate {
+    pub network_id: NetworkId,
+    pub cidr: IpNet,
+}
+
+/// Removes a network's subnet; refused while a port has an address in it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubnetDelete {
     pub network_id: NetworkId,
     pub cidr: IpNet,
 }

@@ -28,7 +28,7 @@ pub use engine::{DesiredNetwork, DesiredTable, Engine, EngineBuilder, FullFdb, T
 pub use error::{EventError, QueryError, RegistryError};
 pub use event::{
     AgentReport, DeviceDown, DeviceUp, Event, NetworkCreate, NetworkDelete, PortCreate, PortDelete,
-    PortUpdate, RouterDelete, RouterSpec, SubnetCreate,
+    PortUpdate, RouterDelete, RouterSpec, SubnetCreate, SubnetDelete,
 };
 pub use extension::{
     ExtensionChanges, ExtensionEntries, ExtensionError, ExtensionStats, FdbExtension,

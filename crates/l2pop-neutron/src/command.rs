@@ -33,6 +33,44 @@ pub struct NetworkRecord {
     pub segmentation_id: Option<u32>,
     pub physical_network: Option<String>,
     pub created_at: String,
+    /// As given; `None` shows the largest MTU of the network type ([`max_mtu`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mtu: Option<u32>,
+    /// Kept and shown only: l2pop enforces no port security (see docs/server.md).
+    #[serde(default = "yes")]
+    pub port_security_enabled: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The largest MTU of a network of `network_type` on Neutron's default `global_physnet_mtu`
+/// (1,500) with IPv4 underlay overhead (VXLAN and Geneve 50 bytes, GRE 42).
+pub fn max_mtu(network_type: NetworkType) -> u32 {
+    match network_type {
+        NetworkType::Vxlan | NetworkType::Geneve => 1450,
+        NetworkType::Gre => 1458,
+        NetworkType::Vlan | NetworkType::Flat | NetworkType::Local => 1500,
+    }
+}
+
+/// Neutron's `binding:vnic_type` values.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VnicType {
+    #[default]
+    Normal,
+    Direct,
+    Macvtap,
+    Baremetal,
+    DirectPhysical,
+    VirtioForwarder,
+    SmartNic,
+    Vdpa,
+    RemoteManaged,
+    AcceleratorDirect,
+    AcceleratorDirectPhysical,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -46,6 +84,45 @@ pub struct SubnetRecord {
     pub gateway_ip: Option<IpAddr>,
     pub enable_dhcp: bool,
     pub created_at: String,
+    #[serde(default)]
+    pub description: String,
+    /// As given; `None` (not given, and every subnet logged before they were kept) shows
+    /// Neutron's default, the cidr's host addresses without the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allocation_pools: Option<Vec<AllocationPool>>,
+    #[serde(default)]
+    pub dns_nameservers: Vec<IpAddr>,
+    #[serde(default)]
+    pub host_routes: Vec<HostRoute>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_address_mode: Option<Ipv6Mode>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ipv6_ra_mode: Option<Ipv6Mode>,
+}
+
+/// One of a subnet's `allocation_pools`: the addresses `start..=end`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AllocationPool {
+    pub start: IpAddr,
+    pub end: IpAddr,
+}
+
+/// One of a subnet's `host_routes` (handed to instances by DHCP; l2pop only keeps it).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostRoute {
+    pub destination: IpNet,
+    pub nexthop: IpAddr,
+}
+
+/// Neutron's `ipv6_address_mode` and `ipv6_ra_mode` values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ipv6Mode {
+    Slaac,
+    Dhcpv6Stateful,
+    Dhcpv6Stateless,
 }
 
 /// One of a port's `fixed_ips`.
@@ -71,6 +148,14 @@ pub struct PortRecord {
     pub host: Option<Host>,
     pub admin_state_up: bool,
     pub created_at: String,
+    #[serde(default)]
+    pub description: String,
+    /// Kept and shown only (see [`NetworkRecord::port_security_enabled`]).
+    #[serde(default = "yes")]
+    pub port_security_enabled: bool,
+    /// `binding:vnic_type`.
+    #[serde(default)]
+    pub vnic_type: VnicType,
 }
 
 /// A networking-bgpvpn network association.
@@ -115,6 +200,10 @@ pub enum Command {
         description: Option<String>,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         admin_state_up: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtu: Option<u32>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port_security_enabled: Option<bool>,
     },
     NetworkDelete {
         id: NetworkId,
@@ -124,7 +213,20 @@ pub enum Command {
     },
     SubnetUpdate {
         id: SubnetId,
-        name: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        name: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dns_nameservers: Option<Vec<IpAddr>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        host_routes: Option<Vec<HostRoute>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        enable_dhcp: Option<bool>,
+    },
+    /// Logged only while no port has an address in the subnet.
+    SubnetDelete {
+        id: SubnetId,
     },
     PortCreate {
         port: PortRecord,
@@ -150,6 +252,12 @@ pub enum Command {
             with = "double_option"
         )]
         host: Option<Option<Host>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        port_security_enabled: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        vnic_type: Option<VnicType>,
     },
     PortDelete {
         id: PortId,

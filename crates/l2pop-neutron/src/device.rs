@@ -115,6 +115,8 @@ mod tests {
             segmentation_id: Some(7),
             physical_network: None,
             created_at: String::new(),
+            mtu: None,
+            port_security_enabled: true,
         };
         state
             .execute(&Command::NetworkCreate { network: record })
@@ -132,6 +134,9 @@ mod tests {
                 host: None,
                 admin_state_up: true,
                 created_at: String::new(),
+                description: String::new(),
+                port_security_enabled: true,
+                vnic_type: Default::default(),
             };
             state.execute(&Command::PortCreate { port }).unwrap();
         }
@@ -152,6 +157,9 @@ mod tests {
                     device_owner: None,
                     device_id: None,
                     host: Some(Some(host.clone())),
+                    description: None,
+                    port_security_enabled: None,
+                    vnic_type: None,
                 })
                 .unwrap();
         }

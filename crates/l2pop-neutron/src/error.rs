@@ -165,6 +165,8 @@ impl From<EventError> for NeutronError {
             EventError::MacInUse { .. } => (ErrorKind::Conflict, "MacAddressInUse"),
             EventError::IpInUse { .. } => (ErrorKind::Conflict, "IpAddressInUse"),
             EventError::NetworkInUse { .. } => (ErrorKind::Conflict, "NetworkInUse"),
+            EventError::UnknownSubnet { .. } => (ErrorKind::NotFound, "SubnetNotFound"),
+            EventError::SubnetInUse { .. } => (ErrorKind::Conflict, "SubnetInUse"),
             EventError::MacChangeOnActivePort(_) => (ErrorKind::Conflict, "PortBound"),
             EventError::TunnelingIpInUse { .. } => (ErrorKind::Conflict, "Conflict"),
             _ => (ErrorKind::BadRequest, "HTTPBadRequest"),
@@ -221,7 +223,9 @@ fn event_value(error: &EventError) -> Option<Value> {
         EventError::FlatNetworkInUse {
             physical_network, ..
         } => Some(json!(physical_network)),
-        EventError::SubnetOverlap { cidr, .. } => text(cidr),
+        EventError::SubnetOverlap { cidr, .. }
+        | EventError::UnknownSubnet { cidr, .. }
+        | EventError::SubnetInUse { cidr, .. } => text(cidr),
         EventError::MacInUse { mac, .. } => text(mac),
         EventError::IpNotInSubnet { ip, .. }
         | EventError::IpInUse { ip, .. }

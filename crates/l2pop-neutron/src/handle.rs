@@ -128,6 +128,7 @@ impl NeutronState {
             Request::PortUpdate(id, body) => {
                 Planned::new(self.plan_port_update(caller, id, body)?, Answer::Port(id))
             }
+            Request::SubnetDelete(id) => Planned::deleted(self.plan_subnet_delete(caller, id)?),
             Request::PortDelete(id) => Planned::deleted(self.plan_port_delete(caller, id)?),
             Request::AgentReport { body, reply } => {
                 caller.require_admin("l2pop:report_state")?;

@@ -253,3 +253,341 @@ fn liveness_follows_heartbeats_with_time_as_an_input() {
     assert_eq!(catalog.agents_alive(started.plus(170)), 1);
     assert_eq!(catalog.agents_alive(started.plus(176)), 0);
 }
+
+fn subnet_create(fixture: &mut Fixture, subnet: Value) -> Result<Value, crate::NeutronError> {
+    let request = Request::SubnetCreate(body(json!({ "subnet": subnet }), "subnet")?);
+    fixture.handle(request).map(|(_, answer)| answer)
+}
+
+/// Neutron's subnet attributes the CLI shows (issue 12 item 4): default pools are the cidr's
+/// host addresses less the gateway, given ones are kept; bad ones are a 400 naming the field
+/// and the value, and change nothing.
+#[test]
+fn subnet_attributes_are_kept_and_validated() {
+    let mut fixture = Fixture::new();
+    let (network, _) = fixture.network_with_port("compute-1");
+    let answer = subnet_create(
+        &mut fixture,
+        json!({"network_id": network, "cidr": "10.0.0.0/24", "gateway_ip": "10.0.0.10"}),
+    )
+    .unwrap();
+    let subnet = &answer["subnet"];
+    assert_eq!(
+        subnet["allocation_pools"],
+        json!([{"start": "10.0.0.1", "end": "10.0.0.9"}, {"start": "10.0.0.11", "end": "10.0.0.254"}])
+    );
+    for (key, empty) in [
+        ("dns_nameservers", json!([])),
+        ("host_routes", json!([])),
+        ("description", json!("")),
+        ("ipv6_address_mode", Value::Null),
+        ("ipv6_ra_mode", Value::Null),
+    ] {
+        assert_eq!(subnet[key], empty, "{key}");
+    }
+    let answer = subnet_create(
+        &mut fixture,
+        json!({"network_id": network, "cidr": "2001:db8::/64", "ip_version": 6,
+               "description": "v6", "ipv6_address_mode": "slaac", "ipv6_ra_mode": "slaac",
+               "allocation_pools": [{"start": "2001:db8::10", "end": "2001:db8::20"}],
+               "dns_nameservers": ["2001:db8::53"],
+               "host_routes": [{"destination": "2001:db8:1::/64", "nexthop": "2001:db8::2"}]}),
+    )
+    .unwrap();
+    let subnet = &answer["subnet"];
+    assert_eq!(subnet["ipv6_address_mode"], "slaac");
+    assert_eq!(
+        subnet["allocation_pools"],
+        json!([{"start": "2001:db8::10", "end": "2001:db8::20"}])
+    );
+    assert_eq!(subnet["host_routes"][0]["destination"], "2001:db8:1::/64");
+    let id: Uuid = subnet["id"].as_str().unwrap().parse().unwrap();
+    let update = body(
+        json!({"subnet": {"description": "changed", "dns_nameservers": []}}),
+        "subnet",
+    )
+    .unwrap();
+    let (command, answer) = fixture.handle(Request::SubnetUpdate(id, update)).unwrap();
+    assert_eq!(command.as_deref(), Some("subnet_update"));
+    assert_eq!(answer["subnet"]["description"], "changed");
+    assert_eq!(answer["subnet"]["dns_nameservers"], json!([]));
+    assert_eq!(answer["subnet"]["name"], "", "a name not sent is kept");
+
+    let before = fixture.state.catalog().subnets.len();
+    for (subnet, field, value) in [
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "allocation_pools": [{"start": "10.1.0.1", "end": "10.1.0.9"}]}),
+            "allocation_pools",
+            json!({"start": "10.1.0.1", "end": "10.1.0.9"}),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "allocation_pools": [{"start": "10.2.0.5", "end": "10.2.0.9"}]}),
+            "allocation_pools",
+            json!({"start": "10.2.0.5", "end": "10.2.0.9"}),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "allocation_pools": [{"start": "10.1.0.5", "end": "10.1.0.9"}, {"start": "10.1.0.9", "end": "10.1.0.20"}]}),
+            "allocation_pools",
+            json!({"start": "10.1.0.9", "end": "10.1.0.20"}),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "dns_nameservers": ["192.0.2.53", "192.0.2.53"]}),
+            "dns_nameservers",
+            json!("192.0.2.53"),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "ipv6_address_mode": "slaac"}),
+            "ipv6_address_mode",
+            json!("slaac"),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "ipv6_ra_mode": "stateless"}),
+            "ipv6_ra_mode",
+            json!("stateless"),
+        ),
+        (
+            json!({"network_id": network, "cidr": "10.1.0.0/24", "host_routes": [{"destination": "2001:db8::/64", "nexthop": "10.1.0.1"}]}),
+            "host_routes",
+            json!({"destination": "2001:db8::/64", "nexthop": "10.1.0.1"}),
+        ),
+    ] {
+        let refused = subnet_create(&mut fixture, subnet).unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::BadRequest, "{refused:?}");
+        assert_eq!(refused.field.as_deref(), Some(field), "{refused:?}");
+        assert_eq!(refused.value.as_ref(), Some(&value), "{refused:?}");
+    }
+    assert_eq!(fixture.state.catalog().subnets.len(), before);
+}
+
+/// Pools computed for old log records (no `allocation_pools` kept) and edge gateways.
+#[test]
+fn default_allocation_pools_follow_neutron() {
+    use crate::plan::default_allocation_pools;
+    let pools = |cidr: &str, gateway: Option<&str>| {
+        serde_json::to_value(default_allocation_pools(
+            cidr.parse().unwrap(),
+            gateway.map(|g| g.parse().unwrap()),
+        ))
+        .unwrap()
+    };
+    assert_eq!(
+        pools("10.0.0.0/24", Some("10.0.0.1")),
+        json!([{"start": "10.0.0.2", "end": "10.0.0.254"}])
+    );
+    assert_eq!(
+        pools("10.0.0.0/24", Some("10.0.0.254")),
+        json!([{"start": "10.0.0.1", "end": "10.0.0.253"}])
+    );
+    assert_eq!(
+        pools("10.0.0.0/24", None),
+        json!([{"start": "10.0.0.1", "end": "10.0.0.254"}])
+    );
+    assert_eq!(
+        pools("2001:db8::/64", Some("2001:db8::1")),
+        json!([{"start": "2001:db8::2", "end": "2001:db8::ffff:ffff:ffff:ffff"}])
+    );
+    let record: crate::command::SubnetRecord = serde_json::from_value(json!({
+        "id": Uuid::from_u128(9), "name": "old", "project_id": "p", "network_id": Uuid::from_u128(1),
+        "cidr": "10.0.0.0/24", "gateway_ip": "10.0.0.1", "enable_dhcp": true, "created_at": "t"
+    }))
+    .unwrap();
+    assert_eq!(
+        record.allocation_pools, None,
+        "a record logged before pools were kept"
+    );
+    let command: crate::command::Command = serde_json::from_value(
+        json!({"op": "subnet_update", "id": Uuid::from_u128(9), "name": "x"}),
+    )
+    .unwrap();
+    assert!(matches!(
+        command,
+        crate::command::Command::SubnetUpdate {
+            name: Some(_),
+            description: None,
+            ..
+        }
+    ));
+}
+
+/// The attributes clients send with every create (issue 12 item 4): `description`, `mtu`
+/// (validated against the network type), `port_security_enabled` (the network's by default),
+/// `binding:vnic_type`, and `security_groups` (only `[]`: l2pop has none).
+#[test]
+fn common_attributes_are_kept_or_refused_by_name() {
+    let mut fixture = Fixture::new();
+    let (_, network) = fixture
+        .handle(Request::NetworkCreate(
+            body(
+                json!({"network": {"name": "n", "mtu": "1400", "port_security_enabled": false, "description": "d"}}),
+                "network",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    assert_eq!(network["network"]["mtu"], 1400);
+    assert_eq!(network["network"]["port_security_enabled"], false);
+    let network_id = network["network"]["id"].as_str().unwrap().to_owned();
+    let (_, port) = fixture
+        .handle(Request::PortCreate(
+            body(
+                json!({"port": {"network_id": network_id, "description": "vm port", "security_groups": [],
+                                "binding:vnic_type": "direct"}}),
+                "port",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    let port = &port["port"];
+    assert_eq!(port["description"], "vm port");
+    assert_eq!(port["port_security_enabled"], false, "the network's");
+    assert_eq!(port["binding:vnic_type"], "direct");
+    assert_eq!(port["security_groups"], json!([]));
+    let port_id: PortId = port["id"].as_str().unwrap().parse().unwrap();
+    let (command, port) = fixture
+        .handle(Request::PortUpdate(
+            port_id,
+            body(
+                json!({"port": {"port_security_enabled": true, "binding:vnic_type": "normal"}}),
+                "port",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    assert_eq!(command.as_deref(), Some("port_update"));
+    assert_eq!(port["port"]["port_security_enabled"], true);
+    assert_eq!(port["port"]["binding:vnic_type"], "normal");
+    assert_eq!(port["port"]["description"], "vm port");
+
+    let (_, plain) = fixture
+        .handle(Request::NetworkCreate(
+            body(json!({"network": {}}), "network").unwrap(),
+        ))
+        .unwrap();
+    assert_eq!(
+        plain["network"]["mtu"], 1450,
+        "VXLAN on a 1,500-byte underlay"
+    );
+    assert_eq!(plain["network"]["port_security_enabled"], true);
+
+    let ports_before = fixture.state.catalog().ports.len();
+    let refused = fixture
+        .handle(Request::PortCreate(
+            body(
+                json!({"port": {"network_id": network_id, "security_groups": ["default"]}}),
+                "port",
+            )
+            .unwrap(),
+        ))
+        .unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("security_groups"));
+    assert_eq!(refused.value, Some(json!("default")));
+    assert_eq!(fixture.state.catalog().ports.len(), ports_before);
+    for mtu in [1451, 67] {
+        let refused = fixture
+            .handle(Request::NetworkCreate(
+                body(json!({"network": {"mtu": mtu}}), "network").unwrap(),
+            ))
+            .unwrap_err();
+        assert_eq!(refused.field.as_deref(), Some("mtu"));
+        assert_eq!(refused.value, Some(json!(mtu)));
+    }
+    let refused = body::<crate::request::PortCreateBody>(
+        json!({"port": {"network_id": network_id, "binding:vnic_type": "fancy"}}),
+        "port",
+    )
+    .unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("binding:vnic_type"));
+    assert_eq!(refused.value, Some(json!("fancy")));
+}
+
+fn query(pairs: &[(&str, &str)]) -> Result<ListParams, crate::NeutronError> {
+    ListParams::parse(
+        pairs
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned())),
+    )
+}
+
+/// Neutron's filter validation, `sort_key`/`sort_dir`, and `fixed_ips=ip_address=...` /
+/// `fixed_ips=subnet_id=...` filters (issue 12 item 4).
+#[test]
+fn filters_are_validated_sorted_and_match_fixed_ips() {
+    let mut fixture = Fixture::new();
+    let (network, _) = fixture.network_with_port("compute-1");
+    let subnet = subnet_create(
+        &mut fixture,
+        json!({"network_id": network, "cidr": "10.0.0.0/24"}),
+    )
+    .unwrap();
+    let subnet_id = subnet["subnet"]["id"].as_str().unwrap().to_owned();
+    for name in ["b", "c", "a"] {
+        fixture
+            .handle(Request::PortCreate(
+                body(
+                    json!({"port": {"network_id": network, "name": name}}),
+                    "port",
+                )
+                .unwrap(),
+            ))
+            .unwrap();
+    }
+    let catalog = fixture.state.catalog();
+    let now = Time(0);
+    let list = |params: &ListParams, after: Option<&str>, max: usize| {
+        catalog.page(Collection::Ports, &Caller::Admin, params, after, max, now)
+    };
+    let names = |page: &crate::listing::Page| -> Vec<String> {
+        page.items
+            .iter()
+            .map(|p| p["name"].as_str().unwrap().to_owned())
+            .collect()
+    };
+
+    let refused = list(&query(&[("colour", "red")]).unwrap(), None, 10).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::BadRequest);
+    assert_eq!(refused.field.as_deref(), Some("colour"));
+    let refused = list(&query(&[("sort_key", "colour")]).unwrap(), None, 10).unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("sort_key"));
+    assert_eq!(refused.value, Some(json!("colour")));
+    let refused = query(&[("sort_key", "name"), ("sort_dir", "up")]).unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("sort_dir"));
+    let refused = list(&query(&[("fixed_ips", "10.0.0.2")]).unwrap(), None, 10).unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("fixed_ips"));
+
+    // By name, ascending then descending, paged by marker.
+    let by_name = query(&[
+        ("sort_key", "name"),
+        ("sort_dir", "asc"),
+        ("device_owner", ""),
+    ])
+    .unwrap();
+    let first = list(&by_name, None, 2).unwrap();
+    assert_eq!(names(&first), ["", "a"], "the port without a name first");
+    assert!(first.more);
+    let rest = list(&by_name, first.last_id.as_deref(), 2).unwrap();
+    assert_eq!(names(&rest), ["b", "c"]);
+    assert!(!rest.more);
+    let desc = query(&[("sort_key", "name"), ("sort_dir", "desc")]).unwrap();
+    assert_eq!(names(&list(&desc, None, 10).unwrap()), ["c", "b", "a", ""]);
+
+    // fixed_ips: the port named "a" was created third after the subnet: 10.0.0.4.
+    let a = list(&query(&[("name", "a")]).unwrap(), None, 10).unwrap();
+    let ip = a.items[0]["fixed_ips"][0]["ip_address"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let by_ip = query(&[("fixed_ips", &format!("ip_address={ip}"))]).unwrap();
+    assert_eq!(names(&list(&by_ip, None, 10).unwrap()), ["a"]);
+    let by_subnet = query(&[("fixed_ips", &format!("subnet_id={subnet_id}"))]).unwrap();
+    assert_eq!(
+        list(&by_subnet, None, 10).unwrap().items.len(),
+        3,
+        "the first port has no address"
+    );
+    let both = query(&[
+        ("fixed_ips", &format!("subnet_id={subnet_id}")),
+        ("fixed_ips", "ip_address=10.9.9.9"),
+    ])
+    .unwrap();
+    assert!(list(&both, None, 10).unwrap().items.is_empty());
+}

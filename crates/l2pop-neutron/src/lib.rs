@@ -16,6 +16,7 @@
 pub mod catalog;
 pub mod command;
 pub mod device;
+pub mod discovery;
 pub mod error;
 pub mod handle;
 pub mod listing;

@@ -1,6 +1,7 @@
 //! Collections listed as Neutron lists them, from a catalog: attribute filters (a repeated key
-//! matches any of its values), `fields`, and paging in id order (`limit`, `marker`,
-//! `page_reverse`, with `<collection>_links` built by the caller from [`Page`]).
+//! matches any of its values; a key that is no attribute of the collection is refused, as
+//! Neutron's `filter-validation`), `fields`, sorting (`sort_key`/`sort_dir`) and paging (`limit`,
+//! `marker`, `page_reverse`, with `<collection>_links` built by the caller from [`Page`]).
 
 use std::collections::BTreeMap;
 use std::ops::Bound;
@@ -33,6 +34,95 @@ impl Collection {
             Collection::BgpSpeakers => "bgp_speakers",
         }
     }
+
+    /// The attributes a listing may filter and sort on: the view's (admin-only ones included).
+    pub fn attributes(self) -> &'static [&'static str] {
+        match self {
+            Collection::Networks => &[
+                "id",
+                "name",
+                "description",
+                "tenant_id",
+                "project_id",
+                "admin_state_up",
+                "status",
+                "shared",
+                "subnets",
+                "created_at",
+                "mtu",
+                "port_security_enabled",
+                "provider:network_type",
+                "provider:segmentation_id",
+                "provider:physical_network",
+            ],
+            Collection::Subnets => &[
+                "id",
+                "name",
+                "description",
+                "tenant_id",
+                "project_id",
+                "network_id",
+                "cidr",
+                "ip_version",
+                "gateway_ip",
+                "enable_dhcp",
+                "created_at",
+                "allocation_pools",
+                "dns_nameservers",
+                "host_routes",
+                "ipv6_address_mode",
+                "ipv6_ra_mode",
+                "subnetpool_id",
+                "service_types",
+            ],
+            Collection::Ports => &[
+                "id",
+                "name",
+                "description",
+                "tenant_id",
+                "project_id",
+                "network_id",
+                "mac_address",
+                "fixed_ips",
+                "device_owner",
+                "device_id",
+                "admin_state_up",
+                "status",
+                "created_at",
+                "port_security_enabled",
+                "security_groups",
+                "binding:vnic_type",
+                "binding:host_id",
+                "binding:vif_type",
+            ],
+            Collection::Agents => &[
+                "id",
+                "agent_type",
+                "binary",
+                "host",
+                "topic",
+                "admin_state_up",
+                "alive",
+                "configurations",
+                "started_at",
+                "heartbeat_timestamp",
+            ],
+            Collection::BgpSpeakers => &[
+                "id",
+                "name",
+                "tenant_id",
+                "project_id",
+                "local_as",
+                "ip_version",
+                "vpns",
+                "agents",
+                "peers",
+                "networks",
+                "advertise_floating_ip_host_routes",
+                "advertise_tenant_networks",
+            ],
+        }
+    }
 }
 
 /// The query string of a list request.
@@ -45,13 +135,16 @@ pub struct ListParams {
     pub limit: Option<usize>,
     pub marker: Option<String>,
     pub page_reverse: bool,
+    /// `sort_key`s with their direction (ascending: `true`), in order; empty: by id.
+    pub sort: Vec<(String, bool)>,
 }
 
 impl ListParams {
-    /// Reads `?key=value` pairs in order. `limit` must be a positive integer and `page_reverse`
-    /// a boolean; sorting other than by id is not offered (`sort_key`/`sort_dir` are ignored).
+    /// Reads `?key=value` pairs in order. `limit` must be a positive integer, `page_reverse`
+    /// a boolean, `sort_dir` `asc` or `desc` (as many as `sort_key`s, or none: ascending).
     pub fn parse(pairs: impl IntoIterator<Item = (String, String)>) -> Result<Self, NeutronError> {
         let mut params = ListParams::default();
+        let (mut keys, mut dirs) = (Vec::new(), Vec::new());
         for (key, value) in pairs {
             match key.as_str() {
                 "fields" => params.fields.push(value),
@@ -68,24 +161,87 @@ impl ListParams {
                         NeutronError::invalid("page_reverse", value.as_str(), "is not a boolean")
                     })?;
                 }
-                "sort_key" | "sort_dir" => {}
+                "sort_key" => keys.push(value),
+                "sort_dir" => match value.as_str() {
+                    "asc" => dirs.push(true),
+                    "desc" => dirs.push(false),
+                    _ => {
+                        return Err(NeutronError::invalid(
+                            "sort_dir",
+                            value.as_str(),
+                            "is not asc or desc",
+                        ));
+                    }
+                },
                 _ => params.filters.entry(key).or_default().push(value),
             }
         }
+        if !dirs.is_empty() && dirs.len() != keys.len() {
+            return Err(NeutronError::invalid(
+                "sort_dir",
+                dirs.len(),
+                format!("must be given once per sort_key ({} of them)", keys.len()),
+            ));
+        }
+        let ascending = dirs.into_iter().chain(std::iter::repeat(true));
+        params.sort = keys.into_iter().zip(ascending).collect();
         Ok(params)
     }
 
-    /// Whether a rendered item passes every filter.
+    /// Neutron's filter validation: every filter and sort key must be an attribute of
+    /// `collection` (a 400 naming it), and `fixed_ips` filters must read `ip_address=<ip>` or
+    /// `subnet_id=<id>`.
+    pub fn check(&self, collection: Collection) -> Result<(), NeutronError> {
+        let known = collection.attributes();
+        for key in self.filters.keys() {
+            if !known.contains(&key.as_str()) {
+                return Err(NeutronError::invalid(
+                    key,
+                    key.as_str(),
+                    format!("is not a filter of {}", collection.key()),
+                ));
+            }
+        }
+        for (key, _) in &self.sort {
+            if !known.contains(&key.as_str()) {
+                return Err(NeutronError::invalid(
+                    "sort_key",
+                    key.as_str(),
+                    format!("is not an attribute of {}", collection.key()),
+                ));
+            }
+        }
+        for value in self.filters.get("fixed_ips").into_iter().flatten() {
+            if fixed_ip_filter(value).is_none() {
+                return Err(NeutronError::invalid(
+                    "fixed_ips",
+                    value.as_str(),
+                    "is not ip_address=<ip> or subnet_id=<id>",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the listing is ordered otherwise than by id, ascending.
+    fn sorted(&self) -> bool {
+        !(self.sort.is_empty() || self.sort == [("id".to_owned(), true)])
+    }
+
+    /// Whether a rendered item passes every filter. A list attribute (a BGPVPN's `networks`)
+    /// matches when it holds the value; `fixed_ips` filters match when for each of
+    /// `ip_address` and `subnet_id` asked, some fixed IP has one of the values asked.
     pub fn matches(&self, item: &Value) -> bool {
         self.filters.iter().all(|(key, wanted)| {
             let Some(have) = item.get(key) else {
                 return false;
             };
+            if key == "fixed_ips" {
+                return fixed_ips_match(have, wanted);
+            }
             wanted.iter().any(|want| match have {
-                Value::String(s) => s == want,
-                Value::Null => want.is_empty(),
-                Value::Bool(b) => parse_bool(want) == Some(*b),
-                other => want.parse::<Value>().is_ok_and(|w| &w == other),
+                Value::Array(items) => items.iter().any(|i| scalar_matches(i, want)),
+                other => scalar_matches(other, want),
             })
         })
     }
@@ -100,6 +256,72 @@ impl ListParams {
             ),
             other => other,
         }
+    }
+}
+
+fn scalar_matches(have: &Value, want: &str) -> bool {
+    match have {
+        Value::String(s) => s == want,
+        Value::Null => want.is_empty(),
+        Value::Bool(b) => parse_bool(want) == Some(*b),
+        other => want.parse::<Value>().is_ok_and(|w| &w == other),
+    }
+}
+
+/// `ip_address=<value>` or `subnet_id=<value>`.
+fn fixed_ip_filter(value: &str) -> Option<(&str, &str)> {
+    let (key, value) = value.split_once('=')?;
+    matches!(key, "ip_address" | "subnet_id").then_some((key, value))
+}
+
+fn fixed_ips_match(have: &Value, wanted: &[String]) -> bool {
+    let fixed_ips = have.as_array().map(Vec::as_slice).unwrap_or_default();
+    ["ip_address", "subnet_id"].iter().all(|key| {
+        let values: Vec<&str> = wanted
+            .iter()
+            .filter_map(|w| fixed_ip_filter(w))
+            .filter(|(k, _)| k == key)
+            .map(|(_, v)| v)
+            .collect();
+        values.is_empty()
+            || fixed_ips
+                .iter()
+                .any(|f| f[*key].as_str().is_some_and(|v| values.contains(&v)))
+    })
+}
+
+/// The order of two rendered items by the asked sort keys, then by id.
+fn compare(a: &Value, b: &Value, sort: &[(String, bool)]) -> std::cmp::Ordering {
+    sort.iter()
+        .map(|(key, ascending)| {
+            let order = compare_values(&a[key.as_str()], &b[key.as_str()]);
+            if *ascending { order } else { order.reverse() }
+        })
+        .find(|order| order.is_ne())
+        .unwrap_or_else(|| compare_values(&a["id"], &b["id"]))
+}
+
+/// null < booleans < numbers < strings < anything else (compared as JSON text).
+fn compare_values(a: &Value, b: &Value) -> std::cmp::Ordering {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Bool(_) => 1,
+            Value::Number(_) => 2,
+            Value::String(_) => 3,
+            _ => 4,
+        }
+    }
+    match (a, b) {
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        (Value::Number(x), Value::Number(y)) => x
+            .as_f64()
+            .unwrap_or_default()
+            .total_cmp(&y.as_f64().unwrap_or_default()),
+        (Value::String(x), Value::String(y)) => x.cmp(y),
+        _ => rank(a)
+            .cmp(&rank(b))
+            .then_with(|| a.to_string().cmp(&b.to_string())),
     }
 }
 
@@ -136,6 +358,10 @@ impl Catalog {
         max: usize,
         now: Time,
     ) -> Result<Page, NeutronError> {
+        params.check(collection)?;
+        if params.sorted() {
+            return self.sorted_page(collection, caller, params, after, max, now);
+        }
         let reverse = params.page_reverse;
         let mut rendered: Vec<(String, Value)> = Vec::new();
         let mut more = false;
@@ -236,6 +462,59 @@ impl Catalog {
             items: rendered
                 .into_iter()
                 .map(|(_, item)| params.project(item))
+                .collect(),
+            more,
+        })
+    }
+}
+
+impl Catalog {
+    /// [`Catalog::page`] in another order than by id: every item the filters select is
+    /// rendered and sorted (linear in the collection per page, which Neutron's database
+    /// spares itself with an index), then the page after the marker's item is taken.
+    fn sorted_page(
+        &self,
+        collection: Collection,
+        caller: &Caller,
+        params: &ListParams,
+        after: Option<&str>,
+        max: usize,
+        now: Time,
+    ) -> Result<Page, NeutronError> {
+        let unsorted = ListParams {
+            filters: params.filters.clone(),
+            ..ListParams::default()
+        };
+        let mut items = self
+            .page(collection, caller, &unsorted, None, usize::MAX, now)?
+            .items;
+        items.sort_by(|a, b| compare(a, b, &params.sort));
+        if params.page_reverse {
+            items.reverse();
+        }
+        let start = match after {
+            Some(marker) => {
+                parse_marker(Some(marker))?;
+                items
+                    .iter()
+                    .position(|item| item["id"] == marker)
+                    .map_or(0, |n| n + 1)
+            }
+            None => 0,
+        };
+        let mut rendered: Vec<Value> = items.into_iter().skip(start).collect();
+        let more = rendered.len() > max;
+        rendered.truncate(max);
+        if params.page_reverse {
+            rendered.reverse();
+        }
+        let id = |item: Option<&Value>| item.and_then(|i| i["id"].as_str()).map(str::to_owned);
+        Ok(Page {
+            first_id: id(rendered.first()),
+            last_id: id(rendered.last()),
+            items: rendered
+                .into_iter()
+                .map(|item| params.project(item))
                 .collect(),
             more,
         })

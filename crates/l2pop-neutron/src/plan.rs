@@ -13,8 +13,8 @@ use l2pop_model::{Host, Mac, NetworkId, NetworkType, PortId, Uuid};
 use serde_json::Value;
 
 use crate::command::{
-    AssociationRecord, Command, FixedIp, NetworkRecord, PortRecord, SpeakerRecord, SubnetId,
-    SubnetRecord,
+    AllocationPool, AssociationRecord, Command, FixedIp, HostRoute, NetworkRecord, PortRecord,
+    SpeakerRecord, SubnetId, SubnetRecord,
 };
 use crate::error::NeutronError;
 use crate::policy::Caller;
@@ -23,6 +23,7 @@ use crate::request::{
     DESCRIPTION_MAX_LEN, DeviceBody, FixedIpRequest, Fresh, NAME_MAX_LEN, NetworkCreateBody,
     NetworkUpdateBody, PortCreateBody, PortUpdateBody, SpeakerCreateBody, SpeakerUpdateBody,
     SpeakerVpnBody, SubnetCreateBody, SubnetUpdateBody, TenantNetworks, check_len,
+    check_security_groups,
 };
 use crate::state::NeutronState;
 
@@ -99,6 +100,10 @@ impl NeutronState {
             }
             (NetworkType::Flat | NetworkType::Local, None) => None,
         };
+        check_len("description", Some(&body.description), DESCRIPTION_MAX_LEN)?;
+        if let Some(mtu) = body.mtu {
+            check_mtu(mtu, network_type)?;
+        }
         let id = NetworkId(self.new_id(caller, "network", body.id, fresh)?);
         let network = NetworkRecord {
             id,
@@ -110,6 +115,8 @@ impl NeutronState {
             segmentation_id,
             physical_network: body.physical_network,
             created_at: fresh.now().to_string(),
+            mtu: body.mtu,
+            port_security_enabled: body.port_security_enabled,
         };
         Ok((id, Command::NetworkCreate { network }))
     }
@@ -159,14 +166,20 @@ impl NeutronState {
             body.description.as_deref(),
             DESCRIPTION_MAX_LEN,
         )?;
-        self.catalog
+        let network = self
+            .catalog
             .visible_network(id, caller)
             .ok_or_else(|| NeutronError::not_found("network", id))?;
+        if let Some(mtu) = body.mtu {
+            check_mtu(mtu, network.network_type)?;
+        }
         Ok(Command::NetworkUpdate {
             id,
             name: body.name,
             description: body.description,
             admin_state_up: body.admin_state_up,
+            mtu: body.mtu,
+            port_security_enabled: body.port_security_enabled,
         })
     }
 
@@ -246,6 +259,35 @@ impl NeutronState {
                 ));
             }
         };
+        check_len("description", Some(&body.description), DESCRIPTION_MAX_LEN)?;
+        if let Some(pools) = &body.allocation_pools {
+            check_pools(body.cidr, gateway_ip, pools)?;
+        }
+        check_dns_nameservers(&body.dns_nameservers)?;
+        check_host_routes(body.cidr, &body.host_routes)?;
+        for (field, mode) in [
+            ("ipv6_address_mode", body.ipv6_address_mode),
+            ("ipv6_ra_mode", body.ipv6_ra_mode),
+        ] {
+            if let Some(mode) = mode
+                && version == 4
+            {
+                return Err(NeutronError::invalid(
+                    field,
+                    serde_json::to_value(mode).unwrap_or(Value::Null),
+                    "is only for IPv6 subnets",
+                ));
+            }
+        }
+        if let (Some(address), Some(ra)) = (body.ipv6_address_mode, body.ipv6_ra_mode)
+            && address != ra
+        {
+            return Err(NeutronError::invalid(
+                "ipv6_ra_mode",
+                serde_json::to_value(ra).unwrap_or(Value::Null),
+                "must equal ipv6_address_mode when both are set",
+            ));
+        }
         let id = self.new_id(caller, "subnet", body.id, fresh)?;
         let subnet = SubnetRecord {
             id,
@@ -256,6 +298,12 @@ impl NeutronState {
             gateway_ip,
             enable_dhcp: body.enable_dhcp,
             created_at: fresh.now().to_string(),
+            description: body.description,
+            allocation_pools: body.allocation_pools,
+            dns_nameservers: body.dns_nameservers,
+            host_routes: body.host_routes,
+            ipv6_address_mode: body.ipv6_address_mode,
+            ipv6_ra_mode: body.ipv6_ra_mode,
         };
         Ok((id, Command::SubnetCreate { subnet }))
     }
@@ -266,16 +314,64 @@ impl NeutronState {
         id: SubnetId,
         body: SubnetUpdateBody,
     ) -> Result<Command, NeutronError> {
-        check_len("name", Some(&body.name), NAME_MAX_LEN)?;
-        self.catalog
+        check_len("name", body.name.as_deref(), NAME_MAX_LEN)?;
+        check_len(
+            "description",
+            body.description.as_deref(),
+            DESCRIPTION_MAX_LEN,
+        )?;
+        let subnet = self
+            .catalog
             .subnets
             .get(&id)
             .filter(|s| caller.sees(&s.project_id))
             .ok_or_else(|| NeutronError::not_found("subnet", id))?;
+        if let Some(servers) = &body.dns_nameservers {
+            check_dns_nameservers(servers)?;
+        }
+        if let Some(routes) = &body.host_routes {
+            check_host_routes(subnet.cidr, routes)?;
+        }
         Ok(Command::SubnetUpdate {
             id,
             name: body.name,
+            description: body.description,
+            dns_nameservers: body.dns_nameservers,
+            host_routes: body.host_routes,
+            enable_dhcp: body.enable_dhcp,
         })
+    }
+}
+
+impl NeutronState {
+    /// Neutron's `SubnetInUse` (409) while a port has an address in the subnet.
+    pub fn plan_subnet_delete(
+        &self,
+        caller: &Caller,
+        id: SubnetId,
+    ) -> Result<Command, NeutronError> {
+        let subnet = self
+            .catalog
+            .visible_subnet(id, caller)
+            .ok_or_else(|| NeutronError::not_found("subnet", id))?;
+        let in_use = self
+            .catalog
+            .network_ports
+            .get(&subnet.network_id)
+            .into_iter()
+            .flatten()
+            .filter_map(|port| self.catalog.ports.get(port))
+            .any(|port| port.fixed_ips.iter().any(|f| f.subnet_id == id));
+        if in_use {
+            return Err(NeutronError::conflict(
+                "SubnetInUse",
+                format!(
+                    "Unable to complete operation on subnet {id}: One or more ports have an IP allocation from this subnet."
+                ),
+            )
+            .with_field("id"));
+        }
+        Ok(Command::SubnetDelete { id })
     }
 }
 
@@ -328,6 +424,165 @@ fn reserved_fixed_ip(subnet: &SubnetRecord, ip: IpAddr, device_owner: &str) -> O
 }
 
 /// The `n`th address of `net` (0 is the network address).
+/// Neutron's MTU rules: at least 68 (IPv4's minimum), at most what the network type allows
+/// ("Requested MTU is too big").
+fn check_mtu(mtu: u32, network_type: NetworkType) -> Result<(), NeutronError> {
+    let max = crate::command::max_mtu(network_type);
+    if !(68..=max).contains(&mtu) {
+        return Err(NeutronError::invalid(
+            "mtu",
+            mtu,
+            format!("must be between 68 and {max} for a {network_type} network"),
+        ));
+    }
+    Ok(())
+}
+
+/// Neutron's `max_dns_nameservers` and `max_subnet_host_routes` defaults.
+pub const MAX_DNS_NAMESERVERS: usize = 5;
+pub const MAX_HOST_ROUTES: usize = 20;
+
+/// Neutron's `generate_pools`: the cidr's host addresses (IPv4: without the network and
+/// broadcast addresses; IPv6: without the subnet-router anycast address) less the gateway.
+pub fn default_allocation_pools(cidr: IpNet, gateway: Option<IpAddr>) -> Vec<AllocationPool> {
+    let host_bits = u32::from(cidr.max_prefix_len() - cidr.prefix_len());
+    let last_index = if host_bits >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << host_bits) - 1
+    };
+    let last = if cidr.addr().is_ipv4() {
+        last_index.saturating_sub(1)
+    } else {
+        last_index
+    };
+    if last < 1 {
+        return Vec::new();
+    }
+    let pool = |from: u128, to: u128| AllocationPool {
+        start: nth_address(cidr, from),
+        end: nth_address(cidr, to),
+    };
+    match gateway
+        .filter(|g| cidr.contains(g))
+        .map(|g| address_index(cidr, g))
+    {
+        Some(g) if (1..=last).contains(&g) => [(1, g.wrapping_sub(1)), (g + 1, last)]
+            .into_iter()
+            .filter(|(from, to)| from <= to && *from >= 1)
+            .map(|(from, to)| pool(from, to))
+            .collect(),
+        _ => vec![pool(1, last)],
+    }
+}
+
+/// Given pools: inside the cidr, `start <= end`, neither IPv4's network nor broadcast
+/// address, not overlapping one another nor holding the gateway (Neutron's
+/// `validate_allocation_pools`).
+fn check_pools(
+    cidr: IpNet,
+    gateway: Option<IpAddr>,
+    pools: &[AllocationPool],
+) -> Result<(), NeutronError> {
+    let sent = |pool: &AllocationPool| serde_json::to_value(pool).unwrap_or(Value::Null);
+    let mut ranges: Vec<(u128, u128)> = Vec::new();
+    for pool in pools {
+        if !cidr.contains(&pool.start) || !cidr.contains(&pool.end) {
+            return Err(NeutronError::invalid(
+                "allocation_pools",
+                sent(pool),
+                format!("is not within cidr {cidr}"),
+            ));
+        }
+        let (start, end) = (
+            address_index(cidr, pool.start),
+            address_index(cidr, pool.end),
+        );
+        if start > end {
+            return Err(NeutronError::invalid(
+                "allocation_pools",
+                sent(pool),
+                "starts after its end",
+            ));
+        }
+        if reserved_gateway(cidr, pool.start) || reserved_gateway(cidr, pool.end) {
+            return Err(NeutronError::invalid(
+                "allocation_pools",
+                sent(pool),
+                format!("holds the network or broadcast address of {cidr}"),
+            ));
+        }
+        if let Some(gateway) = gateway.filter(|g| cidr.contains(g))
+            && (start..=end).contains(&address_index(cidr, gateway))
+        {
+            return Err(NeutronError::invalid(
+                "allocation_pools",
+                sent(pool),
+                format!("holds the gateway {gateway}"),
+            ));
+        }
+        if ranges.iter().any(|&(s, e)| start <= e && s <= end) {
+            return Err(NeutronError::invalid(
+                "allocation_pools",
+                sent(pool),
+                "overlaps another pool",
+            ));
+        }
+        ranges.push((start, end));
+    }
+    Ok(())
+}
+
+fn check_dns_nameservers(servers: &[IpAddr]) -> Result<(), NeutronError> {
+    if servers.len() > MAX_DNS_NAMESERVERS {
+        return Err(NeutronError::invalid(
+            "dns_nameservers",
+            servers.len(),
+            format!("exceeds the maximum of {MAX_DNS_NAMESERVERS} name servers"),
+        ));
+    }
+    for (n, server) in servers.iter().enumerate() {
+        if servers[..n].contains(server) {
+            return Err(NeutronError::invalid(
+                "dns_nameservers",
+                server.to_string(),
+                "is a duplicate name server",
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_host_routes(cidr: IpNet, routes: &[HostRoute]) -> Result<(), NeutronError> {
+    if routes.len() > MAX_HOST_ROUTES {
+        return Err(NeutronError::invalid(
+            "host_routes",
+            routes.len(),
+            format!("exceeds the maximum of {MAX_HOST_ROUTES} host routes"),
+        ));
+    }
+    for (n, route) in routes.iter().enumerate() {
+        let sent = serde_json::to_value(route).unwrap_or(Value::Null);
+        if route.destination.addr().is_ipv4() != cidr.addr().is_ipv4()
+            || route.nexthop.is_ipv4() != cidr.addr().is_ipv4()
+        {
+            return Err(NeutronError::invalid(
+                "host_routes",
+                sent,
+                format!("is not of the IP version of {cidr}"),
+            ));
+        }
+        if routes[..n].contains(route) {
+            return Err(NeutronError::invalid(
+                "host_routes",
+                sent,
+                "is a duplicate host route",
+            ));
+        }
+    }
+    Ok(())
+}
+
 fn nth_address(net: IpNet, n: u128) -> IpAddr {
     match net {
         IpNet::V4(v4) => IpAddr::V4((u32::from(v4.network()).wrapping_add(n as u32)).into()),
@@ -384,6 +639,11 @@ impl NeutronState {
             Some(mac) => mac,
             None => self.free_mac(network.id, fresh)?,
         };
+        check_len("description", Some(&body.description), DESCRIPTION_MAX_LEN)?;
+        check_security_groups(body.security_groups.as_deref())?;
+        let port_security_enabled = body
+            .port_security_enabled
+            .unwrap_or(network.port_security_enabled);
         let fixed_ips =
             self.resolve_fixed_ips(network.id, body.fixed_ips, &[], &body.device_owner)?;
         let id = PortId(self.new_id(caller, "port", body.id, fresh)?);
@@ -399,6 +659,9 @@ impl NeutronState {
             host,
             admin_state_up: body.admin_state_up,
             created_at: fresh.now().to_string(),
+            description: body.description,
+            port_security_enabled,
+            vnic_type: body.vnic_type.unwrap_or_default(),
         };
         Ok((id, Command::PortCreate { port }))
     }
@@ -412,6 +675,12 @@ impl NeutronState {
         check_len("name", body.name.as_deref(), NAME_MAX_LEN)?;
         check_len("device_owner", body.device_owner.as_deref(), NAME_MAX_LEN)?;
         check_len("device_id", body.device_id.as_deref(), NAME_MAX_LEN)?;
+        check_len(
+            "description",
+            body.description.as_deref(),
+            DESCRIPTION_MAX_LEN,
+        )?;
+        check_security_groups(body.security_groups.as_deref())?;
         let port = self
             .catalog
             .ports
@@ -449,6 +718,9 @@ impl NeutronState {
             device_owner: body.device_owner,
             device_id: body.device_id,
             host,
+            description: body.description,
+            port_security_enabled: body.port_security_enabled,
+            vnic_type: body.vnic_type,
         })
     }
 

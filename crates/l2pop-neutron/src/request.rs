@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::command::SubnetId;
+use crate::command::{AllocationPool, HostRoute, Ipv6Mode, SubnetId, VnicType};
 use crate::error::NeutronError;
 
 /// What a project network gets when it names no provider attributes (Neutron's
@@ -49,6 +49,17 @@ pub fn body<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, NeutronEr
             "Resource body required: expected a JSON object with the key '{key}'"
         )));
     };
+    let plural = format!("{key}s");
+    if !outer.contains_key(key)
+        && let Some(Value::Array(items)) = outer.get(&plural)
+    {
+        // Neutron's bulk create is all or nothing; l2pop plans one resource per command.
+        return Err(NeutronError::invalid(
+            &plural,
+            items.len(),
+            format!("bulk create is not supported: send one '{key}' per request"),
+        ));
+    }
     let inner = outer.remove(key).ok_or_else(|| {
         NeutronError::bad_request(format!("Resource body required: missing '{key}'"))
     })?;
@@ -94,6 +105,60 @@ pub fn tracked<T: DeserializeOwned>(value: Value) -> Result<T, NeutronError> {
     })
 }
 
+/// Neutron's `convert_to_int`: an integer attribute may come as a JSON number or as a string
+/// holding one (the `openstack` CLI sends `provider:segmentation_id` and `local_as` as strings).
+/// Anything else, or a value out of the type's range, is refused; [`tracked`] names the field and
+/// the value sent.
+pub(crate) mod int {
+    use serde::{Deserialize, Deserializer};
+    use serde_json::Value;
+
+    fn convert<T: TryFrom<i128>, E: serde::de::Error>(value: &Value) -> Result<T, E> {
+        let number: Option<i128> = match value {
+            Value::Number(n) => n
+                .as_i64()
+                .map(i128::from)
+                .or_else(|| n.as_u64().map(i128::from)),
+            Value::String(s) => s.trim().parse().ok(),
+            _ => None,
+        };
+        let number = number.ok_or_else(|| E::custom(format!("'{value}' is not an integer")))?;
+        T::try_from(number).map_err(|_| E::custom(format!("{number} is out of range")))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+        deserializer: D,
+    ) -> Result<T, D::Error> {
+        convert(&Value::deserialize(deserializer)?)
+    }
+
+    /// For `Option<T>` (with `#[serde(default)]`): `null` is `None`.
+    pub mod option {
+        use super::*;
+
+        pub fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+            deserializer: D,
+        ) -> Result<Option<T>, D::Error> {
+            match Value::deserialize(deserializer)? {
+                Value::Null => Ok(None),
+                value => convert(&value).map(Some),
+            }
+        }
+    }
+
+    /// For `Option<Option<T>>` (with `#[serde(default)]`): absent is `None`, `null` is
+    /// `Some(None)`.
+    pub mod double_option {
+        use super::*;
+
+        pub fn deserialize<'de, D: Deserializer<'de>, T: TryFrom<i128>>(
+            deserializer: D,
+        ) -> Result<Option<Option<T>>, D::Error> {
+            super::option::deserialize(deserializer).map(Some)
+        }
+    }
+}
+
 /// Neutron's `NAME_MAX_LEN` (`name`, `device_owner`, `device_id`, `project_id`).
 pub const NAME_MAX_LEN: usize = 255;
 /// Neutron's `DESCRIPTION_MAX_LEN`.
@@ -130,10 +195,18 @@ pub struct NetworkCreateBody {
     pub shared: bool,
     #[serde(rename = "provider:network_type")]
     pub network_type: Option<NetworkType>,
-    #[serde(rename = "provider:segmentation_id")]
+    #[serde(
+        default,
+        rename = "provider:segmentation_id",
+        deserialize_with = "int::option::deserialize"
+    )]
     pub segmentation_id: Option<u32>,
     #[serde(rename = "provider:physical_network")]
     pub physical_network: Option<String>,
+    #[serde(default, deserialize_with = "int::option::deserialize")]
+    pub mtu: Option<u32>,
+    #[serde(default = "yes")]
+    pub port_security_enabled: bool,
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,6 +215,9 @@ pub struct NetworkUpdateBody {
     pub name: Option<String>,
     pub description: Option<String>,
     pub admin_state_up: Option<bool>,
+    #[serde(default, deserialize_with = "int::option::deserialize")]
+    pub mtu: Option<u32>,
+    pub port_security_enabled: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -154,6 +230,7 @@ pub struct SubnetCreateBody {
     pub name: String,
     pub network_id: NetworkId,
     pub cidr: IpNet,
+    #[serde(default, deserialize_with = "int::option::deserialize")]
     pub ip_version: Option<u8>,
     /// Absent: the first address; `null`: none.
     #[serde(
@@ -165,12 +242,26 @@ pub struct SubnetCreateBody {
     pub enable_dhcp: bool,
     pub project_id: Option<String>,
     pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Absent or `null`: Neutron's default pools.
+    pub allocation_pools: Option<Vec<AllocationPool>>,
+    #[serde(default)]
+    pub dns_nameservers: Vec<IpAddr>,
+    #[serde(default)]
+    pub host_routes: Vec<HostRoute>,
+    pub ipv6_address_mode: Option<Ipv6Mode>,
+    pub ipv6_ra_mode: Option<Ipv6Mode>,
 }
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SubnetUpdateBody {
-    pub name: String,
+    pub name: Option<String>,
+    pub description: Option<String>,
+    pub dns_nameservers: Option<Vec<IpAddr>>,
+    pub host_routes: Option<Vec<HostRoute>>,
+    pub enable_dhcp: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +292,14 @@ pub struct PortCreateBody {
     pub admin_state_up: bool,
     pub project_id: Option<String>,
     pub tenant_id: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    /// Absent: the network's.
+    pub port_security_enabled: Option<bool>,
+    /// Only `[]` is taken (l2pop has no security groups).
+    pub security_groups: Option<Vec<Value>>,
+    #[serde(rename = "binding:vnic_type")]
+    pub vnic_type: Option<VnicType>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -214,6 +313,24 @@ pub struct PortUpdateBody {
     pub device_id: Option<String>,
     #[serde(rename = "binding:host_id")]
     pub host: Option<String>,
+    pub description: Option<String>,
+    pub port_security_enabled: Option<bool>,
+    pub security_groups: Option<Vec<Value>>,
+    #[serde(rename = "binding:vnic_type")]
+    pub vnic_type: Option<VnicType>,
+}
+
+/// `security_groups`: l2pop has no security groups (the `security-group` extension is not
+/// offered), so only "none" (`[]`) is taken; a group is refused naming it.
+pub(crate) fn check_security_groups(groups: Option<&[Value]>) -> Result<(), NeutronError> {
+    match groups.and_then(|groups| groups.first()) {
+        Some(group) => Err(NeutronError::invalid(
+            "security_groups",
+            group.clone(),
+            "l2pop has no security groups (only [] is taken)",
+        )),
+        None => Ok(()),
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -255,7 +372,9 @@ pub struct BgpvpnCreateBody {
     pub export_targets: Vec<RouteTarget>,
     #[serde(default)]
     pub route_distinguishers: Vec<RouteTarget>,
+    #[serde(default, deserialize_with = "int::option::deserialize")]
     pub vni: Option<u64>,
+    #[serde(default, deserialize_with = "int::option::deserialize")]
     pub local_pref: Option<u64>,
     pub project_id: Option<String>,
     pub tenant_id: Option<String>,
@@ -269,10 +388,7 @@ pub struct BgpvpnUpdateBody {
     pub import_targets: Option<Vec<RouteTarget>>,
     pub export_targets: Option<Vec<RouteTarget>>,
     pub route_distinguishers: Option<Vec<RouteTarget>>,
-    #[serde(
-        default,
-        deserialize_with = "crate::command::double_option::deserialize"
-    )]
+    #[serde(default, deserialize_with = "int::double_option::deserialize")]
     pub local_pref: Option<Option<u64>>,
     #[serde(
         default,
@@ -300,8 +416,9 @@ pub struct AssociationBody {
 pub struct SpeakerCreateBody {
     #[serde(default)]
     pub name: String,
+    #[serde(deserialize_with = "int::deserialize")]
     pub local_as: u32,
-    #[serde(default = "four")]
+    #[serde(default = "four", deserialize_with = "int::deserialize")]
     pub ip_version: u8,
     pub project_id: Option<String>,
     pub tenant_id: Option<String>,
@@ -379,6 +496,7 @@ pub enum Request {
     NetworkDelete(NetworkId),
     SubnetCreate(SubnetCreateBody),
     SubnetUpdate(SubnetId, SubnetUpdateBody),
+    SubnetDelete(SubnetId),
     PortCreate(PortCreateBody),
     PortUpdate(PortId, PortUpdateBody),
     PortDelete(PortId),
@@ -456,4 +574,72 @@ pub struct GatewaysBody {
 #[serde(deny_unknown_fields)]
 pub struct DevicesBody {
     pub devices: Vec<l2pop_bgpvpn::DeviceRoute>,
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    /// A bulk body is refused by name, not as a missing resource key.
+    #[test]
+    fn bulk_create_is_refused_naming_the_collection() {
+        let error = body::<PortCreateBody>(json!({"ports": [{}, {}]}), "port").unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("ports"));
+        assert_eq!(error.value, Some(json!(2)));
+        assert!(
+            error.message.contains("bulk create is not supported"),
+            "{}",
+            error.message
+        );
+    }
+
+    /// Neutron's `convert_to_int`: numbers and numeric strings are taken, anything else is a 400
+    /// naming the attribute and the value sent.
+    #[test]
+    fn integers_may_come_as_strings() {
+        let network: NetworkCreateBody = body(
+            json!({"network": {"provider:network_type": "vxlan", "provider:segmentation_id": "1001"}}),
+            "network",
+        )
+        .unwrap();
+        assert_eq!(network.segmentation_id, Some(1001));
+        let speaker: SpeakerCreateBody = body(
+            json!({"bgp_speaker": {"local_as": "64512", "ip_version": "4"}}),
+            "bgp_speaker",
+        )
+        .unwrap();
+        assert_eq!((speaker.local_as, speaker.ip_version), (64_512, 4));
+        let vpn: BgpvpnUpdateBody =
+            body(json!({"bgpvpn": {"local_pref": "100"}}), "bgpvpn").unwrap();
+        assert_eq!(vpn.local_pref, Some(Some(100)));
+        let vpn: BgpvpnUpdateBody =
+            body(json!({"bgpvpn": {"local_pref": null}}), "bgpvpn").unwrap();
+        assert_eq!(vpn.local_pref, Some(None));
+        let subnet: SubnetCreateBody = body(
+            json!({"subnet": {"network_id": Uuid::from_u128(1), "cidr": "10.0.0.0/24", "ip_version": "4"}}),
+            "subnet",
+        )
+        .unwrap();
+        assert_eq!(subnet.ip_version, Some(4));
+
+        for (sent, reason) in [
+            (json!("x"), "'\"x\"' is not an integer"),
+            (json!("1.5"), "is not an integer"),
+            (json!(true), "is not an integer"),
+            (json!(-1), "-1 is out of range"),
+            (json!("4294967296"), "4294967296 is out of range"),
+        ] {
+            let error = body::<NetworkCreateBody>(
+                json!({"network": {"provider:segmentation_id": sent.clone()}}),
+                "network",
+            )
+            .unwrap_err();
+            assert_eq!(error.field.as_deref(), Some("provider:segmentation_id"));
+            assert_eq!(error.value.as_ref(), Some(&sent));
+            assert!(error.message.contains(reason), "{sent}: {}", error.message);
+        }
+    }
 }

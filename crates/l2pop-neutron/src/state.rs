@@ -120,6 +120,8 @@ impl NeutronState {
                 name,
                 description,
                 admin_state_up,
+                mtu,
+                port_security_enabled,
             } => {
                 let network = self
                     .catalog
@@ -136,20 +138,48 @@ impl NeutronState {
                 if let Some(up) = admin_state_up {
                     network.admin_state_up = *up;
                 }
+                if let Some(mtu) = mtu {
+                    network.mtu = Some(*mtu);
+                }
+                if let Some(enabled) = port_security_enabled {
+                    network.port_security_enabled = *enabled;
+                }
                 Ok(Vec::new())
             }
             Command::NetworkDelete { id } => self.network_delete(*id),
             Command::SubnetCreate { subnet } => self.subnet_create(subnet),
-            Command::SubnetUpdate { id, name } => {
+            Command::SubnetUpdate {
+                id,
+                name,
+                description,
+                dns_nameservers,
+                host_routes,
+                enable_dhcp,
+            } => {
                 let subnet = self
                     .catalog
                     .subnets
                     .get_mut(id)
                     .map(Arc::make_mut)
                     .ok_or_else(|| NeutronError::not_found("subnet", id))?;
-                subnet.name.clone_from(name);
+                if let Some(name) = name {
+                    subnet.name.clone_from(name);
+                }
+                if let Some(description) = description {
+                    subnet.description.clone_from(description);
+                }
+                if let Some(servers) = dns_nameservers {
+                    subnet.dns_nameservers.clone_from(servers);
+                }
+                if let Some(routes) = host_routes {
+                    subnet.host_routes.clone_from(routes);
+                }
+                if let Some(dhcp) = enable_dhcp {
+                    subnet.enable_dhcp = *dhcp;
+                }
                 Ok(Vec::new())
             }
+            Command::SubnetDelete { id } => self.subnet_delete(*id),
             Command::PortCreate { port } => self.port_create(port),
             Command::PortUpdate { .. } => self.port_update(command),
             Command::PortDelete { id } => self.port_delete(*id),
@@ -463,6 +493,23 @@ impl NeutronState {
         Ok(notifications)
     }
 
+    fn subnet_delete(&mut self, id: SubnetId) -> Result<Vec<Notification>, NeutronError> {
+        let subnet = self
+            .catalog
+            .subnets
+            .get(&id)
+            .ok_or_else(|| NeutronError::not_found("subnet", id))?;
+        let notifications =
+            self.engine
+                .apply(&Event::SubnetDelete(l2pop_engine::SubnetDelete {
+                    network_id: subnet.network_id,
+                    cidr: subnet.cidr,
+                }))?;
+        self.catalog.subnets.remove(&id);
+        self.allocations.remove(&id);
+        Ok(notifications)
+    }
+
     /// Each fixed IP must name a subnet of the port's network that contains it.
     fn check_fixed_ips(
         &self,
@@ -532,6 +579,9 @@ impl NeutronState {
             device_owner,
             device_id,
             host,
+            description,
+            port_security_enabled,
+            vnic_type,
         } = command
         else {
             return Ok(Vec::new());
@@ -589,6 +639,15 @@ impl NeutronState {
             }
             if let Some(host) = host {
                 port.host.clone_from(host);
+            }
+            if let Some(description) = description {
+                port.description.clone_from(description);
+            }
+            if let Some(enabled) = port_security_enabled {
+                port.port_security_enabled = *enabled;
+            }
+            if let Some(vnic_type) = vnic_type {
+                port.vnic_type = *vnic_type;
             }
         }
         self.sync_status(*id);

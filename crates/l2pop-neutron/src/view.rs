@@ -109,6 +109,8 @@ impl Catalog {
             "shared": false,
             "subnets": subnets,
             "created_at": network.created_at,
+            "mtu": network.mtu.unwrap_or_else(|| crate::command::max_mtu(network.network_type)),
+            "port_security_enabled": network.port_security_enabled,
         });
         if caller.is_admin() {
             view["provider:network_type"] = json!(network.network_type);
@@ -119,6 +121,9 @@ impl Catalog {
     }
 
     pub fn subnet_view(&self, subnet: &SubnetRecord) -> Value {
+        let pools = subnet.allocation_pools.clone().unwrap_or_else(|| {
+            crate::plan::default_allocation_pools(subnet.cidr, subnet.gateway_ip)
+        });
         json!({
             "id": subnet.id,
             "name": subnet.name,
@@ -130,6 +135,14 @@ impl Catalog {
             "gateway_ip": subnet.gateway_ip,
             "enable_dhcp": subnet.enable_dhcp,
             "created_at": subnet.created_at,
+            "description": subnet.description,
+            "allocation_pools": pools,
+            "dns_nameservers": subnet.dns_nameservers,
+            "host_routes": subnet.host_routes,
+            "ipv6_address_mode": subnet.ipv6_address_mode,
+            "ipv6_ra_mode": subnet.ipv6_ra_mode,
+            "subnetpool_id": null,
+            "service_types": [],
         })
     }
 
@@ -160,6 +173,10 @@ impl Catalog {
             "admin_state_up": port.admin_state_up,
             "status": self.port_status(port.id),
             "created_at": port.created_at,
+            "description": port.description,
+            "port_security_enabled": port.port_security_enabled,
+            "security_groups": [],
+            "binding:vnic_type": port.vnic_type,
         });
         if caller.is_admin() {
             view["binding:host_id"] = json!(port.host.as_ref().map_or("", |h| h.as_str()));

@@ -976,6 +976,8 @@ fn owner_rate(n: u64) -> anyhow::Result<f64> {
                 id: network_id(),
                 name: "bench".to_owned(),
                 description: String::new(),
+                mtu: None,
+                port_security_enabled: true,
                 project_id: "bench".to_owned(),
                 admin_state_up: true,
                 network_type: NetworkType::Vxlan,
@@ -996,6 +998,12 @@ fn owner_rate(n: u64) -> anyhow::Result<f64> {
                 gateway_ip: Some(IpAddr::V4(Ipv4Addr::new(10, 0, 0, 1))),
                 enable_dhcp: true,
                 created_at,
+                description: String::new(),
+                allocation_pools: None,
+                dns_nameservers: Vec::new(),
+                host_routes: Vec::new(),
+                ipv6_address_mode: None,
+                ipv6_ra_mode: None,
             },
         })
         .map_err(api)?;

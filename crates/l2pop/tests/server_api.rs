@@ -724,3 +724,140 @@ async fn the_admin_may_choose_ids_and_a_taken_one_is_refused() {
     let networks = server.admin(Method::GET, "/v2.0/networks", None).await;
     assert_eq!(networks["networks"].as_array().unwrap().len(), 1);
 }
+
+/// What keystoneauth and the `openstack` CLI read first (issue 12 item 4): the version document
+/// at `/` without a token, the collections at `/v2.0/`, and the extensions l2pop implements.
+#[tokio::test]
+async fn version_documents_and_extensions() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&sqlite_url(&dir)).await;
+    let (status, versions) = server.call(None, Method::GET, "/", None).await;
+    assert_eq!(status, StatusCode::OK, "{versions}");
+    assert_eq!(versions["versions"][0]["id"], "v2.0");
+    assert_eq!(versions["versions"][0]["status"], "CURRENT");
+    let href = versions["versions"][0]["links"][0]["href"]
+        .as_str()
+        .unwrap();
+    assert!(href.ends_with("/v2.0/"), "{href}");
+
+    for path in ["/v2.0", "/v2.0/"] {
+        let (status, _) = server.call(None, Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{path}");
+        let resources = server.admin(Method::GET, path, None).await;
+        let collections: Vec<&str> = resources["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["collection"].as_str().unwrap())
+            .collect();
+        assert!(collections.contains(&"ports"), "{resources}");
+    }
+
+    let (status, listing) = server
+        .call(Some(ALICE), Method::GET, "/v2.0/extensions", None)
+        .await;
+    assert_eq!(status, StatusCode::OK, "{listing}");
+    let aliases: Vec<&str> = listing["extensions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["alias"].as_str().unwrap())
+        .collect();
+    for alias in ["agent", "bgp", "bgpvpn", "binding", "provider"] {
+        assert!(aliases.contains(&alias), "{alias} missing: {listing}");
+    }
+    assert!(!aliases.contains(&"security-group"), "{listing}");
+    let binding = server
+        .admin(Method::GET, "/v2.0/extensions/binding", None)
+        .await;
+    assert_eq!(binding["extension"]["alias"], "binding");
+    assert!(binding["extension"]["updated"].is_string());
+    assert!(binding["extension"]["links"].is_array());
+    let (status, missing) = server
+        .call(Some(ADMIN), Method::GET, "/v2.0/extensions/qos", None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    assert_eq!(missing["NeutronError"]["type"], "HTTPNotFound");
+    assert_eq!(
+        missing["NeutronError"]["message"],
+        "Extension with alias qos does not exist"
+    );
+    server.stop().await;
+}
+
+/// `DELETE /v2.0/subnets/{id}`: refused with 409 `SubnetInUse` while a port has an address in
+/// it (nothing changes), then deleted; its range may be used again.
+#[tokio::test]
+async fn a_subnet_is_deleted_once_no_port_uses_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&sqlite_url(&dir)).await;
+    let (network_id, ports) = small_topology(&server).await;
+    let network = server
+        .admin(Method::GET, &format!("/v2.0/networks/{network_id}"), None)
+        .await;
+    let subnet_id = network["network"]["subnets"][0]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, error) = server
+        .call(
+            Some(ADMIN),
+            Method::DELETE,
+            &format!("/v2.0/subnets/{subnet_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["NeutronError"]["type"], "SubnetInUse");
+    server
+        .admin(Method::GET, &format!("/v2.0/subnets/{subnet_id}"), None)
+        .await;
+    let (status, _) = server
+        .call(
+            Some(BOB),
+            Method::DELETE,
+            &format!("/v2.0/subnets/{subnet_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "another project's subnet is hidden"
+    );
+    for port in &ports {
+        server
+            .admin(Method::DELETE, &format!("/v2.0/ports/{port}"), None)
+            .await;
+    }
+    let (status, _) = server
+        .call(
+            Some(ADMIN),
+            Method::DELETE,
+            &format!("/v2.0/subnets/{subnet_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, _) = server
+        .call(
+            Some(ADMIN),
+            Method::GET,
+            &format!("/v2.0/subnets/{subnet_id}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let network = server
+        .admin(Method::GET, &format!("/v2.0/networks/{network_id}"), None)
+        .await;
+    assert_eq!(network["network"]["subnets"], json!([]));
+    server
+        .admin(
+            Method::POST,
+            "/v2.0/subnets",
+            Some(json!({"subnet": {"network_id": network_id, "cidr": "10.0.0.0/16"}})),
+        )
+        .await;
+    server.stop().await;
+}

@@ -20,6 +20,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use l2pop_bgpvpn::{BgpvpnId, DeviceRoutes, GatewayRoutes, SpeakerId};
 use l2pop_model::{Host, NetworkId, PortId, Uuid};
+use l2pop_neutron::discovery;
 use l2pop_neutron::listing::{Collection, ListParams, Page};
 use l2pop_neutron::request::{
     self as req, DeviceBody, DeviceName, DeviceReply, DevicesBody, GatewaysBody, ReportReply, body,
@@ -58,11 +59,16 @@ fn respond(answer: Answer) -> Response {
 }
 
 impl App {
-    fn caller(&self, headers: &HeaderMap) -> Result<(Caller, OwnerHandle), NeutronError> {
+    /// The caller a token names, whether or not this process is active.
+    fn authenticate(&self, headers: &HeaderMap) -> Result<Caller, NeutronError> {
         let token = headers
             .get("x-auth-token")
             .and_then(|value| value.to_str().ok());
-        let caller = self.tokens.authenticate(token)?;
+        self.tokens.authenticate(token)
+    }
+
+    fn caller(&self, headers: &HeaderMap) -> Result<(Caller, OwnerHandle), NeutronError> {
+        let caller = self.authenticate(headers)?;
         let owner = self.owner.borrow().clone().ok_or_else(|| {
             NeutronError::unavailable("standing by: another l2pop server is active")
         })?;
@@ -234,6 +240,11 @@ fn page_links(base: &str, params: &ListParams, page: &Page) -> Vec<Value> {
                 .iter()
                 .map(|f| ("fields".to_owned(), f.clone())),
         );
+        for (key, ascending) in &params.sort {
+            pairs.push(("sort_key".to_owned(), key.clone()));
+            let dir = if *ascending { "asc" } else { "desc" };
+            pairs.push(("sort_dir".to_owned(), dir.to_owned()));
+        }
         if let Some(limit) = params.limit {
             pairs.push(("limit".to_owned(), limit.to_string()));
         }
@@ -405,6 +416,17 @@ async fn subnet_update(
             id,
             body(json_body(&bytes)?, "subnet")?,
         ))
+    })
+    .await
+}
+
+async fn subnet_delete(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    app.write(&headers, StatusCode::NO_CONTENT, |_| {
+        Ok(Request::SubnetDelete(path_id("subnet", &id)?))
     })
     .await
 }
@@ -860,6 +882,55 @@ async fn host_fdb(
         .await
 }
 
+// ---- discovery: version documents and extensions ----
+
+/// `http://<host>` of the request: where the version documents link.
+fn origin(headers: &HeaderMap) -> String {
+    let host = headers
+        .get(axum::http::header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("localhost");
+    format!("http://{host}")
+}
+
+/// `GET /`: the API versions, without a token (as Neutron's `versions` app).
+async fn versions(headers: HeaderMap) -> Response {
+    axum::Json(discovery::versions(&origin(&headers))).into_response()
+}
+
+/// `GET /v2.0/`: the collections of version 2.0.
+async fn version_resources(State(app): State<App>, headers: HeaderMap) -> Response {
+    respond(
+        app.authenticate(&headers)
+            .map(|_| (StatusCode::OK, discovery::resources(&origin(&headers)))),
+    )
+}
+
+async fn extensions_list(State(app): State<App>, headers: HeaderMap) -> Response {
+    respond(
+        app.authenticate(&headers)
+            .map(|_| (StatusCode::OK, discovery::extensions())),
+    )
+}
+
+async fn extension_show(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(alias): Path<String>,
+) -> Response {
+    respond(app.authenticate(&headers).and_then(|_| {
+        discovery::extension(&alias)
+            .map(|found| (StatusCode::OK, found))
+            .ok_or_else(|| {
+                NeutronError::new(
+                    l2pop_neutron::ErrorKind::NotFound,
+                    "HTTPNotFound",
+                    format!("Extension with alias {alias} does not exist"),
+                )
+            })
+    }))
+}
+
 // ---- operations ----
 
 async fn metrics_text(State(app): State<App>) -> Response {
@@ -1021,6 +1092,41 @@ pub fn routes() -> Vec<Route> {
         r
     };
     vec![
+        open(route(
+            "GET",
+            "/",
+            "API versions (Neutron's version document)",
+            None,
+            get(versions),
+        )),
+        route(
+            "GET",
+            "/v2.0",
+            "The collections of API v2.0",
+            None,
+            get(version_resources),
+        ),
+        route(
+            "GET",
+            "/v2.0/",
+            "The collections of API v2.0",
+            None,
+            get(version_resources),
+        ),
+        route(
+            "GET",
+            "/v2.0/extensions",
+            "The API extensions l2pop implements",
+            None,
+            get(extensions_list),
+        ),
+        route(
+            "GET",
+            "/v2.0/extensions/{alias}",
+            "One API extension by alias",
+            None,
+            get(extension_show),
+        ),
         route(
             "GET",
             "/v2.0/networks",
@@ -1080,9 +1186,16 @@ pub fn routes() -> Vec<Route> {
         route(
             "PUT",
             "/v2.0/subnets/{id}",
-            "Rename a subnet",
+            "Update a subnet's name, description, DNS servers, host routes, DHCP",
             SUBNET,
             put(subnet_update),
+        ),
+        route(
+            "DELETE",
+            "/v2.0/subnets/{id}",
+            "Delete a subnet no port has an address in",
+            None,
+            delete(subnet_delete),
         ),
         route(
             "GET",

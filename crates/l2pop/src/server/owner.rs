@@ -31,7 +31,8 @@ pub type Reply = oneshot::Sender<Result<Value, NeutronError>>;
 pub enum Job {
     Write {
         caller: Caller,
-        request: Request,
+        /// Boxed: request bodies are large beside the other jobs.
+        request: Box<Request>,
         reply: Reply,
     },
     Query {
@@ -73,7 +74,7 @@ impl OwnerHandle {
         self.ask(
             Job::Write {
                 caller,
-                request,
+                request: Box::new(request),
                 reply,
             },
             answer,
@@ -141,7 +142,7 @@ pub fn silent_bgp_agents(state: &NeutronState, now: Time) -> Vec<Job> {
             let (reply, _) = oneshot::channel();
             Job::Write {
                 caller: Caller::Admin,
-                request,
+                request: Box::new(request),
                 reply,
             }
         })
@@ -183,7 +184,7 @@ pub fn run_round(
                 caller,
                 request,
                 reply,
-            } => match state.handle(&caller, request, tenant, fresh) {
+            } => match state.handle(&caller, *request, tenant, fresh) {
                 Ok(outcome) => {
                     if let Some(command) = &outcome.command {
                         let text = serde_json::to_string(command)
