@@ -591,3 +591,48 @@ fn filters_are_validated_sorted_and_match_fixed_ips() {
     .unwrap();
     assert!(list(&both, None, 10).unwrap().items.is_empty());
 }
+
+/// Automatic allocation draws from the subnet's pools, in order across them, and fails once
+/// they are full; an address asked for by name may lie outside them (Neutron's rules).
+#[test]
+fn addresses_are_allocated_from_the_pools_only() {
+    let mut fixture = Fixture::new();
+    let (_, network) = fixture
+        .handle(Request::NetworkCreate(
+            body(json!({"network": {"name": "pools"}}), "network").unwrap(),
+        ))
+        .unwrap();
+    let network = network["network"]["id"].as_str().unwrap().to_owned();
+    fixture
+        .handle(Request::SubnetCreate(
+            body(
+                json!({"subnet": {"network_id": network, "cidr": "10.7.0.0/24",
+                    "allocation_pools": [{"start": "10.7.0.200", "end": "10.7.0.200"},
+                                         {"start": "10.7.0.10", "end": "10.7.0.11"}]}}),
+                "subnet",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    let mut port = |fixed_ips: Option<Value>| {
+        let mut request = json!({"port": {"network_id": network}});
+        if let Some(ips) = fixed_ips {
+            request["port"]["fixed_ips"] = ips;
+        }
+        fixture.handle(Request::PortCreate(body(request, "port").unwrap()))
+    };
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let (_, answer) = port(None).unwrap();
+        got.push(answer["port"]["fixed_ips"][0]["ip_address"].clone());
+    }
+    assert_eq!(
+        got,
+        [json!("10.7.0.10"), json!("10.7.0.11"), json!("10.7.0.200")]
+    );
+    let full = port(None).unwrap_err();
+    assert_eq!(full.kind, ErrorKind::Conflict, "{full}");
+    assert_eq!(full.name, "IpAddressGenerationFailure");
+    let (_, outside) = port(Some(json!([{"ip_address": "10.7.0.50"}]))).unwrap();
+    assert_eq!(outside["port"]["fixed_ips"][0]["ip_address"], "10.7.0.50");
+}

@@ -925,11 +925,37 @@ impl NeutronState {
         let start = from
             .or_else(|| allocation.and_then(|a| a.cursor))
             .map_or(1, |ip| address_index(cidr, ip) % last + 1);
+        // Automatic allocation draws from the subnet's pools (Neutron's rule; a fixed IP asked
+        // for by address may lie outside them), else from every host address.
+        let mut ranges: Vec<(u128, u128)> = match self
+            .catalog
+            .subnets
+            .get(&subnet)
+            .and_then(|s| s.allocation_pools.as_ref())
+        {
+            Some(pools) if !pools.is_empty() => pools
+                .iter()
+                .map(|p| (address_index(cidr, p.start), address_index(cidr, p.end)))
+                .filter(|(low, high)| low <= high)
+                .collect(),
+            _ => vec![(1, last)],
+        };
+        ranges.sort_unstable();
+        let capacity: u128 = ranges.iter().map(|(low, high)| high - low + 1).sum();
+        // Where the ring scan starts: the range holding `start`, else the next one (wrapping).
+        let mut range = ranges
+            .iter()
+            .position(|&(_, high)| start <= high)
+            .unwrap_or(0);
+        let mut index = start.max(ranges[range].0);
+        if index > ranges[range].1 {
+            index = ranges[range].0;
+        }
         // At most every address in use on the network, this request's and the gateway come
         // before a free one: the scan is linear in what is in use, not in the subnet's size.
-        let used = self.engine.ips_in_use(network) + also_taken.len() + 2;
-        let mut index = start;
-        for _ in 0..used.min(usize::try_from(last).unwrap_or(usize::MAX)) + 1 {
+        let used = (self.engine.ips_in_use(network) + also_taken.len() + 2) as u128;
+        let mut steps = used.min(capacity);
+        loop {
             let ip = nth_address(cidr, index);
             let taken = Some(ip) == gateway
                 || self.engine.port_with_ip(network, ip).is_some()
@@ -937,9 +963,17 @@ impl NeutronState {
             if !taken {
                 return Some(ip);
             }
-            index = index % last + 1;
+            if steps == 0 {
+                return None;
+            }
+            steps -= 1;
+            if index < ranges[range].1 {
+                index += 1;
+            } else {
+                range = (range + 1) % ranges.len();
+                index = ranges[range].0;
+            }
         }
-        None
     }
 }
 
