@@ -504,13 +504,6 @@ impl Demo {
         Ok(())
     }
 
-    /// This run's own topics: a broker shared with other l2pop servers (another demo, a test,
-    /// a real cloud on the default topics) must not hand this demo's agent calls to them.
-    fn bus_topics(&self) -> String {
-        let run = std::process::id();
-        format!("topic = \"l2pop-demo-{run}\"\nrpc_topic = \"l2pop-demo-plugin-{run}\"")
-    }
-
     /// Starts (or restarts) the server on the demo's port and database.
     pub fn start_server(&mut self) -> anyhow::Result<()> {
         let port = self.server_port;
@@ -519,11 +512,7 @@ impl Demo {
         let bus = if self.options.bus == "memory" {
             "backend = \"memory\"".to_owned()
         } else {
-            format!(
-                "backend = \"rabbit\"\nurl = \"{}\"\n{}",
-                self.options.bus_url,
-                self.bus_topics()
-            )
+            format!("backend = \"rabbit\"\nurl = \"{}\"", self.options.bus_url)
         };
         std::fs::write(
             &config,
@@ -601,9 +590,8 @@ impl Demo {
             &config,
             format!(
                 "[agent]\nlocal_ip = \"192.0.2.1\"\nreport_interval_s = 5\nscan_interval_ms = 1000\n\
-                 reconcile_interval_s = 10\n[bus]\nurl = \"{}\"\n{}\n",
-                self.options.bus_url,
-                self.bus_topics()
+                 reconcile_interval_s = 10\n[bus]\nurl = \"{}\"\n",
+                self.options.bus_url
             ),
         )?;
         if let Some(inproc) = &mut self.inproc {
