@@ -142,6 +142,9 @@ pub enum RpcError {
         method: String,
         timeout: std::time::Duration,
     },
+    /// The call was returned unrouted: no server has declared a queue for its topic (yet).
+    #[error("no server listens on {topic}: the call was not routed")]
+    NoServer { topic: String },
     #[error("undecodable reply: {0}")]
     Decode(#[from] DecodeError),
     #[error(transparent)]

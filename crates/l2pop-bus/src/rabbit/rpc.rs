@@ -8,9 +8,11 @@ use std::time::Duration;
 
 use futures_util::StreamExt;
 use lapin::message::Delivery;
-use lapin::options::{BasicAckOptions, BasicConsumeOptions, BasicPublishOptions};
+use lapin::options::{
+    BasicAckOptions, BasicConsumeOptions, BasicPublishOptions, ConfirmSelectOptions,
+};
 use lapin::types::FieldTable;
-use lapin::{Channel, Connection};
+use lapin::{Channel, Confirmation, Connection};
 use serde_json::{Map, Value};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -236,6 +238,12 @@ impl RpcClient {
     pub async fn connect(config: RpcClientConfig) -> Result<Self, BusError> {
         let connection = super::connect(&config.url, &config.connection_name).await?;
         let channel = super::open_channel(&connection).await?;
+        // Confirm mode: a call nobody's queue takes comes back at once (mandatory), instead of
+        // being dropped by the broker and waited for until the call's timeout.
+        channel
+            .confirm_select(ConfirmSelectOptions::default())
+            .await
+            .map_err(|e| BusError::amqp("confirm.select", e))?;
         super::declare_exchange(&channel, &wire::control_exchange(&config.exchange)).await?;
         let reply_q = format!("reply_{}", wire::uuid_hex());
         let replies = super::open_channel(&connection).await?;
@@ -376,17 +384,31 @@ impl RpcClient {
         .map_err(BusError::from)?;
         let route = wire::rpc_route(&self.config.exchange, &self.config.topic, server);
         wire::check_shortstr("routing key", &route.routing_key)?;
-        self.channel
+        let confirm = self
+            .channel
             .basic_publish(
                 route.exchange_name().into(),
                 route.routing_key.as_str().into(),
-                BasicPublishOptions::default(),
+                BasicPublishOptions {
+                    mandatory: call.is_some(),
+                    ..BasicPublishOptions::default()
+                },
                 &body,
                 super::properties(),
             )
             .await
-            .map_err(|e| BusError::amqp("basic.publish", e))?;
-        Ok(())
+            .map_err(|e| BusError::amqp("basic.publish", e))?
+            .await
+            .map_err(|e| BusError::amqp("basic.publish confirm", e))?;
+        match confirm {
+            // Returned: no queue is bound for the topic (no server has declared it yet).
+            Confirmation::Ack(Some(_)) | Confirmation::Nack(Some(_)) if call.is_some() => {
+                Err(RpcError::NoServer {
+                    topic: route.routing_key.clone(),
+                })
+            }
+            _ => Ok(()),
+        }
     }
 
     /// Test hook: closes the connection under the client, as a broker restart would.
