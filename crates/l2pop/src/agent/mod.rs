@@ -104,10 +104,12 @@ pub async fn run_with<D: Dataplane>(
         pending: BTreeSet::new(),
         up: BTreeSet::new(),
         refreshed: false,
+        resync_due: false,
         settings,
     };
-    let outcome = match agent.start().await {
-        Ok(()) => agent.serve(consumer, changed, queries, shutdown).await,
+    let outcome = match agent.start(&shutdown).await {
+        Ok(true) => agent.serve(consumer, changed, queries, shutdown).await,
+        Ok(false) => Ok(()),
         Err(error) => Err(error),
     };
     if let Some(task) = status_server {
@@ -129,22 +131,69 @@ struct Agent<D> {
     up: BTreeSet<String>,
     /// Whether a device-up with `refresh_tunnels` was sent since start.
     refreshed: bool,
+    /// The last snapshot call failed on the way: retried with the heartbeat.
+    resync_due: bool,
+}
+
+/// Whether `error` is the server's own answer (a failure it returned), not a call lost on the
+/// way.
+fn is_answer(error: &anyhow::Error) -> bool {
+    matches!(
+        error.downcast_ref::<l2pop_bus::RpcError>(),
+        Some(l2pop_bus::RpcError::Remote { .. } | l2pop_bus::RpcError::Decode(_))
+    )
 }
 
 impl<D: Dataplane> Agent<D> {
-    async fn start(&mut self) -> anyhow::Result<()> {
-        match self.rpc.report_state(self.settings.local_ip, true, 0).await {
-            Ok(answer) => tracing::info!(%answer, host = %self.settings.host, "registered"),
-            Err(error) => {
-                tracing::warn!(error = %format!("{error:#}"), "report_state failed; retrying with the heartbeat")
-            }
+    /// Registers, then takes the kernel, the taps' networks and the server's snapshot, and
+    /// programs the kernel. Nothing is programmed before the server answers: an agent that
+    /// starts before its server (or before the server's queues exist) waits for it rather
+    /// than reconciling the kernel against an empty table.
+    async fn start(&mut self, shutdown: &CancellationToken) -> anyhow::Result<bool> {
+        if !self.register(shutdown).await {
+            return Ok(false);
         }
         self.observe().await?;
         self.scan(false).await;
         self.resync().await;
         self.reconcile_all().await?;
         self.report_up().await;
-        Ok(())
+        Ok(true)
+    }
+
+    /// The first `report_state` (`start_flag`), retried from 200 ms up to the heartbeat
+    /// interval until the server answers. False when shut down first.
+    async fn register(&mut self, shutdown: &CancellationToken) -> bool {
+        let mut wait = Duration::from_millis(200);
+        let mut failures = 0u32;
+        loop {
+            match self.rpc.report_state(self.settings.local_ip, true, 0).await {
+                Ok(answer) => {
+                    tracing::info!(%answer, host = %self.settings.host, failures, "registered");
+                    return true;
+                }
+                Err(error) => {
+                    // The first failure and every tenth are worth a line; the rest are noise.
+                    if failures.is_multiple_of(10) {
+                        tracing::warn!(
+                            error = %format!("{error:#}"),
+                            retry_in = ?wait,
+                            "report_state failed: waiting for the server before programming the kernel"
+                        );
+                    }
+                    failures += 1;
+                }
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return false,
+                () = tokio::time::sleep(wait) => {}
+            }
+            wait = (wait * 2).min(
+                self.settings
+                    .report_interval
+                    .max(Duration::from_millis(200)),
+            );
+        }
     }
 
     async fn serve(
@@ -211,6 +260,10 @@ impl<D: Dataplane> Agent<D> {
                     let devices = self.up.len();
                     if let Err(error) = self.rpc.report_state(self.settings.local_ip, false, devices).await {
                         tracing::warn!(error = %format!("{error:#}"), "report_state failed");
+                    }
+                    if self.resync_due {
+                        self.resync().await;
+                        self.reconcile_all().await?;
                     }
                     self.check_positions(&mut server_positions).await?;
                 }
@@ -282,24 +335,32 @@ impl<D: Dataplane> Agent<D> {
         Ok(())
     }
 
-    /// Fetches the full FDB and the stream positions it reflects.
+    /// Fetches the full FDB and the stream positions it reflects. A server that answers that
+    /// it has no such call (Neutron's) is followed through its unnumbered casts; a call that
+    /// failed on the way (timeout, no server, broker) leaves the state as it was and is retried
+    /// with the next heartbeat.
     async fn resync(&mut self) {
         match self.rpc.snapshot().await {
             Ok(snapshot) => {
+                self.resync_due = false;
                 self.state.resynced(
                     snapshot.positions,
                     snapshot.stream_id,
                     &snapshot.fdb_entries,
                 );
             }
-            Err(error) => {
-                // A Neutron server has no get_fdb_entries: follow it as its agents do.
+            Err(error) if is_answer(&error) => {
+                self.resync_due = false;
                 tracing::warn!(error = %format!("{error:#}"), "no snapshot: following unnumbered casts");
                 self.state.resynced(
                     None,
                     None,
                     &l2pop_model::FdbPayload::Entries(Default::default()),
                 );
+            }
+            Err(error) => {
+                self.resync_due = true;
+                tracing::warn!(error = %format!("{error:#}"), "no snapshot yet: retrying with the heartbeat");
             }
         }
     }

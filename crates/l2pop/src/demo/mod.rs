@@ -540,12 +540,13 @@ impl Demo {
             if let Ok(response) = self.http.get(format!("{}/healthz", self.api)).send()
                 && let Ok(body) = response.json::<Value>()
                 && body["role"] == "active"
+                && body["bus"] != "down"
             {
                 return Ok(());
             }
             if Instant::now() > deadline {
                 bail!(
-                    "the server did not become active within 30 s; see {}",
+                    "the server did not become active with its bus up within 30 s; see {}",
                     self.state.join("server.log").display()
                 );
             }
