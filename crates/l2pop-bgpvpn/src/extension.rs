@@ -15,7 +15,7 @@ use l2pop_engine::{
     ExtensionChanges, ExtensionEntries, ExtensionError, FdbExtension, FullFdbRequest, TopologyView,
 };
 use l2pop_model::{FLOODING_ENTRY, Host, Mac, NetworkId, NetworkType, PortInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::ops::{
     BgpAgentReport, BgpSpeaker, BgpvpnCreate, BgpvpnOp, BgpvpnUpdate, DeviceRoutes, GatewayRoutes,
@@ -24,7 +24,7 @@ use crate::ops::{
 use crate::{BgpvpnError, BgpvpnId, RouteTarget, SpeakerId, VpnType};
 
 /// A BGPVPN as networking-bgpvpn defines it, with its associations and bindings.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Vpn {
     pub id: BgpvpnId,
     pub project_id: String,
@@ -50,14 +50,14 @@ impl Vpn {
 }
 
 /// A BGP agent's state as the extension acts on it (cases 6a and 6b).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct AgentState {
     pub admin_state_up: bool,
     pub alive: bool,
 }
 
 /// A BGP speaker: the BGP agents hosting it and the BGPVPNs bound to it.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Speaker {
     pub agents: BTreeSet<Host>,
     pub vpns: BTreeSet<BgpvpnId>,
@@ -69,14 +69,14 @@ type GatewayKey = (IpAddr, Option<u32>);
 /// (MAC, IP or none, VTEP, VNI): a type-2 route's identity as l2pop needs it.
 type DeviceKey = (Mac, Option<IpAddr>, IpAddr, Option<u32>);
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 struct DeviceAttributes {
     route_targets: BTreeSet<RouteTarget>,
     seq: u32,
 }
 
 /// What one BGP agent learned.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Learned {
     /// (VTEP, VNI) → route targets of the type-3 route.
     gateways: BTreeMap<GatewayKey, BTreeSet<RouteTarget>>,
@@ -84,7 +84,7 @@ struct Learned {
 }
 
 /// The entries the extension contributes to one network.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 struct Entries {
     flood: BTreeSet<IpAddr>,
     /// MAC → (VTEP, IPs); `0.0.0.0` stands for a MAC-only device.
@@ -102,7 +102,7 @@ enum Scope {
 }
 
 /// Something an operator should know; the caller logs and counts it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(tag = "report", rename_all = "snake_case")]
 pub enum BgpvpnReport {
     /// A route whose VNI (its own, else the BGPVPN's) differs from the network's segmentation
@@ -119,7 +119,7 @@ pub enum BgpvpnReport {
 
 /// The BGPVPN extension. Register it as `"bgpvpn"`; drive it with [`Bgpvpn::apply`] through
 /// `Engine::update_extension`.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub struct Bgpvpn {
     vpns: BTreeMap<BgpvpnId, Vpn>,
     network_vpns: BTreeMap<NetworkId, BTreeSet<BgpvpnId>>,
@@ -850,6 +850,17 @@ impl FdbExtension for Bgpvpn {
             }
         }
         self.announced.remove(&network);
+    }
+
+    fn save_state(&self) -> Result<Vec<u8>, ExtensionError> {
+        let mut bytes = Vec::new();
+        ciborium::into_writer(self, &mut bytes).map_err(|e| ExtensionError::new(e.to_string()))?;
+        Ok(bytes)
+    }
+
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), ExtensionError> {
+        *self = ciborium::from_reader(state).map_err(|e| ExtensionError::new(e.to_string()))?;
+        Ok(())
     }
 }
 

@@ -56,8 +56,8 @@ impl EngineBuilder {
 }
 
 /// A host's refresh (rule 16, difference 1): a run of `refresh_tunnels` device reports.
-#[derive(Debug, Default)]
-struct Refresh {
+#[derive(Debug, Default, serde::Serialize, serde::Deserialize)]
+pub(crate) struct Refresh {
     open: bool,
     /// Networks whose full FDB this refresh already sent.
     served: HashSet<NetworkId>,
@@ -66,14 +66,14 @@ struct Refresh {
 /// The l2pop state machine. Deterministic: the same events give the same notifications.
 #[derive(Debug, Default)]
 pub struct Engine {
-    topology: Topology,
-    registry: Registry,
+    pub(crate) topology: Topology,
+    pub(crate) registry: Registry,
     /// (network type, physical network, segmentation id) → network, for segment uniqueness.
-    segments: HashMap<(NetworkType, Option<String>, Option<u32>), NetworkId>,
-    refresh: HashMap<Host, Refresh>,
-    seq: u64,
-    fanout_seq: u64,
-    host_seqs: HashMap<Host, u64>,
+    pub(crate) segments: HashMap<(NetworkType, Option<String>, Option<u32>), NetworkId>,
+    pub(crate) refresh: HashMap<Host, Refresh>,
+    pub(crate) seq: u64,
+    pub(crate) fanout_seq: u64,
+    pub(crate) host_seqs: HashMap<Host, u64>,
     reports: Vec<Report>,
 }
 

@@ -103,6 +103,14 @@ pub enum QueryError {
 pub enum RegistryError {
     #[error("an extension named {0:?} is already registered")]
     DuplicateName(String),
+    /// A snapshot's extensions are not the ones registered, in the same order.
+    #[error("the snapshot holds extensions {saved:?}, this engine registers {registered:?}")]
+    SnapshotExtensions {
+        saved: Vec<String>,
+        registered: Vec<String>,
+    },
+    #[error("extension {name:?} could not restore its state: {message}")]
+    Restore { name: String, message: String },
     #[error("invalid extension name {0:?}: use 1 to 64 of a-z, 0-9, '_' and '-'")]
     InvalidName(String),
 }

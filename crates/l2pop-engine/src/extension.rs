@@ -21,7 +21,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 
 use l2pop_model::{Host, Mac, Network, NetworkId, PortInfo};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
 use crate::error::RegistryError;
@@ -158,6 +158,23 @@ pub trait FdbExtension: Any + Send {
     /// dropped its mirror of them; nothing is sent (no host is on a network without ports).
     fn network_deleted(&mut self, network: NetworkId) {
         let _ = network;
+    }
+
+    /// The extension's state as bytes, for the server's snapshots ([`crate::Engine`]
+    /// serializes itself with each extension's bytes). An extension without it cannot be
+    /// snapshotted: its state lives only in the command log.
+    fn save_state(&self) -> Result<Vec<u8>, ExtensionError> {
+        Err(ExtensionError::new(
+            "this extension does not save its state",
+        ))
+    }
+
+    /// Replaces the extension's state with what [`FdbExtension::save_state`] returned.
+    fn restore_state(&mut self, state: &[u8]) -> Result<(), ExtensionError> {
+        let _ = state;
+        Err(ExtensionError::new(
+            "this extension does not restore its state",
+        ))
     }
 }
 
@@ -402,14 +419,14 @@ impl Registry {
 }
 
 /// Where an extension has a MAC on a network: one VTEP, one or more IPs.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct MacClaim {
     pub(crate) vtep: IpAddr,
     pub(crate) ips: BTreeSet<IpAddr>,
 }
 
 /// What the extensions announced on one network (the engine's mirror of their updates).
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct ExtensionClaims {
     /// VTEP → extensions that flood to it.
     pub(crate) flood: BTreeMap<IpAddr, BTreeSet<usize>>,

@@ -21,6 +21,7 @@ mod event;
 mod extension;
 pub mod extensions;
 mod full_fdb;
+mod image;
 mod sorted;
 mod topology;
 
@@ -35,3 +36,4 @@ pub use extension::{
     FullFdbRequest, Report,
 };
 pub use full_fdb::Provenance;
+pub use image::EngineImage;

@@ -6,7 +6,8 @@
 use std::ops::Deref;
 
 /// A set of `T` as a strictly increasing `Vec<T>`.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(transparent)]
 pub(crate) struct SortedVec<T>(Vec<T>);
 
 impl<T> Default for SortedVec<T> {

@@ -10,11 +10,13 @@ use l2pop_model::{
     RouterId, Subnet,
 };
 
+use serde::{Deserialize, Serialize};
+
 use crate::extension::ExtensionClaims;
 use crate::sorted::SortedVec;
 
 /// A port and its per-host DVR binding states.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct PortState {
     pub(crate) port: Port,
     /// Hosts where this DVR port's distributed binding is ACTIVE.
@@ -38,13 +40,13 @@ pub(crate) struct Presence {
 
 /// A host's share of one network: how many ports are present (C(H, N)) and the unicast entries
 /// of its present ordinary ports (sorted, as a full FDB lists them).
-#[derive(Debug, Default, Clone)]
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub(crate) struct Member {
     pub(crate) present: u32,
     pub(crate) unicast: SortedVec<PortInfo>,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Serialize, Deserialize)]
 pub(crate) struct NetworkState {
     pub(crate) network: Network,
     pub(crate) subnets: Vec<Subnet>,
@@ -66,13 +68,13 @@ impl NetworkState {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub(crate) struct RouterState {
     pub(crate) ha: bool,
     pub(crate) hosts: BTreeSet<Host>,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize, Deserialize)]
 pub(crate) struct Topology {
     pub(crate) agents: HashMap<Host, Agent>,
     pub(crate) agent_by_ip: HashMap<IpAddr, Host>,

@@ -1,11 +1,11 @@
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Host, ModelError, NetworkType};
 
 /// What l2pop reads of an L2 agent's `report_state` `configurations` (reference D1–D3).
-#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Agent {
     pub host: Host,
     /// The VTEP address; an agent without one is invisible to l2pop (LP #1407959).

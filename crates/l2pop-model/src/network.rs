@@ -97,7 +97,7 @@ impl<'de> Deserialize<'de> for NetworkType {
 }
 
 /// A network's (single) segment: the `provider:*` attributes. Valid by construction.
-#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize)]
+#[derive(Clone, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 pub struct Segment {
     network_type: NetworkType,
     segmentation_id: Option<u32>,
@@ -168,14 +168,14 @@ impl Segment {
 }
 
 /// A network with its segment, as l2pop needs it.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Network {
     pub id: NetworkId,
     pub segment: Segment,
 }
 
 /// A subnet: the range a port's fixed IPs must come from.
-#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Subnet {
     pub network_id: NetworkId,
     pub cidr: IpNet,

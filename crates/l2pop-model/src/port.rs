@@ -1,11 +1,11 @@
 use std::net::IpAddr;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::{Host, Mac, NetworkId, PortId};
 
 /// Port status as far as l2pop cares: only ACTIVE ports are ever announced (rule 13).
-#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize)]
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug, Serialize, Deserialize)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum PortStatus {
     Down,
@@ -42,7 +42,7 @@ impl DeviceOwner {
 }
 
 /// A Neutron port with what l2pop reads of it.
-#[derive(Clone, PartialEq, Eq, Debug, Serialize)]
+#[derive(Clone, PartialEq, Eq, Debug, Serialize, Deserialize)]
 pub struct Port {
     pub id: PortId,
     pub network_id: NetworkId,

@@ -17,6 +17,7 @@ use std::sync::Arc;
 use imbl::{OrdMap, OrdSet};
 use l2pop_bgpvpn::SpeakerId;
 use l2pop_model::{Host, NetworkId, PortId, Uuid};
+use serde::{Deserialize, Serialize};
 
 use crate::command::{AssociationRecord, NetworkRecord, PortRecord, SubnetId, SubnetRecord};
 use crate::policy::Caller;
@@ -25,7 +26,7 @@ use crate::time::Time;
 /// An L2 agent as `/v2.0/agents` shows it. Its heartbeat is not logged (agents report every few
 /// seconds and re-report after a server restart): a restarted server knows the time of the last
 /// logged report until the agent's next heartbeat.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct AgentRecord {
     pub id: Uuid,
     pub host: Host,
@@ -40,7 +41,7 @@ pub struct AgentRecord {
 /// the BGPVPN extension acts on: case 6b) is the extension's ([`BgpvpnMaps::agents`]); the
 /// heartbeat, like an L2 agent's, is not logged, and an agent silent for longer than the down
 /// time is reported dead by the server itself ([`crate::NeutronState::silent_bgp_agents`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct BgpAgentRecord {
     pub id: Uuid,
     pub host: Host,
@@ -50,7 +51,7 @@ pub struct BgpAgentRecord {
 
 /// A neutron-dynamic-routing BGP speaker as the API names it. Which agents host it and which
 /// BGPVPNs are bound to it is the extension's ([`BgpvpnMaps::speakers`]).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct SpeakerMeta {
     pub id: SpeakerId,
     pub name: String,
@@ -81,7 +82,7 @@ pub struct BgpvpnMaps {
 }
 
 /// See the module documentation.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Catalog {
     pub networks: OrdMap<NetworkId, Arc<NetworkRecord>>,
     pub subnets: OrdMap<SubnetId, Arc<SubnetRecord>>,
@@ -95,6 +96,9 @@ pub struct Catalog {
     pub bgp_agents: OrdMap<Host, BgpAgentRecord>,
     pub associations: OrdMap<Uuid, AssociationRecord>,
     pub speakers: OrdMap<SpeakerId, Arc<SpeakerMeta>>,
+    /// The extension's, published with the catalog: not saved in snapshots (the extension's
+    /// own state is), set again when a snapshot is restored.
+    #[serde(skip)]
     pub bgpvpn: BgpvpnMaps,
     /// Neutron's `agent_down_time`: an agent not heard from for longer is shown dead.
     pub agent_down_time: u64,

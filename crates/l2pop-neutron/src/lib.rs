@@ -23,6 +23,7 @@ pub mod listing;
 pub mod plan;
 pub mod policy;
 pub mod request;
+pub mod snapshot;
 pub mod state;
 pub mod time;
 pub mod view;

@@ -45,7 +45,7 @@ pub const DEFAULT_AGENT_DOWN_TIME: u64 = 75;
 pub const DEFAULT_MAX_FIXED_IPS_PER_PORT: usize = 5;
 
 /// A subnet's allocation cursor: the address taken last, after which the next scan starts.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Allocation {
     pub(crate) cursor: Option<IpAddr>,
 }
@@ -98,13 +98,18 @@ impl NeutronState {
     pub fn execute(&mut self, command: &Command) -> Result<Vec<Notification>, NeutronError> {
         let notifications = self.execute_inner(command)?;
         self.executed += 1;
+        self.publish_extension_maps();
+        Ok(notifications)
+    }
+
+    /// Copies the BGPVPN extension's maps into the catalog (O(1): persistent maps).
+    pub(crate) fn publish_extension_maps(&mut self) {
         if let Some(bgpvpn) = self.engine.extension::<Bgpvpn>(l2pop_bgpvpn::NAME) {
             self.catalog.bgpvpn = crate::catalog::BgpvpnMaps {
                 speakers: bgpvpn.speakers().clone(),
                 agents: bgpvpn.agents().clone(),
             };
         }
-        Ok(notifications)
     }
 
     /// Extension reports gathered since the last call (logged and counted by the owner).
