@@ -402,8 +402,8 @@ impl LogReader {
 
     /// The next records in seq order, or `None` once the end of the log is reached (a later
     /// call returns records appended since). Fails with [`StoreError::LogCompacted`] if the
-    /// records wanted were compacted, and with [`StoreError::LogGap`] if the log is not
-    /// contiguous from the starting point.
+    /// records wanted were compacted, also when that happened after this reader started, and
+    /// with [`StoreError::LogGap`] if the log is not contiguous from the starting point.
     pub async fn next_chunk(&mut self) -> Result<Option<Vec<LogRecord>>, StoreError> {
         if !self.checked_floor {
             let floor = self.store.log_floor().await?;
@@ -416,6 +416,21 @@ impl LogReader {
             self.checked_floor = true;
         }
         let records = self.store.read_chunk(self.cursor, self.chunk).await?;
+        // Nothing after the cursor, or not the next record: the log may have been compacted
+        // past this reader since it started (a standby following the active server). Then its
+        // end is not the log's end, nor a gap: it must start again from the snapshot.
+        if records
+            .first()
+            .is_none_or(|r| r.seq != self.cursor.saturating_add(1))
+        {
+            let floor = self.store.log_floor().await?;
+            if self.cursor < floor {
+                return Err(StoreError::LogCompacted {
+                    after: self.cursor,
+                    floor,
+                });
+            }
+        }
         for record in &records {
             let expected = self.cursor.saturating_add(1);
             if record.seq != expected {

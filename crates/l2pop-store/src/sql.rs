@@ -17,6 +17,9 @@ use sqlx::{
 
 use crate::{LeaderInfo, LogRecord, Snapshot, StoreError, from_db, parse_u64, to_db};
 
+/// Log records deleted per transaction when compacting.
+const COMPACT_CHUNK: i64 = 20_000;
+
 /// The statements of one backend, by what they do. Placeholders are numbered in the order the
 /// shared code binds them.
 #[derive(Debug)]
@@ -47,6 +50,7 @@ pub(crate) struct Dialect {
     /// `(seq, state)`: saves a snapshot, replacing one at the same seq.
     pub(crate) save_snapshot: &'static str,
     /// `(seq)`: deletes the log records up to it.
+    /// Deletes the records in `(?1, ?2]`.
     pub(crate) delete_log_upto: &'static str,
     /// `(seq)`: deletes the snapshots below it.
     pub(crate) delete_snapshots_below: &'static str,
@@ -330,6 +334,8 @@ where
             action: "compact to",
             source,
         };
+        // First the floor: from here on a reader below it is told the log was compacted, never
+        // shown a gap while the records go.
         let mut tx = self.begin_fenced(epoch, db).await?;
         let Some(upto) = sqlx::query_scalar::<_, Option<i64>>("SELECT MAX(seq) FROM snapshot")
             .fetch_one(&mut *tx)
@@ -338,11 +344,11 @@ where
         else {
             return Ok(0);
         };
-        let deleted = sqlx::query(Self::DIALECT.delete_log_upto)
-            .bind(upto)
-            .execute(&mut *tx)
+        let lowest = sqlx::query_scalar::<_, Option<i64>>("SELECT MIN(seq) FROM command_log")
+            .fetch_one(&mut *tx)
             .await
-            .map_err(db)?;
+            .map_err(db)?
+            .unwrap_or(upto);
         sqlx::query(Self::DIALECT.delete_snapshots_below)
             .bind(upto)
             .execute(&mut *tx)
@@ -354,7 +360,24 @@ where
             .await
             .map_err(db)?;
         tx.commit().await.map_err(db)?;
-        Ok(DB::rows_affected(&deleted))
+        // Then the records, a bounded range per transaction: the writer (one at a time in
+        // SQLite) waits for one short delete at most, however long the history was.
+        let mut deleted = 0;
+        let mut from = lowest.saturating_sub(1);
+        while from < upto {
+            let to = from.saturating_add(COMPACT_CHUNK).min(upto);
+            let mut tx = self.begin_fenced(epoch, db).await?;
+            let done = sqlx::query(Self::DIALECT.delete_log_upto)
+                .bind(from)
+                .bind(to)
+                .execute(&mut *tx)
+                .await
+                .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+            deleted += DB::rows_affected(&done);
+            from = to;
+        }
+        Ok(deleted)
     }
 
     pub(crate) async fn close(&self) {

@@ -68,7 +68,7 @@ impl SqlBackend for sqlx::Sqlite {
              ON CONFLICT (seq) DO UPDATE SET state = excluded.state, created_at = ",
             now!()
         ),
-        delete_log_upto: "DELETE FROM command_log WHERE seq <= ?1",
+        delete_log_upto: "DELETE FROM command_log WHERE seq > ?1 AND seq <= ?2",
         delete_snapshots_below: "DELETE FROM snapshot WHERE seq < ?1",
         raise_log_floor: "INSERT INTO meta (key, value) VALUES ('log_floor', ?1) \
                           ON CONFLICT (key) DO UPDATE SET value = excluded.value \

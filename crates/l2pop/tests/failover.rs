@@ -183,6 +183,10 @@ async fn failover(dir: &Path, store_url: &str, start_together: bool) {
     populate(&active).await;
     let before = snapshot(&active).await;
     assert_stands_by(&mut standby, &mut active).await;
+    // The active server snapshotted its state and compacted the log under the standby that
+    // follows it: the takeover reads a snapshot and the log after it.
+    let compacted = support::wait_compacted(store_url, TAKEOVER).await;
+    assert!(compacted >= support::CHILD_SNAPSHOT_EVERY, "{compacted}");
 
     active.kill9().await;
     let killed_at = Instant::now();

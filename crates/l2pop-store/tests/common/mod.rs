@@ -237,9 +237,30 @@ pub async fn snapshots_and_compaction(url: &str) {
     assert_eq!(store.last_seq().await.unwrap(), 10);
     assert_eq!(store.compact(&leadership).await.unwrap(), 0);
 
+    // A reader that started before a compaction, at the end of the log (a standby following
+    // it), is told the log was compacted past it, not that the log ends there.
+    let mut follower = store.read_log(8).chunk_size(1);
+    assert_eq!(follower.next_chunk().await.unwrap(), Some(records(9..=9)));
+    let mut caught_up = store.read_log(8);
+    assert_eq!(caught_up.next_chunk().await.unwrap(), Some(records(9..=10)));
+    assert_eq!(caught_up.next_chunk().await.unwrap(), None);
+
     // Compacting the whole log keeps the head, so the next append still fits.
     store.save_snapshot(&leadership, 10, b"s10").await.unwrap();
     assert_eq!(store.compact(&leadership).await.unwrap(), 2);
+    let err = follower.next_chunk().await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::LogCompacted {
+                after: 9,
+                floor: 10
+            }
+        ),
+        "{err:?}"
+    );
+    // One that had read everything the snapshot holds goes on.
+    assert_eq!(caught_up.next_chunk().await.unwrap(), None);
     assert_eq!(store.last_seq().await.unwrap(), 10);
     let err = store
         .append(&leadership, &records(1..=1))

@@ -82,6 +82,8 @@ pub struct RawStore {
     /// Create a new, empty store even on an existing empty database file (`--init`).
     pub init: Option<bool>,
     pub leader_poll_ms: Option<u64>,
+    /// Commands between snapshots (0: never); see `server::snapshots`.
+    pub snapshot_every: Option<u64>,
 }
 
 /// `[bus]`: maps to the bus seam's [`BusSettings`].
@@ -143,6 +145,8 @@ pub struct Settings {
     /// `store.init` / `--init`: an existing empty database may become a new store.
     pub store_init: bool,
     pub leader_poll: Duration,
+    /// `store.snapshot_every`: commands between snapshots, 0 for none.
+    pub snapshot_every: u64,
     pub bus: BusSettings,
     /// `bus.max_backlog`: see [`super::outbox`].
     pub max_backlog: usize,
@@ -311,6 +315,10 @@ impl RawConfig {
             store_url,
             store_init: self.store.init.unwrap_or(false),
             leader_poll: Duration::from_millis(poll_ms),
+            snapshot_every: self
+                .store
+                .snapshot_every
+                .unwrap_or(super::snapshots::DEFAULT_SNAPSHOT_EVERY),
             bus,
             max_backlog,
             admin_token,

@@ -32,6 +32,7 @@ pub mod outbox;
 pub mod owner;
 pub mod prometheus;
 pub mod rpc;
+pub mod snapshots;
 pub mod transport;
 
 pub use self::prometheus::metrics_handle;
@@ -146,10 +147,28 @@ async fn lead(
     let first_poll = tokio::time::sleep(settings.leader_poll);
     tokio::pin!(first_poll);
     let mut announced = false;
+    // While it waits, the standby follows the log (from the newest snapshot), so that taking
+    // over replays only what the active server wrote since its last poll.
+    let mut replay = Some(
+        outbox::LogReplay::open(store)
+            .await
+            .context("store: cannot read the snapshot and the log")?,
+    );
+    let mut follow = tokio::time::interval(settings.leader_poll);
+    follow.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let leadership = loop {
         tokio::select! {
             leadership = &mut acquire => {
                 break leadership.context("store: cannot acquire the leadership")?;
+            }
+            _ = follow.tick() => {
+                if let Some(following) = replay.as_mut()
+                    && let Err(error) = following.catch_up().await
+                {
+                    // Read afresh at the takeover.
+                    tracing::warn!(error = %format!("{error:#}"), "standby: cannot follow the log");
+                    replay = None;
+                }
             }
             () = &mut first_poll, if !announced => {
                 announced = true;
@@ -168,18 +187,30 @@ async fn lead(
     // Everything above the watermark goes back to the bus; beyond `max_backlog` the oldest are
     // regenerated from the log again once the broker takes them (see `outbox`).
     let mut backlog = outbox::Backlog::new(settings.max_backlog);
-    let mut replay = outbox::LogReplay::new(store);
+    let mut replay = match replay {
+        Some(replay) => replay,
+        None => outbox::LogReplay::open(store).await?,
+    };
+    let followed = replay.state().executed();
+    let leadership = Arc::new(leadership);
+    // What the standby replayed above the watermark was not kept: it is regenerated too.
+    let tailed = replay.state().engine().seq();
+    if tailed > published {
+        backlog.regenerate(published + 1..=tailed);
+    }
     while let Some(notification) = replay.next().await? {
         if notification.seq > published {
             backlog.push(notification);
         }
     }
+    let snapshot = replay.snapshot();
     let mut state = replay.into_state();
     state.set_max_fixed_ips_per_port(settings.max_fixed_ips_per_port);
     state.set_agent_down_time(settings.agent_down_time.as_secs());
     state.grace(owner::now());
     tracing::info!(
         commands = state.executed(),
+        followed_as_standby = followed,
         republish = backlog.held() as u64 + backlog.dropped_total(),
         elapsed_ms = started.elapsed().as_millis() as u64,
         "state rebuilt"
@@ -220,6 +251,7 @@ async fn lead(
             state,
             tenant: settings.tenant_networks.clone(),
             catalog: catalog_tx,
+            snapshots: snapshots::Snapshots::new(settings.snapshot_every, snapshot),
         },
         jobs_rx,
         store,
@@ -257,6 +289,7 @@ struct Owned {
     state: NeutronState,
     tenant: TenantNetworks,
     catalog: watch::Sender<Arc<Catalog>>,
+    snapshots: snapshots::Snapshots,
 }
 
 /// The owner loop: one round per wake-up (see `owner`).
@@ -264,7 +297,7 @@ async fn own(
     owned: Owned,
     mut jobs: mpsc::Receiver<Job>,
     store: &Store,
-    leadership: &Leadership,
+    leadership: &Arc<Leadership>,
     bus: &transport::Bus,
     stops: Stops<'_>,
 ) -> anyhow::Result<()> {
@@ -273,6 +306,7 @@ async fn own(
         mut state,
         tenant,
         catalog,
+        mut snapshots,
     } = owned;
     let mut fresh = SystemFresh;
     let mut watermark = Watermark::default();
@@ -289,6 +323,7 @@ async fn own(
             _ = tick.tick() => {
                 let confirmed = *bus.confirmed().borrow();
                 watermark.record(store, leadership, confirmed).await;
+                snapshots.tick(&state, watermark.recorded, store, leadership);
                 let now = owner::now();
                 let alive = state.catalog().agents_alive(now);
                 metrics::gauge!("l2pop_agents_alive").set(alive as f64);

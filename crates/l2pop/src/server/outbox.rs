@@ -66,6 +66,14 @@ impl Backlog {
         }
     }
 
+    /// Marks `range` (the oldest notifications, none queued yet) to be regenerated from the log
+    /// rather than held: what a standby replayed before it took over.
+    pub fn regenerate(&mut self, range: RangeInclusive<u64>) {
+        debug_assert!(self.queue.is_empty() && self.dropped.is_none());
+        self.dropped_total += range.end().saturating_sub(*range.start()) + 1;
+        self.dropped = Some(range);
+    }
+
     /// Queues `notification` (seqs increasing); beyond the cap the oldest queued one leaves
     /// memory and joins the dropped range.
     pub fn push(&mut self, notification: Notification) {
@@ -131,6 +139,9 @@ impl Backlog {
 /// at start-up (everything above the watermark) and by the forwarder (a dropped range).
 #[derive(Debug)]
 pub struct LogReplay {
+    store: Store,
+    /// The command of the snapshot it started from (0: the beginning of the log).
+    snapshot: u64,
     state: NeutronState,
     reader: LogReader,
     records: VecDeque<LogRecord>,
@@ -139,14 +150,59 @@ pub struct LogReplay {
 }
 
 impl LogReplay {
-    /// From the beginning of `store`'s log.
-    pub fn new(store: &Store) -> Self {
-        LogReplay {
-            state: NeutronState::new(),
-            reader: store.read_log(0),
+    /// From `store`'s latest snapshot (the state it saved, then the log after it), else from
+    /// the beginning of the log. A snapshot is only ever saved once every notification up to
+    /// its state was confirmed by the broker, so everything a replay must regenerate (above the
+    /// publish watermark) comes after it.
+    pub async fn open(store: &Store) -> anyhow::Result<Self> {
+        let (state, after) = match store.latest_snapshot().await? {
+            Some(snapshot) => {
+                let state = NeutronState::restore(&snapshot.state).with_context(|| {
+                    format!("snapshot at command {} does not restore", snapshot.seq)
+                })?;
+                if state.executed() != snapshot.seq {
+                    anyhow::bail!(
+                        "snapshot at command {} holds the state after command {}",
+                        snapshot.seq,
+                        state.executed()
+                    );
+                }
+                tracing::info!(
+                    seq = snapshot.seq,
+                    notified = state.engine().seq(),
+                    "replaying from a snapshot"
+                );
+                (state, snapshot.seq)
+            }
+            None => (NeutronState::new(), 0),
+        };
+        Ok(LogReplay {
+            store: store.clone(),
+            snapshot: after,
+            state,
+            reader: store.read_log(after),
             records: VecDeque::new(),
             notifications: VecDeque::new(),
+        })
+    }
+
+    /// The command of the snapshot it started from (0: none).
+    pub fn snapshot(&self) -> u64 {
+        self.snapshot
+    }
+
+    /// The state as of the last command replayed.
+    pub fn state(&self) -> &NeutronState {
+        &self.state
+    }
+
+    /// Replays what the log holds now, keeping no notification (a standby following the
+    /// active server).
+    pub async fn catch_up(&mut self) -> anyhow::Result<()> {
+        while self.step().await? {
+            self.notifications.clear();
         }
+        Ok(())
     }
 
     /// The next notification, `None` at the end of the log.
@@ -173,6 +229,8 @@ impl LogReplay {
                 }
                 Some(n) if n.seq <= *range.end() => return Ok(self.notifications.pop_front()),
                 Some(_) => return Ok(None),
+                // Everything up to the range's end was emitted (and handed out).
+                None if self.state.engine().seq() >= *range.end() => return Ok(None),
                 None => {
                     if !self.step().await? {
                         anyhow::bail!(
@@ -195,9 +253,34 @@ impl LogReplay {
     /// Executes the next record; false at the end of the log.
     async fn step(&mut self) -> anyhow::Result<bool> {
         if self.records.is_empty() {
-            match self.reader.next_chunk().await? {
-                Some(chunk) => self.records.extend(chunk),
-                None => return Ok(false),
+            match self.reader.next_chunk().await {
+                Ok(Some(chunk)) => self.records.extend(chunk),
+                Ok(None) => return Ok(false),
+                Err(error) => {
+                    // The active server compacted the log past this replay (its snapshot came
+                    // after it): go on from that snapshot, which holds everything before.
+                    let position = self.reader.position();
+                    let newer = self.store.latest_snapshot().await?;
+                    let compacted = matches!(
+                        error,
+                        l2pop_store::StoreError::LogCompacted { .. }
+                            | l2pop_store::StoreError::LogGap { .. }
+                    );
+                    match newer {
+                        Some(snapshot) if compacted && snapshot.seq > position => {
+                            tracing::info!(
+                                from = position,
+                                to = snapshot.seq,
+                                "the log was compacted under a replay: going on from its snapshot"
+                            );
+                            let notifications = std::mem::take(&mut self.notifications);
+                            *self = LogReplay::open(&self.store).await?;
+                            self.notifications = notifications;
+                            return Ok(true);
+                        }
+                        _ => return Err(error.into()),
+                    }
+                }
             }
         }
         let Some(record) = self.records.pop_front() else {
@@ -267,5 +350,113 @@ mod tests {
         assert_eq!(backlog.held(), 1);
         assert_eq!(backlog.pop().map(|n| n.seq), Some(10));
         assert!(backlog.is_drained());
+    }
+
+    /// A store whose log holds an agent, a network and a port up on it: notifications 1..=n.
+    async fn logged() -> (Store, u64) {
+        use l2pop_neutron::request::{
+            DeviceName, DeviceReply, Fresh, ReportReply, Request, TenantNetworks, body,
+        };
+        use l2pop_neutron::{Caller, Time};
+        use serde_json::json;
+        struct Counter(u128);
+        impl Fresh for Counter {
+            fn uuid(&mut self) -> l2pop_model::Uuid {
+                self.0 += 1;
+                l2pop_model::Uuid::from_u128(self.0)
+            }
+            fn mac_suffix(&mut self) -> [u8; 3] {
+                [0, 0, 1]
+            }
+            fn now(&mut self) -> Time {
+                Time(1_800_000_000)
+            }
+        }
+        let store = Store::open("sqlite::memory:").await.unwrap();
+        let leadership = store
+            .acquire_leadership(std::time::Duration::from_millis(10))
+            .await
+            .unwrap();
+        let mut state = NeutronState::new();
+        let mut fresh = Counter(0);
+        let port = "00000000-0000-4000-8000-000000000001";
+        let requests = vec![
+            Request::AgentReport {
+                body: body(
+                    json!({"agent": {"host": "h1", "tunneling_ip": "192.0.2.1",
+                    "tunnel_types": ["vxlan"]}}),
+                    "agent",
+                )
+                .unwrap(),
+                reply: ReportReply::NewOrAlive,
+            },
+            Request::NetworkCreate(body(json!({"network": {"name": "n"}}), "network").unwrap()),
+        ];
+        let mut records = Vec::new();
+        let mut run = |state: &mut NeutronState, request| {
+            let outcome = state
+                .handle(
+                    &Caller::Admin,
+                    request,
+                    &TenantNetworks::default(),
+                    &mut fresh,
+                )
+                .unwrap();
+            let answer = outcome.answer.unwrap();
+            if let Some(command) = outcome.command {
+                records.push(LogRecord {
+                    seq: state.executed(),
+                    command: serde_json::to_string(&command).unwrap(),
+                });
+            }
+            answer
+        };
+        for request in requests {
+            run(&mut state, request);
+        }
+        let network = state.catalog().networks.keys().next().unwrap().to_string();
+        run(
+            &mut state,
+            Request::PortCreate(
+                body(
+                    json!({"port": {"id": port, "network_id": network,
+                    "binding:host_id": "h1"}}),
+                    "port",
+                )
+                .unwrap(),
+            ),
+        );
+        run(
+            &mut state,
+            Request::Device {
+                device: DeviceName::Port(port.parse().unwrap()),
+                up: true,
+                body: body(json!({"device": {"host": "h1"}}), "device").unwrap(),
+                reply: DeviceReply::Rpc,
+            },
+        );
+        store.append(&leadership, &records).await.unwrap();
+        let last = state.engine().seq();
+        assert!(last > 0);
+        (store, last)
+    }
+
+    #[tokio::test]
+    async fn a_range_ending_at_the_last_notification_of_the_log_is_regenerated() {
+        let (store, last) = logged().await;
+        let mut replay = LogReplay::open(&store).await.unwrap();
+        let range = last..=last;
+        assert_eq!(
+            replay.next_in(&range).await.unwrap().map(|n| n.seq),
+            Some(last)
+        );
+        assert!(replay.next_in(&range).await.unwrap().is_none());
+        // Beyond the log: an error naming the range.
+        let mut replay = LogReplay::open(&store).await.unwrap();
+        let error = replay.next_in(&(last + 1..=last + 1)).await.unwrap_err();
+        assert!(
+            error.to_string().contains("are not in the command log"),
+            "{error}"
+        );
     }
 }

@@ -229,7 +229,10 @@ async fn forward(
                 hand_over(&outbox, &mut publisher, &notification).await?;
             }
             Step::Republish(range) => {
-                let from_log = replay.get_or_insert_with(|| LogReplay::new(&store));
+                let from_log = match replay.as_mut() {
+                    Some(replay) => replay,
+                    None => replay.insert(LogReplay::open(&store).await?),
+                };
                 tracing::info!(
                     from = range.start(),
                     to = range.end(),

@@ -220,14 +220,43 @@ pub fn free_port() -> u16 {
 }
 
 /// The configuration of a child server: in-memory bus, the test tokens, `name` in the leader
-/// record. `--listen` and `--store-url` are passed on the command line as well.
+/// record, a snapshot every [`CHILD_SNAPSHOT_EVERY`] commands (so that takeovers and restarts
+/// read snapshots and compacted logs). `--listen` and `--store-url` are passed on the command
+/// line as well.
 pub fn child_config(store_url: &str, name: &str, leader_poll_ms: u64) -> String {
     config(store_url, "backend = \"memory\"")
         .replace("name = \"test-server\"", &format!("name = \"{name}\""))
         .replace(
             "leader_poll_ms = 100",
-            &format!("leader_poll_ms = {leader_poll_ms}"),
+            &format!("leader_poll_ms = {leader_poll_ms}\nsnapshot_every = {CHILD_SNAPSHOT_EVERY}"),
         )
+}
+
+/// `store.snapshot_every` of child servers.
+pub const CHILD_SNAPSHOT_EVERY: u64 = 5;
+
+/// Waits until the store at `url` holds a snapshot and its log was compacted below it; returns
+/// the snapshot's command.
+#[allow(dead_code)]
+pub async fn wait_compacted(url: &str, limit: Duration) -> u64 {
+    let store = l2pop_store::Store::open(url).await.unwrap();
+    let started = std::time::Instant::now();
+    loop {
+        if let Some(snapshot) = store.latest_snapshot().await.unwrap()
+            && matches!(
+                store.read_log(0).next_chunk().await,
+                Err(l2pop_store::StoreError::LogCompacted { .. })
+            )
+        {
+            store.close().await;
+            return snapshot.seq;
+        }
+        assert!(
+            started.elapsed() < limit,
+            "no snapshot and compaction in {url} within {limit:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// A JSON client for servers that may die under it: transport errors are returned, not unwrapped.
