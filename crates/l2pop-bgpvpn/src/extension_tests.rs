@@ -1449,3 +1449,6 @@ fn vpn_accessors_follow_create_update_and_delete() {
         (VpnType::L3, BTreeSet::new(), BTreeSet::new())
     );
 }
+
+#[path = "graceful_tests.rs"]
+mod graceful;

@@ -1,7 +1,8 @@
 //! The convergence invariant with the BGPVPN extension registered: random sequences of native
 //! port events mixed with BGPVPN operations — associations, speaker bindings, RT updates, BGPVPN
-//! deletion, BGP agents going down, coming back and restarting, several agents learning the same
-//! routes, MAC moves with sequence numbers, MACs colliding with native ports. After every step
+//! deletion, BGP agents going down, coming back and restarting (graceful restarts, whose routes
+//! stay stale until re-learned or purged by End-of-RIB, among them), several agents learning the
+//! same routes, MAC moves with sequence numbers, MACs colliding with native ports. After every step
 //! every host's table (built from the notifications) equals its full FDB, and a refused step
 //! changes nothing.
 //!
@@ -111,10 +112,13 @@ fn step_strategy() -> impl Strategy<Value = Step> {
     let speaker = (0usize..2, subset(&BGP_AGENTS)).prop_map(|(s, agents)| {
         Step::Bgpvpn(json!({"op":"bgp_speaker","id":SPEAKERS[s],"agents":agents}))
     });
-    let agent = (0usize..2, proptest::bool::weighted(0.8), proptest::bool::weighted(0.8), proptest::bool::weighted(0.2))
-        .prop_map(|(a, admin, alive, start)| {
-            Step::Bgpvpn(json!({"op":"bgp_agent","host":BGP_AGENTS[a],"admin_state_up":admin,"alive":alive,"start_flag":start}))
+    let agent = (0usize..2, proptest::bool::weighted(0.8), proptest::bool::weighted(0.8), proptest::bool::weighted(0.2), any::<bool>())
+        .prop_map(|(a, admin, alive, start, graceful)| {
+            Step::Bgpvpn(json!({"op":"bgp_agent","host":BGP_AGENTS[a],"admin_state_up":admin,"alive":alive,"start_flag":start,"graceful_restart":graceful}))
         });
+    // End-of-RIB after a graceful restart; bgp9 is unknown (refused).
+    let end_of_rib = prop_oneof![Just("bgp1"), Just("bgp2"), Just("bgp9")]
+        .prop_map(|host| Step::Bgpvpn(json!({"op":"bgp_end_of_rib","host":host})));
     let vni = proptest::option::of(prop_oneof![Just(1001u32), Just(1002u32)]);
     let gateways = (0usize..2, proptest::collection::vec((1u8..7, subset(&RTS), vni.clone(), proptest::bool::weighted(0.25)), 1..3))
         .prop_map(|(a, routes)| {
@@ -167,6 +171,7 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         20 => binding,
         10 => speaker,
         20 => agent,
+        10 => end_of_rib,
         40 => gateways,
         50 => devices,
         10 => update,
