@@ -81,6 +81,10 @@ struct Learned {
     /// (VTEP, VNI) → route targets of the type-3 route.
     gateways: BTreeMap<GatewayKey, BTreeSet<RouteTarget>>,
     devices: BTreeMap<DeviceKey, DeviceAttributes>,
+    /// Routes kept across a graceful restart and not re-learned yet (RFC 4724 §4.2): they
+    /// count as any other until re-learned (the mark goes) or purged by End-of-RIB.
+    stale_gateways: BTreeSet<GatewayKey>,
+    stale_devices: BTreeSet<DeviceKey>,
 }
 
 /// The entries the extension contributes to one network.
@@ -209,6 +213,7 @@ impl Bgpvpn {
             BgpvpnOp::BgpSpeakerRemoveVpn(binding) => self.bind(binding, false, topology),
             BgpvpnOp::BgpGateways(routes) => self.gateways(routes, topology),
             BgpvpnOp::BgpDevices(routes) => self.devices(routes, topology),
+            BgpvpnOp::BgpEndOfRib(end) => self.end_of_rib(&end.host, topology),
         }
     }
 
@@ -431,7 +436,14 @@ impl Bgpvpn {
         }
         let networks = self.agent_networks(&report.host);
         self.agents.insert(report.host.clone(), state);
-        if report.start_flag {
+        if report.start_flag && report.graceful_restart {
+            // Case 6a with graceful restart: what it learned before stays, marked stale, until
+            // re-learned or purged at End-of-RIB; nothing changes for the hosts now.
+            if let Some(learned) = self.learned.get_mut(&report.host) {
+                learned.stale_gateways = learned.gateways.keys().copied().collect();
+                learned.stale_devices = learned.devices.keys().copied().collect();
+            }
+        } else if report.start_flag {
             // Case 6a: the agent restarted; what it learned before is stale.
             self.learned.remove(&report.host);
         }
@@ -538,6 +550,7 @@ impl Bgpvpn {
         let mut vteps = BTreeSet::new();
         for (vtep, vni, route) in routes {
             vteps.insert(vtep);
+            learned.stale_gateways.remove(&(vtep, vni));
             if route.withdrawn {
                 learned.gateways.remove(&(vtep, vni));
             } else {
@@ -586,6 +599,7 @@ impl Bgpvpn {
         let mut macs = BTreeSet::new();
         for (key, route) in routes {
             macs.insert(key.0);
+            learned.stale_devices.remove(&key);
             if route.withdrawn {
                 learned.devices.remove(&key);
             } else {
@@ -605,6 +619,35 @@ impl Bgpvpn {
             },
             topology,
         ))
+    }
+
+    /// Purges the routes of `host` still stale after a graceful restart, in one diff.
+    fn end_of_rib(
+        &mut self,
+        host: &Host,
+        topology: TopologyView<'_>,
+    ) -> Result<ExtensionChanges, BgpvpnError> {
+        if !self.agents.contains_key(host) {
+            return Err(BgpvpnError::UnknownAgent(host.clone()));
+        }
+        let Some(learned) = self.learned.get_mut(host) else {
+            return Ok(ExtensionChanges::default());
+        };
+        let mut vteps = BTreeSet::new();
+        for key in std::mem::take(&mut learned.stale_gateways) {
+            learned.gateways.remove(&key);
+            vteps.insert(key.0);
+        }
+        let mut macs = BTreeSet::new();
+        for key in std::mem::take(&mut learned.stale_devices) {
+            learned.devices.remove(&key);
+            macs.insert(key.0);
+        }
+        if vteps.is_empty() && macs.is_empty() {
+            return Ok(ExtensionChanges::default());
+        }
+        let networks = self.agent_networks(host);
+        Ok(self.settle(networks, &Scope::Keys { macs, vteps }, topology))
     }
 
     // ---- what counts, and the diff ----

@@ -1016,6 +1016,7 @@ fn ops_refuse_unknown_fields() {
         json!({"op":"bgp_speaker_remove_vpn","speaker_id":S1,"bgpvpn_id":V1}),
         gateways("bgp1", json!([])),
         devices("bgp1", json!([])),
+        json!({"op":"bgp_end_of_rib","host":"bgp1"}),
     ];
     let names: Vec<&str> = bodies
         .iter()
@@ -1449,3 +1450,6 @@ fn vpn_accessors_follow_create_update_and_delete() {
         (VpnType::L3, BTreeSet::new(), BTreeSet::new())
     );
 }
+
+#[path = "graceful_tests.rs"]
+mod graceful;

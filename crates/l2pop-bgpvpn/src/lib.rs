@@ -19,8 +19,8 @@ pub use error::BgpvpnError;
 pub use extension::{AgentState, Bgpvpn, BgpvpnReport, Speaker, Vpn};
 pub use ops::{
     BgpAgentReport, BgpSpeaker, BgpSpeakerDelete, BgpvpnCreate, BgpvpnDelete, BgpvpnId, BgpvpnOp,
-    BgpvpnUpdate, DeviceRoute, DeviceRoutes, GatewayRoute, GatewayRoutes, NetworkAssociation,
-    SpeakerBinding, SpeakerId, VpnType,
+    BgpvpnUpdate, DeviceRoute, DeviceRoutes, EndOfRib, GatewayRoute, GatewayRoutes,
+    NetworkAssociation, SpeakerBinding, SpeakerId, VpnType,
 };
 pub use route_target::{RouteTarget, RouteTargetError};
 

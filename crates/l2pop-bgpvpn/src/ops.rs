@@ -65,11 +65,12 @@ pub enum BgpvpnOp {
     BgpSpeakerRemoveVpn(SpeakerBinding),
     BgpGateways(GatewayRoutes),
     BgpDevices(DeviceRoutes),
+    BgpEndOfRib(EndOfRib),
 }
 
 impl BgpvpnOp {
     /// The `op` names this vocabulary owns (a driver routes them to the extension).
-    pub const NAMES: [&'static str; 12] = [
+    pub const NAMES: [&'static str; 13] = [
         "bgpvpn_create",
         "bgpvpn_update",
         "bgpvpn_delete",
@@ -82,6 +83,7 @@ impl BgpvpnOp {
         "bgp_speaker_remove_vpn",
         "bgp_gateways",
         "bgp_devices",
+        "bgp_end_of_rib",
     ];
 }
 
@@ -176,6 +178,11 @@ pub struct BgpAgentReport {
     /// First report after the agent restarted: what it learned before is stale (case 6a).
     #[serde(default)]
     pub start_flag: bool,
+    /// With `start_flag`: the speaker restarts gracefully (RFC 4724). What it learned before
+    /// is kept, marked stale, still counting; a route re-learned loses the mark, and
+    /// [`EndOfRib`] purges the routes still stale. Without it, `start_flag` drops them at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub graceful_restart: bool,
 }
 
 fn yes() -> bool {
@@ -248,4 +255,12 @@ pub struct DeviceRoute {
     pub seq: Option<u32>,
     #[serde(default)]
     pub withdrawn: bool,
+}
+
+/// A BGP agent re-learned everything it will after a graceful restart (every session's
+/// End-of-RIB, or its restart time ran out, RFC 4724 §4.1): its routes still stale are purged.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EndOfRib {
+    pub host: Host,
 }

@@ -1,9 +1,10 @@
 //! The convergence invariant with the BGPVPN extension registered: random sequences of native
 //! port events mixed with BGPVPN operations — associations, speaker bindings, RT updates, BGPVPN
-//! deletion, BGP agents going down, coming back and restarting, several agents learning the same
-//! routes, MAC moves with sequence numbers, MACs colliding with native ports. After every step
-//! every host's table (built from the notifications) equals its full FDB, and a refused step
-//! changes nothing.
+//! deletion, BGP agents going down, coming back and restarting (graceful restarts, whose routes
+//! stay stale until re-learned or purged by End-of-RIB, among them), several agents learning the
+//! same routes, MAC moves with sequence numbers, MACs colliding with native ports. After every step
+//! every host's table (built from the notifications) equals its full FDB, a refused step
+//! changes nothing, and a graceful restart that leaves the agent's state as it was sends nothing.
 //!
 //! Gateway and device VTEPs are drawn from the hosts' VTEPs (192.0.2.1..3) as well as from
 //! 203.0.113.x, and device IPs from the ports' IPs as well as from their own range, so that a host
@@ -12,7 +13,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use l2pop_bgpvpn::{Bgpvpn, BgpvpnOp};
+use l2pop_bgpvpn::{AgentState, Bgpvpn, BgpvpnOp};
 use l2pop_engine::convergence::{Hosts, observable};
 use l2pop_engine::{Engine, EngineBuilder, Event};
 use proptest::prelude::*;
@@ -111,10 +112,13 @@ fn step_strategy() -> impl Strategy<Value = Step> {
     let speaker = (0usize..2, subset(&BGP_AGENTS)).prop_map(|(s, agents)| {
         Step::Bgpvpn(json!({"op":"bgp_speaker","id":SPEAKERS[s],"agents":agents}))
     });
-    let agent = (0usize..2, proptest::bool::weighted(0.8), proptest::bool::weighted(0.8), proptest::bool::weighted(0.2))
-        .prop_map(|(a, admin, alive, start)| {
-            Step::Bgpvpn(json!({"op":"bgp_agent","host":BGP_AGENTS[a],"admin_state_up":admin,"alive":alive,"start_flag":start}))
+    let agent = (0usize..2, proptest::bool::weighted(0.8), proptest::bool::weighted(0.8), proptest::bool::weighted(0.2), any::<bool>())
+        .prop_map(|(a, admin, alive, start, graceful)| {
+            Step::Bgpvpn(json!({"op":"bgp_agent","host":BGP_AGENTS[a],"admin_state_up":admin,"alive":alive,"start_flag":start,"graceful_restart":graceful}))
         });
+    // End-of-RIB after a graceful restart; bgp9 is unknown (refused).
+    let end_of_rib = prop_oneof![Just("bgp1"), Just("bgp2"), Just("bgp9")]
+        .prop_map(|host| Step::Bgpvpn(json!({"op":"bgp_end_of_rib","host":host})));
     let vni = proptest::option::of(prop_oneof![Just(1001u32), Just(1002u32)]);
     let gateways = (0usize..2, proptest::collection::vec((1u8..7, subset(&RTS), vni.clone(), proptest::bool::weighted(0.25)), 1..3))
         .prop_map(|(a, routes)| {
@@ -167,6 +171,7 @@ fn step_strategy() -> impl Strategy<Value = Step> {
         20 => binding,
         10 => speaker,
         20 => agent,
+        10 => end_of_rib,
         40 => gateways,
         50 => devices,
         10 => update,
@@ -238,11 +243,30 @@ fn existing_port(engine: &Engine, pick: u8) -> Option<(String, String)> {
     (!ports.is_empty()).then(|| ports[usize::from(pick) % ports.len()].clone())
 }
 
+/// A graceful restart report (`start_flag` and `graceful_restart`) that leaves the agent's
+/// state as it was must send nothing: its routes stay, stale, and still count.
+fn graceful_restart_in_same_state(engine: &Engine, step: &Step) -> Option<AgentState> {
+    let Step::Bgpvpn(value) = step else {
+        return None;
+    };
+    let yes = |key: &str| value[key].as_bool().unwrap_or(false);
+    if value["op"] != "bgp_agent" || !yes("start_flag") || !yes("graceful_restart") {
+        return None;
+    }
+    let host: l2pop_model::Host = value["host"].as_str()?.parse().ok()?;
+    let state = *engine
+        .extension::<Bgpvpn>(l2pop_bgpvpn::NAME)?
+        .agents()
+        .get(&host)?;
+    (state.admin_state_up == yes("admin_state_up") && state.alive == yes("alive")).then_some(state)
+}
+
 fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let mut engine = setup();
     let mut hosts = Hosts::following(&engine);
     for (i, step) in steps.into_iter().enumerate() {
         let before = observable(&engine);
+        let graceful_same_state = graceful_restart_in_same_state(&engine, &step);
         let result = match &step {
             Step::Engine(value) => engine
                 .apply(&engine_event(value.clone()))
@@ -269,6 +293,15 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
         };
         if let Err(problem) = hosts.check_step(&engine, &before, &result) {
             prop_assert!(false, "step {}: {:?}: {}", i, step, problem);
+        }
+        if let (Some(state), Ok(sent)) = (&graceful_same_state, &result) {
+            prop_assert!(
+                sent.is_empty(),
+                "step {}: a graceful restart of an agent in state {:?} sent {:?}",
+                i,
+                state,
+                sent
+            );
         }
     }
     Ok(())

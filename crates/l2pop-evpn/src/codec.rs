@@ -156,6 +156,9 @@ pub struct PeerOpen {
     pub route_refresh: bool,
     pub enhanced_route_refresh: bool,
     pub graceful_restart_time: Option<u16>,
+    /// The graceful restart capability lists L2VPN/EVPN: `Some(F bit)`, whether the peer kept
+    /// its forwarding state across a restart (RFC 4724 §3). `None`: no retention for EVPN.
+    pub graceful_restart_evpn: Option<bool>,
 }
 
 impl PeerOpen {
@@ -169,6 +172,7 @@ impl PeerOpen {
             route_refresh: false,
             enhanced_route_refresh: false,
             graceful_restart_time: None,
+            graceful_restart_evpn: None,
         };
         for capability in &open.capabilities {
             match capability {
@@ -179,8 +183,16 @@ impl PeerOpen {
                 Capability::FourOctetAs { .. } => peer.four_octet_as = true,
                 Capability::RouteRefresh => peer.route_refresh = true,
                 Capability::EnhancedRouteRefresh => peer.enhanced_route_refresh = true,
-                Capability::GracefulRestart { restart_time, .. } => {
+                Capability::GracefulRestart {
+                    restart_time,
+                    families,
+                    ..
+                } => {
                     peer.graceful_restart_time = Some(*restart_time);
+                    peer.graceful_restart_evpn = families
+                        .iter()
+                        .find(|f| f.afi == Afi::L2Vpn && f.safi == Safi::Evpn)
+                        .map(|f| f.forwarding_preserved);
                 }
                 _ => {}
             }

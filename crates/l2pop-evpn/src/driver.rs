@@ -55,6 +55,15 @@ pub enum SessionEvent {
     EndOfRib {
         peer: IpAddr,
     },
+    /// Graceful restart: the session was lost and the peer's routes are kept, stale (before
+    /// its `Down`).
+    RoutesRetained {
+        peer: IpAddr,
+    },
+    /// The kept routes still stale were withdrawn (the `Routes` before this one).
+    StaleSwept {
+        peer: IpAddr,
+    },
     Malformed {
         peer: IpAddr,
         verdict: Verdict,
@@ -205,6 +214,14 @@ async fn run(
                 }
                 Output::EndOfRib => {
                     let _ = events.send(SessionEvent::EndOfRib { peer }).await;
+                }
+                Output::RoutesRetained => {
+                    tracing::info!(%peer, "graceful restart: the peer's routes are kept, stale");
+                    let _ = events.send(SessionEvent::RoutesRetained { peer }).await;
+                }
+                Output::StaleSwept => {
+                    tracing::info!(%peer, "graceful restart over: stale routes swept");
+                    let _ = events.send(SessionEvent::StaleSwept { peer }).await;
                 }
                 Output::Malformed { verdict, problems } => {
                     tracing::warn!(%peer, ?verdict, ?problems, "malformed UPDATE (RFC 7606)");

@@ -13,6 +13,14 @@
 //! RFC names, closes the connection, withdraws the peer's routes and returns to Idle, from where
 //! the ConnectRetry timer restarts the session (automatic start, §8.1.1) until Stop. UPDATE
 //! errors follow RFC 7606: only where it requires a reset does the session go down.
+//!
+//! Graceful restart, receiving side (RFC 4724 §4.2): when the TCP connection of an established
+//! session is lost (no NOTIFICATION) and the peer's capability listed L2VPN/EVPN, its routes are
+//! kept, marked stale, instead of withdrawn ([`Output::RoutesRetained`]), and the Restart timer
+//! runs for the restart time the peer advertised. Back up, the peer re-sends its routes (each
+//! one re-sent loses the mark); its End-of-RIB sweeps what is still stale. Stale routes are also
+//! swept when the timer fires first, when the new OPEN does not list EVPN with the F bit (the
+//! peer lost its forwarding state), or at Stop; every sweep ends with [`Output::StaleSwept`].
 
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
@@ -55,6 +63,9 @@ pub enum Timer {
     ConnectRetry,
     Hold,
     Keepalive,
+    /// RFC 4724 §4.2: how long a lost peer's stale routes are kept (its advertised restart
+    /// time, from the loss until its End-of-RIB).
+    Restart,
 }
 
 /// What happens to the session.
@@ -94,6 +105,12 @@ pub enum Output {
     Routes(Vec<RibChange>),
     /// The peer sent End-of-RIB for L2VPN/EVPN (RFC 4724 §2).
     EndOfRib,
+    /// Graceful restart: the session was lost, and the peer's routes stay, stale, until its
+    /// End-of-RIB or its restart time (RFC 4724 §4.2). Comes before the `Down`.
+    RoutesRetained,
+    /// The retained routes still stale were withdrawn (the `Routes` before this one) and the
+    /// rest are current again: End-of-RIB, restart time expired, lost forwarding state, Stop.
+    StaleSwept,
     /// An UPDATE was malformed and recovered per RFC 7606; for the log.
     Malformed {
         verdict: Verdict,
@@ -141,6 +158,8 @@ pub struct Session {
     deadlines: BTreeMap<Timer, Duration>,
     negotiated: Option<Negotiated>,
     rib: AdjRibIn,
+    /// The Adj-RIB-In holds routes retained across a session loss (graceful restart).
+    retained: bool,
 }
 
 impl Session {
@@ -153,6 +172,7 @@ impl Session {
             deadlines: BTreeMap::new(),
             negotiated: None,
             rib: AdjRibIn::default(),
+            retained: false,
         }
     }
 
@@ -205,7 +225,7 @@ impl Session {
                     let cease = Notification::new(Notification::CEASE, 2, Vec::new());
                     out.push(Output::Send(cease.encode()));
                 }
-                self.close(&mut out, DownReason::Stopped);
+                self.close(now, &mut out, DownReason::Stopped);
                 self.stop_timer(&mut out, Timer::ConnectRetry);
             }
             Input::TcpConnected => match self.state {
@@ -275,6 +295,7 @@ impl Session {
                 out.push(Output::Send(codec::keepalive()));
                 self.arm_keepalive(now, out);
             }
+            (Timer::Restart, _) => self.sweep_retained(out),
             _ => {}
         }
     }
@@ -339,6 +360,11 @@ impl Session {
                 self.state = State::Established;
                 if let Some(negotiated) = &self.negotiated {
                     out.push(Output::Up(negotiated.clone()));
+                    // RFC 4724 §4.2: without EVPN and the F bit in the new OPEN, the peer
+                    // did not keep its forwarding state: the stale routes go at once.
+                    if self.retained && negotiated.peer.graceful_restart_evpn != Some(true) {
+                        self.sweep_retained(out);
+                    }
                 }
                 // Our initial update is empty (nothing exported yet): say so at once, as
                 // graceful restart expects (RFC 4724 §2).
@@ -430,6 +456,9 @@ impl Session {
                     out.push(Output::Routes(changes));
                 }
                 if evpn.end_of_rib {
+                    if self.retained {
+                        self.sweep_retained(out);
+                    }
                     out.push(Output::EndOfRib);
                 }
             }
@@ -462,13 +491,13 @@ impl Session {
             }
             (None, reason) => reason,
         };
-        self.close(out, reason);
+        self.close(now, out, reason);
         if self.started {
             self.arm(out, Timer::ConnectRetry, now + self.config.connect_retry);
         }
     }
 
-    fn close(&mut self, out: &mut Vec<Output>, reason: DownReason) {
+    fn close(&mut self, now: Duration, out: &mut Vec<Output>, reason: DownReason) {
         let was = self.state;
         if was != State::Idle {
             out.push(Output::Disconnect);
@@ -476,18 +505,59 @@ impl Session {
         self.stop_timer(out, Timer::Hold);
         self.stop_timer(out, Timer::Keepalive);
         self.framer.clear();
-        self.negotiated = None;
+        let negotiated = self.negotiated.take();
         self.state = State::Idle;
+        // RFC 4724 §4.2: a lost connection (no NOTIFICATION either way) of a peer whose
+        // capability listed EVPN keeps its routes, stale, for the restart time it advertised.
+        let restart_time = negotiated
+            .filter(|n| n.peer.graceful_restart_evpn.is_some())
+            .and_then(|n| n.peer.graceful_restart_time)
+            .filter(|t| *t > 0);
+        let retain = match (was, &reason, restart_time) {
+            (State::Established, DownReason::ConnectionLost, Some(seconds)) => {
+                self.rib.mark_stale();
+                self.retained = true;
+                let until = now + Duration::from_secs(u64::from(seconds));
+                self.arm(out, Timer::Restart, until);
+                out.push(Output::RoutesRetained);
+                true
+            }
+            // Lost again before End-of-RIB: the routes stay until the running timer fires.
+            (_, DownReason::ConnectionLost, _) if self.retained && was != State::Established => {
+                true
+            }
+            _ => false,
+        };
         // Down first, so that the owner can report the speaker's state before the routes.
         if was == State::Established {
             out.push(Output::Down(reason));
         }
-        // Session loss withdraws the peer's routes (RFC 4271 §9.1). Graceful restart will keep
-        // them, marked stale, until End-of-RIB or the restart time.
-        let changes = self.rib.clear();
+        if !retain {
+            // Session loss withdraws the peer's routes (RFC 4271 §9.1).
+            let changes = self.rib.clear();
+            if !changes.is_empty() {
+                out.push(Output::Routes(changes));
+            }
+            if self.retained {
+                self.retained = false;
+                self.stop_timer(out, Timer::Restart);
+                out.push(Output::StaleSwept);
+            }
+        }
+    }
+
+    /// Ends a graceful restart: withdraws the routes still stale, stops the Restart timer.
+    fn sweep_retained(&mut self, out: &mut Vec<Output>) {
+        if !self.retained {
+            return;
+        }
+        self.retained = false;
+        self.stop_timer(out, Timer::Restart);
+        let changes = self.rib.sweep_stale();
         if !changes.is_empty() {
             out.push(Output::Routes(changes));
         }
+        out.push(Output::StaleSwept);
     }
 
     fn arm(&mut self, out: &mut Vec<Output>, timer: Timer, at: Duration) {

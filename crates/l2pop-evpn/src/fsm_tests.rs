@@ -690,6 +690,219 @@ fn enhanced_route_refresh_sweeps_what_the_peer_did_not_resend() {
     assert_eq!(s.rib().len(), 1);
 }
 
+/// An OPEN from AS 65000 (iBGP here), hold 9, id 192.0.2.2, MP L2VPN/EVPN, and a graceful
+/// restart capability (RFC 4724 §3) with `restart_time` and, if `evpn` is set, the L2VPN/EVPN
+/// family with that F bit.
+fn open_with_gr(restart_time: u16, evpn: Option<bool>) -> Vec<u8> {
+    let mut gr = restart_time.to_be_bytes().to_vec();
+    if let Some(forwarding) = evpn {
+        gr.extend_from_slice(&[0, 25, 70, if forwarding { 0x80 } else { 0 }]);
+    }
+    let mut caps = vec![1, 4, 0, 25, 0, 70, 64, gr.len() as u8];
+    caps.extend_from_slice(&gr);
+    let mut body = vec![4, 0xfd, 0xe8, 0, 9, 192, 0, 2, 2];
+    body.push(caps.len() as u8 + 2);
+    body.extend_from_slice(&[2, caps.len() as u8]);
+    body.extend_from_slice(&caps);
+    message(1, &body)
+}
+
+/// Established at `now` with a peer that sent `open`.
+fn establish(s: &mut Session, now: Duration, open: &[u8]) -> Vec<Output> {
+    s.handle(now, Input::Start);
+    s.handle(now, Input::TcpConnected);
+    let mut out = s.handle(now, Input::Received(open));
+    out.extend(s.handle(now, Input::Received(&KEEPALIVE)));
+    assert_eq!(s.state(), State::Established, "{out:?}");
+    out
+}
+
+fn has(out: &[Output], wanted: &Output) -> bool {
+    out.contains(wanted)
+}
+
+/// A peer with graceful restart for EVPN (F bit set), holding FRR's four routes.
+fn graceful_peer() -> Session {
+    let mut s = Session::new(config());
+    establish(&mut s, at(0), &open_with_gr(30, Some(true)));
+    s.handle(at(1), Input::Received(&hex(FRR_UPDATES)));
+    assert_eq!(s.rib().len(), 4);
+    s
+}
+
+/// The type-3 route alone, as FRR re-sends it after a restart.
+fn imet_again() -> Vec<u8> {
+    update(&[
+        mp_reach(&imet_nlri()),
+        origin(),
+        as_path(),
+        local_pref(),
+        communities(&[]),
+        pmsi_ir(100),
+    ])
+}
+
+#[test]
+fn graceful_restart_keeps_the_routes_across_a_lost_connection_and_sweeps_at_end_of_rib() {
+    let mut s = graceful_peer();
+    let out = s.handle(at(2), Input::TcpFailed);
+    // Kept: no withdrawal, the Restart timer runs for the peer's 30 s; retained before Down.
+    assert_eq!(routes(&out), vec![]);
+    let retained = out.iter().position(|o| *o == Output::RoutesRetained);
+    let down = out.iter().position(|o| matches!(o, Output::Down(_)));
+    assert!(retained.is_some() && retained < down, "{out:?}");
+    assert!(has(
+        &out,
+        &Output::ArmTimer {
+            timer: Timer::Restart,
+            at: at(32)
+        }
+    ));
+    assert_eq!(s.rib().len(), 4);
+    // Back up (ConnectRetry), the peer re-sends one route unchanged: no change; then
+    // End-of-RIB sweeps the three it did not re-send, before the EndOfRib output.
+    s.handle(at(7), Input::TimerExpired(Timer::ConnectRetry));
+    let out = establish_again(&mut s, at(8), &open_with_gr(30, Some(true)));
+    assert_eq!(routes(&out), vec![]);
+    assert_eq!(
+        routes(&s.handle(at(9), Input::Received(&imet_again()))),
+        vec![]
+    );
+    let out = s.handle(at(10), Input::Received(&end_of_rib()));
+    assert_eq!(routes(&out).len(), 3);
+    assert!(
+        routes(&out)
+            .iter()
+            .all(|c| matches!(c, RibChange::Removed { .. }))
+    );
+    let swept = out.iter().position(|o| *o == Output::StaleSwept);
+    let eor = out.iter().position(|o| *o == Output::EndOfRib);
+    assert!(swept.is_some() && swept < eor, "{out:?}");
+    assert!(has(&out, &Output::StopTimer(Timer::Restart)));
+    assert_eq!(s.rib().len(), 1);
+    // A later End-of-RIB (or refresh) sweeps nothing more.
+    let out = s.handle(at(11), Input::Received(&end_of_rib()));
+    assert_eq!(routes(&out), vec![]);
+    assert!(!has(&out, &Output::StaleSwept));
+}
+
+/// Connects again (the session is in Connect after ConnectRetry) and reaches Established.
+fn establish_again(s: &mut Session, now: Duration, open: &[u8]) -> Vec<Output> {
+    let mut out = s.handle(now, Input::TcpConnected);
+    out.extend(s.handle(now, Input::Received(open)));
+    out.extend(s.handle(now, Input::Received(&KEEPALIVE)));
+    assert_eq!(s.state(), State::Established, "{out:?}");
+    out
+}
+
+fn end_of_rib() -> Vec<u8> {
+    update(&[mp_unreach(&[])])
+}
+
+#[test]
+fn the_restart_time_sweeps_when_the_peer_does_not_come_back() {
+    let mut s = graceful_peer();
+    s.handle(at(2), Input::TcpFailed);
+    // Connection attempts fail meanwhile: the routes stay.
+    s.handle(at(7), Input::TimerExpired(Timer::ConnectRetry));
+    assert_eq!(routes(&s.handle(at(8), Input::TcpFailed)), vec![]);
+    assert_eq!(s.rib().len(), 4);
+    // Early or late timer inputs: only the due one acts.
+    assert_eq!(
+        routes(&s.handle(at(31), Input::TimerExpired(Timer::Restart))),
+        vec![]
+    );
+    let out = s.handle(at(32), Input::TimerExpired(Timer::Restart));
+    assert_eq!(routes(&out).len(), 4);
+    assert!(has(&out, &Output::StaleSwept));
+    assert!(s.rib().is_empty());
+}
+
+#[test]
+fn the_restart_time_also_bounds_the_wait_for_end_of_rib() {
+    let mut s = graceful_peer();
+    s.handle(at(2), Input::TcpFailed);
+    s.handle(at(7), Input::TimerExpired(Timer::ConnectRetry));
+    establish_again(&mut s, at(8), &open_with_gr(30, Some(true)));
+    s.handle(at(9), Input::Received(&imet_again()));
+    // No End-of-RIB by 32 s: what was not re-sent goes, the re-sent route stays.
+    let out = s.handle(at(32), Input::TimerExpired(Timer::Restart));
+    assert_eq!(routes(&out).len(), 3);
+    assert_eq!(s.rib().len(), 1);
+}
+
+#[test]
+fn stale_routes_go_at_once_when_the_peer_lost_its_forwarding_state() {
+    for open in [
+        open_with_gr(30, Some(false)),
+        open_with_gr(30, None),
+        hex(FRR_OPEN),
+    ] {
+        let mut s = graceful_peer();
+        s.handle(at(2), Input::TcpFailed);
+        s.handle(at(7), Input::TimerExpired(Timer::ConnectRetry));
+        let out = establish_again(&mut s, at(8), &open);
+        assert_eq!(routes(&out).len(), 4, "{out:?}");
+        assert!(has(&out, &Output::StaleSwept));
+    }
+}
+
+#[test]
+fn without_graceful_restart_for_evpn_a_lost_connection_withdraws_as_before() {
+    for open in [
+        hex(FRR_OPEN),
+        open_with_gr(30, None),
+        open_with_gr(0, Some(true)),
+    ] {
+        let mut s = Session::new(config());
+        establish(&mut s, at(0), &open);
+        s.handle(at(1), Input::Received(&hex(FRR_UPDATES)));
+        let out = s.handle(at(2), Input::TcpFailed);
+        assert_eq!(routes(&out).len(), 4, "{out:?}");
+        assert!(!has(&out, &Output::RoutesRetained));
+        assert!(!has(&out, &Output::StaleSwept));
+    }
+}
+
+#[test]
+fn a_notification_or_stop_is_no_graceful_restart() {
+    // RFC 4724 (without RFC 8538): a NOTIFICATION either way ends the session normally.
+    let mut s = graceful_peer();
+    let out = s.handle(at(2), Input::Received(&message(3, &[6, 2])));
+    assert_eq!(routes(&out).len(), 4);
+    let mut s = graceful_peer();
+    let out = s.handle(at(20), Input::TimerExpired(Timer::Hold));
+    assert_eq!(routes(&out).len(), 4);
+    // Stop while routes are kept: they go, and the graceful restart ends.
+    let mut s = graceful_peer();
+    s.handle(at(2), Input::TcpFailed);
+    let out = s.handle(at(3), Input::Stop);
+    assert_eq!(routes(&out).len(), 4);
+    assert!(has(&out, &Output::StaleSwept));
+    assert!(has(&out, &Output::StopTimer(Timer::Restart)));
+}
+
+#[test]
+fn a_second_loss_before_end_of_rib_keeps_the_routes_and_restarts_the_timer() {
+    let mut s = graceful_peer();
+    s.handle(at(2), Input::TcpFailed);
+    s.handle(at(7), Input::TimerExpired(Timer::ConnectRetry));
+    establish_again(&mut s, at(8), &open_with_gr(30, Some(true)));
+    s.handle(at(9), Input::Received(&imet_again()));
+    let out = s.handle(at(10), Input::TcpFailed);
+    assert_eq!(routes(&out), vec![]);
+    assert!(has(
+        &out,
+        &Output::ArmTimer {
+            timer: Timer::Restart,
+            at: at(40)
+        }
+    ));
+    // Everything is stale again, the re-sent route too.
+    let out = s.handle(at(40), Input::TimerExpired(Timer::Restart));
+    assert_eq!(routes(&out).len(), 4);
+}
+
 #[test]
 fn no_input_panics() {
     // Every prefix and a sweep of single-octet corruptions of FRR's stream.

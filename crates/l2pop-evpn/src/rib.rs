@@ -6,7 +6,7 @@
 //! communities are attributes of the path, so a new UPDATE for the same key replaces the path
 //! (an implicit withdraw). Every mutation returns the [`RibChange`]s it made, which is all the
 //! importer ([`crate::import`]) needs. Each entry carries a `stale` mark for Enhanced Route
-//! Refresh (RFC 7313) today and graceful restart (RFC 4724) later: mark, re-learn, sweep.
+//! Refresh (RFC 7313) and graceful restart (RFC 4724): mark, re-learn, sweep.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -162,14 +162,16 @@ impl AdjRibIn {
         }
     }
 
-    /// Marks every route stale (Beginning of Route Refresh, RFC 7313 §4).
+    /// Marks every route stale (Beginning of Route Refresh, RFC 7313 §4; a session lost with
+    /// graceful restart, RFC 4724 §4.2).
     pub fn mark_stale(&mut self) {
         for entry in self.routes.values_mut() {
             entry.stale = true;
         }
     }
 
-    /// Removes the routes still stale (End of Route Refresh, RFC 7313 §4).
+    /// Removes the routes still stale (End of Route Refresh, RFC 7313 §4; End-of-RIB or the
+    /// restart time, RFC 4724 §4.2).
     pub fn sweep_stale(&mut self) -> Vec<RibChange> {
         let stale: Vec<RouteKey> = self
             .routes

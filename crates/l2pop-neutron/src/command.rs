@@ -317,6 +317,10 @@ pub enum Command {
     },
     BgpGateways(GatewayRoutes),
     BgpDevices(DeviceRoutes),
+    /// A BGP agent's End-of-RIB after a graceful restart: its routes still stale are purged.
+    BgpEndOfRib {
+        host: Host,
+    },
 }
 
 /// serde for `Option<Option<T>>`: absent → `None`, `null` → `Some(None)`.

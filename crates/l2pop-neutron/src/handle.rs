@@ -265,6 +265,13 @@ impl NeutronState {
                     Answer::Fixed(json!({ "accepted": count })),
                 )
             }
+            Request::BgpEndOfRib(host) => {
+                caller.require_admin("l2pop:bgp_routes")?;
+                Planned::new(
+                    Command::BgpEndOfRib { host },
+                    Answer::Fixed(json!({ "end_of_rib": true })),
+                )
+            }
         })
     }
 

@@ -1288,6 +1288,7 @@ impl NeutronState {
                 admin_state_up: body.admin_state_up,
                 alive: body.alive,
                 start_flag: body.start_flag,
+                graceful_restart: body.graceful_restart,
             },
         })
     }

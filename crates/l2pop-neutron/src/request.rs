@@ -453,6 +453,9 @@ pub struct BgpAgentBody {
     pub alive: bool,
     #[serde(default)]
     pub start_flag: bool,
+    /// With `start_flag`: keep the routes learned before, stale, until End-of-RIB (RFC 4724).
+    #[serde(default)]
+    pub graceful_restart: bool,
 }
 
 fn yes() -> bool {
@@ -538,6 +541,8 @@ pub enum Request {
     BgpAgentReport(Host, BgpAgentBody),
     BgpGateways(GatewayRoutes),
     BgpDevices(DeviceRoutes),
+    /// `POST /v2.0/l2pop/bgp-agents/{host}/end-of-rib`.
+    BgpEndOfRib(Host),
 }
 
 /// A read that needs the engine or the BGPVPN extension, so the owner answers it. Everything

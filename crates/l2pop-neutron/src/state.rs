@@ -391,6 +391,11 @@ impl NeutronState {
             }
             Command::BgpGateways(routes) => self.bgpvpn_op(&BgpvpnOp::BgpGateways(routes.clone())),
             Command::BgpDevices(routes) => self.bgpvpn_op(&BgpvpnOp::BgpDevices(routes.clone())),
+            Command::BgpEndOfRib { host } => {
+                self.bgpvpn_op(&BgpvpnOp::BgpEndOfRib(l2pop_bgpvpn::EndOfRib {
+                    host: host.clone(),
+                }))
+            }
         }
     }
 
@@ -753,6 +758,7 @@ impl NeutronState {
                             admin_state_up: state.admin_state_up,
                             alive: false,
                             start_flag: false,
+                            graceful_restart: false,
                         },
                     )
                 })

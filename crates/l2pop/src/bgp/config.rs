@@ -86,6 +86,10 @@ pub struct Settings {
     pub import_route_targets: BTreeSet<RouteTarget>,
     pub server: ServerSettings,
     pub neighbors: Vec<Neighbour>,
+    /// RFC 4724 restart time: advertised to peers, and how long a start waits for every
+    /// neighbour's End-of-RIB before the server purges the routes not re-learned. Zero: no
+    /// graceful start (the server drops the earlier run's routes at once, case 6a).
+    pub graceful_restart_time: Duration,
 }
 
 fn invalid(key: &'static str, value: impl ToString, reason: impl ToString) -> ConfigError {
@@ -167,6 +171,14 @@ impl RawConfig {
             ),
         };
         let hold = hold_time("bgp.hold_time_s", bgp.hold_time_s.unwrap_or(90))?;
+        let graceful_restart_time = bgp.graceful_restart_time_s.unwrap_or(120);
+        if graceful_restart_time > 4095 {
+            return Err(invalid(
+                "bgp.graceful_restart_time_s",
+                graceful_restart_time,
+                "must be at most 4095 (12 bits, RFC 4724 §3)",
+            ));
+        }
         let connect_retry = match bgp.connect_retry_s.unwrap_or(30) {
             0 => return Err(invalid("bgp.connect_retry_s", 0, "must be at least 1")),
             s => Duration::from_secs(s),
@@ -254,7 +266,7 @@ impl RawConfig {
                         asn: local_as,
                         router_id,
                         hold_time,
-                        graceful_restart_time: bgp.graceful_restart_time_s.unwrap_or(120),
+                        graceful_restart_time,
                     },
                     peer_as,
                     passive,
@@ -274,6 +286,7 @@ impl RawConfig {
                 report_interval,
             },
             neighbors,
+            graceful_restart_time: Duration::from_secs(u64::from(graceful_restart_time)),
         })
     }
 }

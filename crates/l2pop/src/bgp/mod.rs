@@ -18,6 +18,13 @@
 //! session's withdrawals) and at stop, `alive: true` when a session is established again; and
 //! every `server.report_interval_s` the state unchanged as a heartbeat, so that the server
 //! reports a killed speaker dead after its down time.
+//!
+//! Graceful restart (RFC 4724, `docs/bgp.md`): with `bgp.graceful_restart_time_s` > 0 the start
+//! report says `graceful_restart`, so the server keeps what an earlier run reported, stale;
+//! once every configured neighbour has sent its End-of-RIB, or that time ran out, the speaker
+//! reports End-of-RIB and the server purges what was not re-learned. A session lost with a peer
+//! that negotiated graceful restart keeps the peer's routes (the session reports nothing) and
+//! counts as alive until they are swept.
 
 pub mod config;
 pub mod report;
@@ -42,13 +49,59 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 struct Owner {
     importer: Importer,
     established: BTreeSet<IpAddr>,
+    /// Peers whose routes are kept, stale, across a lost session (graceful restart).
+    retaining: BTreeSet<IpAddr>,
+    /// After a graceful start: the configured peers whose End-of-RIB is still awaited.
+    awaiting_end_of_rib: Option<BTreeSet<IpAddr>>,
     alive: bool,
     reports: mpsc::UnboundedSender<Report>,
 }
 
 impl Owner {
+    /// An owner that starts alive; with `awaiting`, a graceful start waiting for those peers'
+    /// End-of-RIB.
+    fn new(
+        importer: Importer,
+        awaiting: Option<BTreeSet<IpAddr>>,
+        reports: mpsc::UnboundedSender<Report>,
+    ) -> Self {
+        Owner {
+            importer,
+            established: BTreeSet::new(),
+            retaining: BTreeSet::new(),
+            awaiting_end_of_rib: awaiting,
+            alive: true,
+            reports,
+        }
+    }
+
     fn send(&self, report: Report) {
         let _ = self.reports.send(report);
+    }
+
+    fn agent(&self, alive: bool) {
+        self.send(Report::Agent {
+            alive,
+            start_flag: false,
+            graceful_restart: false,
+        });
+    }
+
+    /// Case 6b once no session is established and no lost peer's routes are kept.
+    fn maybe_down(&mut self) {
+        if self.established.is_empty() && self.retaining.is_empty() && self.alive {
+            self.alive = false;
+            self.agent(false);
+        }
+    }
+
+    /// The graceful start is over (End-of-RIB from every peer, or the restart time ran out):
+    /// the server purges what an earlier run reported and this one did not.
+    fn end_graceful_start(&mut self) {
+        if self.awaiting_end_of_rib.take().is_some() {
+            tracing::info!("graceful restart over: End-of-RIB reported");
+            self.send(Report::EndOfRib);
+        }
     }
 
     fn event(&mut self, event: SessionEvent) {
@@ -58,24 +111,23 @@ impl Owner {
                 self.established.insert(peer);
                 if !self.alive {
                     self.alive = true;
-                    self.send(Report::Agent {
-                        alive: true,
-                        start_flag: false,
-                    });
+                    self.agent(true);
                 }
+            }
+            SessionEvent::RoutesRetained { peer } => {
+                self.retaining.insert(peer);
+            }
+            SessionEvent::StaleSwept { peer } => {
+                self.retaining.remove(&peer);
+                self.maybe_down();
             }
             SessionEvent::Down { peer, reason } => {
                 tracing::warn!(%peer, %reason, "EVPN session down");
                 self.established.remove(&peer);
                 // Case 6b first, in one diff; the withdrawals that follow keep the server's
-                // learned rows exact for when a session comes back.
-                if self.established.is_empty() && self.alive {
-                    self.alive = false;
-                    self.send(Report::Agent {
-                        alive: false,
-                        start_flag: false,
-                    });
-                }
+                // learned rows exact for when a session comes back. Not while a peer's routes
+                // are kept for its graceful restart.
+                self.maybe_down();
             }
             SessionEvent::Routes { peer, changes } => {
                 for learned in self.importer.apply(peer, &changes) {
@@ -91,6 +143,12 @@ impl Owner {
                     .map(|(why, n)| format!("{}={n}", why.as_str()))
                     .collect();
                 tracing::info!(%peer, gateways, devices, ?skipped, "End-of-RIB");
+                if let Some(awaiting) = &mut self.awaiting_end_of_rib {
+                    awaiting.remove(&peer);
+                    if awaiting.is_empty() {
+                        self.end_graceful_start();
+                    }
+                }
             }
             SessionEvent::Malformed { .. } | SessionEvent::Stopped { .. } => {}
         }
@@ -116,16 +174,19 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         queue,
         reporter_stop.clone(),
     ));
-    let mut owner = Owner {
-        importer: Importer::new(settings.import_route_targets.clone()),
-        established: BTreeSet::new(),
-        alive: true,
+    let graceful = !settings.graceful_restart_time.is_zero();
+    let awaiting = graceful.then(|| settings.neighbors.iter().map(|n| n.address).collect());
+    let mut owner = Owner::new(
+        Importer::new(settings.import_route_targets.clone()),
+        awaiting,
         reports,
-    };
+    );
     owner.send(Report::Agent {
         alive: true,
         start_flag: true,
+        graceful_restart: graceful,
     });
+    let restart_deadline = tokio::time::Instant::now() + settings.graceful_restart_time;
 
     let sessions_stop = CancellationToken::new();
     let (events_tx, mut events) = mpsc::channel(1024);
@@ -158,10 +219,14 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
                 Some(event) => owner.event(event),
                 None => break,
             },
-            _ = heartbeat.tick() => owner.send(Report::Agent {
-                alive: owner.alive,
-                start_flag: false,
-            }),
+            _ = heartbeat.tick() => owner.agent(owner.alive),
+            () = tokio::time::sleep_until(restart_deadline), if owner.awaiting_end_of_rib.is_some() => {
+                tracing::warn!(
+                    awaiting = ?owner.awaiting_end_of_rib,
+                    "graceful restart time ran out before every End-of-RIB"
+                );
+                owner.end_graceful_start();
+            }
         }
     }
 
@@ -169,10 +234,7 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     // still reported, within the grace period.
     if owner.alive {
         owner.alive = false;
-        owner.send(Report::Agent {
-            alive: false,
-            start_flag: false,
-        });
+        owner.agent(false);
     }
     sessions_stop.cancel();
     let drained = tokio::time::timeout(STOP_GRACE, async {

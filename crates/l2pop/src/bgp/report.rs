@@ -3,7 +3,7 @@
 //! Reports arrive one by one; whatever is queued when the reporter is free is cut into
 //! requests by [`batches`]: consecutive gateway routes become one `POST …/gateways`,
 //! consecutive device routes one `POST …/devices` (at most `batch_max` each), agent states one
-//! `PUT /v2.0/l2pop/bgp-agents/{host}` each. A request the server could not take (unreachable,
+//! `PUT /v2.0/l2pop/bgp-agents/{host}` each, End-of-RIB one `POST …/end-of-rib`. A request the server could not take (unreachable,
 //! 5xx) is retried, and nothing behind it is sent before it succeeds; one it refuses (4xx) is
 //! logged, counted and dropped, since sending it again cannot succeed.
 
@@ -22,20 +22,29 @@ use super::config::ServerSettings;
 /// One thing to tell the server.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Report {
-    /// The BGP agent's state (cases 6a with `start_flag`, 6b with `alive: false`).
+    /// The BGP agent's state (cases 6a with `start_flag`, 6b with `alive: false`);
+    /// `graceful_restart` with `start_flag`: keep what an earlier run reported, stale.
     Agent {
         alive: bool,
         start_flag: bool,
+        graceful_restart: bool,
     },
     Route(Learned),
+    /// After a graceful restart, every route is re-learned: purge the stale ones.
+    EndOfRib,
 }
 
 /// One request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Batch {
-    Agent { alive: bool, start_flag: bool },
+    Agent {
+        alive: bool,
+        start_flag: bool,
+        graceful_restart: bool,
+    },
     Gateways(Vec<GatewayRoute>),
     Devices(Vec<DeviceRoute>),
+    EndOfRib,
 }
 
 /// Cuts the queue into requests without reordering anything.
@@ -43,9 +52,19 @@ pub fn batches(queue: impl IntoIterator<Item = Report>, batch_max: usize) -> Vec
     let mut out: Vec<Batch> = Vec::new();
     for report in queue {
         match (report, out.last_mut()) {
-            (Report::Agent { alive, start_flag }, _) => {
-                out.push(Batch::Agent { alive, start_flag })
-            }
+            (
+                Report::Agent {
+                    alive,
+                    start_flag,
+                    graceful_restart,
+                },
+                _,
+            ) => out.push(Batch::Agent {
+                alive,
+                start_flag,
+                graceful_restart,
+            }),
+            (Report::EndOfRib, _) => out.push(Batch::EndOfRib),
             (Report::Route(Learned::Gateway(g)), Some(Batch::Gateways(list)))
                 if list.len() < batch_max =>
             {
@@ -67,10 +86,19 @@ impl Batch {
     fn request(&self, host: &Host) -> (reqwest::Method, String, Value) {
         let agent = format!("/v2.0/l2pop/bgp-agents/{host}");
         match self {
-            Batch::Agent { alive, start_flag } => (
+            Batch::Agent {
+                alive,
+                start_flag,
+                graceful_restart,
+            } => (
                 reqwest::Method::PUT,
                 agent,
-                json!({"bgp_agent": {"admin_state_up": true, "alive": alive, "start_flag": start_flag}}),
+                json!({"bgp_agent": {"admin_state_up": true, "alive": alive, "start_flag": start_flag, "graceful_restart": graceful_restart}}),
+            ),
+            Batch::EndOfRib => (
+                reqwest::Method::POST,
+                format!("{agent}/end-of-rib"),
+                json!({}),
             ),
             Batch::Gateways(list) => (
                 reqwest::Method::POST,

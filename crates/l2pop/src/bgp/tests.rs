@@ -49,6 +49,10 @@ fn errors_name_the_key() {
         (base("hold_time_s = 2", ""), "bgp.hold_time_s"),
         (base("connect_retry_s = 0", ""), "bgp.connect_retry_s"),
         (
+            base("graceful_restart_time_s = 4096", ""),
+            "bgp.graceful_restart_time_s",
+        ),
+        (
             base("import_route_targets = [\"65000:01\"]", ""),
             "bgp.import_route_targets",
         ),
@@ -112,6 +116,7 @@ fn batches_keep_the_order_and_respect_the_size_limit() {
         Report::Agent {
             alive: true,
             start_flag: true,
+            graceful_restart: true,
         },
         Report::Route(gateway(1, false)),
         Report::Route(gateway(2, false)),
@@ -122,8 +127,10 @@ fn batches_keep_the_order_and_respect_the_size_limit() {
         Report::Agent {
             alive: false,
             start_flag: false,
+            graceful_restart: false,
         },
         Report::Route(device(4)),
+        Report::EndOfRib,
     ];
     let out = batches(queue, 2);
     let shape: Vec<(char, usize)> = out
@@ -132,6 +139,7 @@ fn batches_keep_the_order_and_respect_the_size_limit() {
             Batch::Agent { .. } => ('a', 1),
             Batch::Gateways(l) => ('g', l.len()),
             Batch::Devices(l) => ('d', l.len()),
+            Batch::EndOfRib => ('e', 1),
         })
         .collect();
     assert_eq!(
@@ -143,7 +151,8 @@ fn batches_keep_the_order_and_respect_the_size_limit() {
             ('d', 1),
             ('g', 1),
             ('a', 1),
-            ('d', 1)
+            ('d', 1),
+            ('e', 1)
         ]
     );
     let Batch::Devices(second) = &out[3] else {
@@ -182,6 +191,7 @@ mod owner {
                     route_refresh: true,
                     enhanced_route_refresh: false,
                     graceful_restart_time: None,
+                    graceful_restart_evpn: None,
                 },
                 hold_time: 9,
                 keepalive: 3,
@@ -229,9 +239,14 @@ mod owner {
         let mut out = Vec::new();
         while let Ok(report) = queue.try_recv() {
             out.push(match report {
-                Report::Agent { alive, start_flag } => {
-                    format!("agent alive={alive} start={start_flag}")
+                Report::Agent {
+                    alive,
+                    start_flag,
+                    graceful_restart,
+                } => {
+                    format!("agent alive={alive} start={start_flag} graceful={graceful_restart}")
                 }
+                Report::EndOfRib => "end-of-rib".to_owned(),
                 Report::Route(Learned::Gateway(g)) => {
                     format!("gateway {} withdrawn={}", g.vtep, g.withdrawn)
                 }
@@ -244,12 +259,7 @@ mod owner {
     #[test]
     fn the_last_session_lost_reports_the_agent_down_before_the_withdrawals() {
         let (reports, mut queue) = mpsc::unbounded_channel();
-        let mut owner = Owner {
-            importer: Importer::new(BTreeSet::new()),
-            established: BTreeSet::new(),
-            alive: true,
-            reports,
-        };
+        let mut owner = Owner::new(Importer::new(BTreeSet::new()), None, reports);
         owner.event(up(A));
         owner.event(gateway_change(A, false));
         owner.event(up(B));
@@ -268,11 +278,76 @@ mod owner {
         assert_eq!(
             drain(&mut queue),
             vec![
-                "agent alive=false start=false",
+                "agent alive=false start=false graceful=false",
                 "gateway 203.0.113.10 withdrawn=true"
             ]
         );
         owner.event(up(A));
-        assert_eq!(drain(&mut queue), vec!["agent alive=true start=false"]);
+        assert_eq!(
+            drain(&mut queue),
+            vec!["agent alive=true start=false graceful=false"]
+        );
+    }
+
+    fn event(peer: IpAddr, kind: &str) -> SessionEvent {
+        match kind {
+            "retained" => SessionEvent::RoutesRetained { peer },
+            "swept" => SessionEvent::StaleSwept { peer },
+            "eor" => SessionEvent::EndOfRib { peer },
+            other => panic!("{other}"),
+        }
+    }
+
+    #[test]
+    fn a_peer_whose_routes_are_kept_holds_the_agent_up_until_they_are_swept() {
+        let (reports, mut queue) = mpsc::unbounded_channel();
+        let mut owner = Owner::new(Importer::new(BTreeSet::new()), None, reports);
+        owner.event(up(A));
+        owner.event(gateway_change(A, false));
+        drain(&mut queue);
+        // The only session is lost with graceful restart: no 6b, no withdrawal.
+        owner.event(event(A, "retained"));
+        owner.event(down(A));
+        assert_eq!(drain(&mut queue), Vec::<String>::new());
+        // Back, End-of-RIB sweeps (the route was re-sent: no change): still nothing.
+        owner.event(up(A));
+        owner.event(event(A, "swept"));
+        owner.event(event(A, "eor"));
+        assert_eq!(drain(&mut queue), Vec::<String>::new());
+        // Lost again, and the restart time runs out: withdrawals, then 6b.
+        owner.event(event(A, "retained"));
+        owner.event(down(A));
+        owner.event(gateway_change(A, true));
+        owner.event(event(A, "swept"));
+        assert_eq!(
+            drain(&mut queue),
+            vec![
+                "gateway 203.0.113.10 withdrawn=true",
+                "agent alive=false start=false graceful=false"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_graceful_start_reports_end_of_rib_once_every_configured_peer_sent_one() {
+        let (reports, mut queue) = mpsc::unbounded_channel();
+        let mut owner = Owner::new(Importer::new(BTreeSet::new()), Some([A, B].into()), reports);
+        owner.event(up(A));
+        owner.event(event(A, "eor"));
+        // B is configured but not up yet: its routes from the earlier run stay stale.
+        assert_eq!(drain(&mut queue), Vec::<String>::new());
+        owner.event(up(B));
+        owner.event(event(B, "eor"));
+        assert_eq!(drain(&mut queue), vec!["end-of-rib"]);
+        // Later End-of-RIBs (a peer's own restart) are not the start's.
+        owner.event(event(A, "eor"));
+        assert_eq!(drain(&mut queue), Vec::<String>::new());
+        // The restart time running out ends a start that is still waiting, once.
+        let (reports, mut queue) = mpsc::unbounded_channel();
+        let mut owner = Owner::new(Importer::new(BTreeSet::new()), Some([A].into()), reports);
+        owner.end_graceful_start();
+        owner.end_graceful_start();
+        owner.event(event(A, "eor"));
+        assert_eq!(drain(&mut queue), vec!["end-of-rib"]);
     }
 }

@@ -872,6 +872,28 @@ async fn bgp_devices(
     .await
 }
 
+/// `POST /v2.0/l2pop/bgp-agents/{host}/end-of-rib`: after a graceful restart, the agent
+/// re-learned what it will; its routes still stale are purged. The body is empty or `{}`.
+async fn bgp_end_of_rib(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(host): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    #[derive(serde::Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct Empty {}
+    app.write(&headers, StatusCode::OK, |caller| {
+        caller.require_admin("l2pop:bgp_routes")?;
+        let host = host_param(&host)?;
+        if !bytes.iter().all(u8::is_ascii_whitespace) {
+            let Empty {} = whole_body(&bytes)?;
+        }
+        Ok(Request::BgpEndOfRib(host))
+    })
+    .await
+}
+
 /// `GET /v2.0/l2pop/hosts/{host}/fdb`: the host's desired table with provenance.
 async fn host_fdb(
     State(app): State<App>,
@@ -1403,7 +1425,7 @@ pub fn routes() -> Vec<Route> {
         route(
             "PUT",
             "/v2.0/l2pop/bgp-agents/{host}",
-            "A BGP agent's state (alive, admin_state_up, start_flag)",
+            "A BGP agent's state (alive, admin_state_up, start_flag, graceful_restart)",
             Some("bgp_agent"),
             put(bgp_agent_report),
         ),
@@ -1420,6 +1442,13 @@ pub fn routes() -> Vec<Route> {
             "EVPN type-2 routes learned or withdrawn",
             Some("devices"),
             post(bgp_devices),
+        ),
+        route(
+            "POST",
+            "/v2.0/l2pop/bgp-agents/{host}/end-of-rib",
+            "End-of-RIB after a graceful restart: the agent's routes still stale are purged",
+            None,
+            post(bgp_end_of_rib),
         ),
         route(
             "GET",
