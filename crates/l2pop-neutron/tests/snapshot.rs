@@ -1,6 +1,6 @@
 //! A snapshot is the state: for random request sequences (agents, networks, subnets, ports
 //! moving, going up and down and away, a BGPVPN site learning and losing routes, a BGP agent
-//! restarting), a state saved and restored at a random point answers every later request, and
+//! restarting, gracefully or not, and ending its restart with End-of-RIB), a state saved and restored at a random point answers every later request, and
 //! sends every later notification, exactly as the state that was never saved; at the end their
 //! catalogs, every host's desired table and full FDB, their stream positions and their BGPVPNs
 //! are equal.
@@ -80,7 +80,10 @@ enum Step {
         vtep: u8,
         withdrawn: bool,
     },
-    BgpRestart,
+    BgpRestart {
+        graceful: bool,
+    },
+    EndOfRib,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -100,7 +103,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Site),
         2 => (1u8..3, any::<bool>()).prop_map(|(vtep, withdrawn)| Step::Gateway { vtep, withdrawn }),
         3 => (1u8..4, 1u8..3, any::<bool>()).prop_map(|(mac, vtep, withdrawn)| Step::Device { mac, vtep, withdrawn }),
-        1 => Just(Step::BgpRestart),
+        1 => any::<bool>().prop_map(|graceful| Step::BgpRestart { graceful }),
+        1 => Just(Step::EndOfRib),
     ]
 }
 
@@ -245,7 +249,8 @@ impl Run {
                     "vni": 1001, "withdrawn": withdrawn}]}))
                 .unwrap(),
             )],
-            Step::BgpRestart => vec![bgp_agent(true)],
+            Step::BgpRestart { graceful } => vec![bgp_agent(true, *graceful)],
+            Step::EndOfRib => vec![Request::BgpEndOfRib(Host::new("bgp-1").unwrap())],
         };
         for request in requests {
             out.push(self.request(request));
@@ -255,7 +260,7 @@ impl Run {
 
     /// A BGPVPN on network 0 served by speaker on BGP agent `bgp-1`.
     fn site(&mut self) -> Vec<(Value, Vec<String>)> {
-        let mut out = vec![self.request(bgp_agent(false))];
+        let mut out = vec![self.request(bgp_agent(false, false))];
         let vpn = self.request(Request::BgpvpnCreate(
             body(
                 json!({"bgpvpn": {"type": "l2", "route_targets": ["65000:1"], "vni": 1001}}),
@@ -343,10 +348,14 @@ impl Run {
     }
 }
 
-fn bgp_agent(start: bool) -> Request {
+fn bgp_agent(start: bool, graceful: bool) -> Request {
     Request::BgpAgentReport(
         Host::new("bgp-1").unwrap(),
-        body(json!({"bgp_agent": {"start_flag": start}}), "bgp_agent").unwrap(),
+        body(
+            json!({"bgp_agent": {"start_flag": start, "graceful_restart": graceful}}),
+            "bgp_agent",
+        )
+        .unwrap(),
     )
 }
 
