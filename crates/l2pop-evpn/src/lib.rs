@@ -18,6 +18,7 @@
 //! The `driver` feature adds the tokio tasks that run sessions over TCP.
 
 pub mod codec;
+pub mod export;
 pub mod fsm;
 pub mod import;
 pub mod rib;
@@ -26,6 +27,7 @@ pub mod rib;
 pub mod driver;
 
 pub use codec::{LocalOpen, Notification, Verdict};
+pub use export::{ExportDiff, ExportPath, ExportView, NetworkEntries, Routes, VpnExport};
 pub use fsm::{DownReason, Input, Negotiated, Output, Session, SessionConfig, State, Timer};
 pub use import::{Importer, Learned, PeerId, Skip};
 pub use rib::{AdjRibIn, Path, RibChange, RouteKey};
