@@ -312,6 +312,117 @@ pub fn diff(old: &Routes, new: &Routes) -> ExportDiff {
     out
 }
 
+/// Messages for one peer.
+pub type Outgoing = Vec<(IpAddr, Vec<u8>)>;
+
+/// The export side of the speaker's owner: the view, the routes every synced peer holds, and
+/// the established peers. Pure: the caller feeds snapshots, fanout deltas and session events,
+/// and sends what comes back.
+///
+/// A peer gets the whole export followed by End-of-RIB (RFC 4724 §2) when it comes up, or, if
+/// the view is not known yet, at the first snapshot; from then on only differences. Until the
+/// first snapshot nothing is advertised; after a gap the routes stay as they were until the
+/// next snapshot replaces the view (never a partial view, never a blackout).
+#[derive(Debug)]
+pub struct Exporter {
+    origin: Origin,
+    view: Option<ExportView>,
+    routes: Routes,
+    peers: BTreeMap<IpAddr, crate::codec::ExportSession>,
+    skipped: Vec<ExportSkip>,
+}
+
+impl Exporter {
+    pub fn new(origin: Origin) -> Self {
+        Exporter {
+            origin,
+            view: None,
+            routes: Routes::new(),
+            peers: BTreeMap::new(),
+            skipped: Vec::new(),
+        }
+    }
+
+    /// The view is known (a snapshot was taken).
+    pub fn synced(&self) -> bool {
+        self.view.is_some()
+    }
+
+    /// What is advertised.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    fn everything(&self, session: &crate::codec::ExportSession) -> Vec<Vec<u8>> {
+        let all = diff(&Routes::new(), &self.routes);
+        let mut out = crate::codec::export_updates(&all, session);
+        out.push(crate::codec::end_of_rib());
+        out
+    }
+
+    fn to_peers(&self, changes: &ExportDiff) -> Outgoing {
+        let mut out = Outgoing::new();
+        if changes.is_empty() {
+            return out;
+        }
+        for (peer, session) in &self.peers {
+            for message in crate::codec::export_updates(changes, session) {
+                out.push((*peer, message));
+            }
+        }
+        out
+    }
+
+    /// A session reached Established.
+    pub fn peer_up(&mut self, peer: IpAddr, session: crate::codec::ExportSession) -> Outgoing {
+        self.peers.insert(peer, session);
+        if self.view.is_none() {
+            return Outgoing::new();
+        }
+        self.everything(&session)
+            .into_iter()
+            .map(|m| (peer, m))
+            .collect()
+    }
+
+    /// A session left Established: the peer drops our routes itself (RFC 4271 §9.1).
+    pub fn peer_down(&mut self, peer: IpAddr) {
+        self.peers.remove(&peer);
+    }
+
+    /// Takes a snapshot's view; the peers get the difference, or, at the first snapshot,
+    /// everything and End-of-RIB. The second value is set when what is left out changed.
+    pub fn resync(&mut self, view: ExportView) -> (Outgoing, Option<Vec<ExportSkip>>) {
+        let first = self.view.is_none();
+        let (routes, skipped) = routes(&view, self.origin);
+        let changes = diff(&self.routes, &routes);
+        self.routes = routes;
+        self.view = Some(view);
+        let news = (skipped != self.skipped).then(|| skipped.clone());
+        self.skipped = skipped;
+        if first {
+            let mut out = Outgoing::new();
+            for (peer, session) in &self.peers {
+                out.extend(self.everything(session).into_iter().map(|m| (*peer, m)));
+            }
+            return (out, news);
+        }
+        (self.to_peers(&changes), news)
+    }
+
+    /// Applies one fanout delta (already filtered: not the BGPVPN extension's, in order).
+    pub fn apply(&mut self, method: Method, payload: &FdbPayload) -> Outgoing {
+        let Some(view) = self.view.as_mut() else {
+            return Outgoing::new();
+        };
+        view.apply(method, payload);
+        let (routes, _) = routes(view, self.origin);
+        let changes = diff(&self.routes, &routes);
+        self.routes = routes;
+        self.to_peers(&changes)
+    }
+}
+
 #[cfg(test)]
 #[path = "export_tests.rs"]
 mod tests;

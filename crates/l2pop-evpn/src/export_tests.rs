@@ -385,3 +385,70 @@ fn many_routes_are_cut_into_messages_within_the_limit() {
     }
     assert_eq!(count, 300);
 }
+
+#[test]
+fn the_exporter_sends_everything_then_end_of_rib_and_then_only_differences() {
+    let session = ExportSession {
+        local_as: 65000,
+        ibgp: false,
+        four_octet_as: true,
+    };
+    let peer_a = ip("198.18.0.2");
+    let peer_b = ip("198.18.0.3");
+    let eor = codec::end_of_rib();
+    let mut exporter = Exporter::new(ORIGIN);
+    // Up before the first snapshot: nothing yet, not even End-of-RIB.
+    assert!(exporter.peer_up(peer_a, session).is_empty());
+    assert!(
+        exporter
+            .apply(
+                Method::AddFdbEntries,
+                &FdbPayload::Entries(FdbEntries::default())
+            )
+            .is_empty()
+    );
+    let (out, skipped) = exporter.resync(two_hosts());
+    assert_eq!(skipped, None, "nothing left out, as before");
+    assert!(out.iter().all(|(p, _)| *p == peer_a));
+    assert_eq!(out.last().unwrap().1, eor);
+    assert!(out.len() >= 3, "routes then End-of-RIB: {}", out.len());
+    assert_eq!(exporter.routes().len(), 5);
+
+    // A second peer gets everything at once.
+    let out = exporter.peer_up(peer_b, session);
+    assert!(out.iter().all(|(p, _)| *p == peer_b));
+    assert_eq!(out.last().unwrap().1, eor);
+
+    // A port goes: one withdrawal to each peer.
+    let out = exporter.apply(
+        Method::RemoveFdbEntries,
+        &FdbPayload::Entries(fdb(
+            NET1,
+            1001,
+            vec![("192.0.2.2", vec![entry("fa:16:3e:00:00:21", "10.1.0.22")])],
+        )),
+    );
+    assert_eq!(out.len(), 2);
+    let expected = codec::export_updates(
+        &ExportDiff {
+            announce: vec![],
+            withdraw: vec![(
+                mac_ip(rd1(), "fa:16:3e:00:00:21", "10.1.0.22"),
+                path("192.0.2.2", 1001),
+            )],
+        },
+        &session,
+    );
+    assert_eq!(
+        out,
+        vec![(peer_a, expected[0].clone()), (peer_b, expected[0].clone())]
+    );
+
+    // A peer down gets nothing more; a resync sends the difference to the view it brings.
+    exporter.peer_down(peer_a);
+    let (out, skipped) = exporter.resync(two_hosts());
+    assert_eq!(skipped, None);
+    // The resynced view has the port again: announced to the remaining peer only.
+    assert_eq!(out.len(), 1);
+    assert_eq!(out[0].0, peer_b);
+}

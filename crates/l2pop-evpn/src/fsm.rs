@@ -36,6 +36,9 @@ pub struct SessionConfig {
     pub connect_retry: Duration,
     /// Keepalive interval in seconds; at most a third of the negotiated hold time (the default).
     pub keepalive: Option<u16>,
+    /// The owner advertises routes ([`Input::Advertise`]) and sends End-of-RIB after its
+    /// initial advertisement; otherwise the session sends End-of-RIB once Established.
+    pub advertises: bool,
 }
 
 /// The RFC 4271 §8.2.2 states.
@@ -71,6 +74,8 @@ pub enum Input<'a> {
     Received(&'a [u8]),
     /// A timer armed through [`Output::ArmTimer`] fired; late or re-armed ones are ignored.
     TimerExpired(Timer),
+    /// An UPDATE (or End-of-RIB) of ours to send; dropped unless Established.
+    Advertise(Vec<u8>),
 }
 
 /// What the session asks of its driver, and reports.
@@ -236,6 +241,11 @@ impl Session {
                 }
             },
             Input::Received(bytes) => self.received(now, bytes, &mut out),
+            Input::Advertise(update) => {
+                if self.state == State::Established {
+                    out.push(Output::Send(update));
+                }
+            }
             Input::TimerExpired(timer) => {
                 let due = self.deadlines.get(&timer).is_some_and(|at| *at <= now);
                 if due {
@@ -340,9 +350,11 @@ impl Session {
                 if let Some(negotiated) = &self.negotiated {
                     out.push(Output::Up(negotiated.clone()));
                 }
-                // Our initial update is empty (nothing exported yet): say so at once, as
-                // graceful restart expects (RFC 4724 §2).
-                out.push(Output::Send(codec::end_of_rib()));
+                // Without exports our initial update is empty: say so at once, as graceful
+                // restart expects (RFC 4724 §2). An exporting owner sends it after its routes.
+                if !self.config.advertises {
+                    out.push(Output::Send(codec::end_of_rib()));
+                }
             }
             (State::Established, WireMessage::Keepalive) => self.restart_hold(now, out),
             (State::Established, WireMessage::Update(update)) => {

@@ -136,6 +136,7 @@ fn config() -> SessionConfig {
         passive: false,
         connect_retry: Duration::from_secs(5),
         keepalive: None,
+        advertises: false,
     }
 }
 
@@ -745,4 +746,23 @@ mod arbitrary_input {
             s.handle(at(4), Input::Received(&stream));
         }
     }
+}
+
+#[test]
+fn an_exporting_session_leaves_end_of_rib_and_updates_to_its_owner() {
+    let mut s = Session::new(SessionConfig {
+        advertises: true,
+        ..config()
+    });
+    // Before Established, nothing of ours is sent.
+    assert_eq!(s.handle(at(0), Input::Advertise(vec![1, 2, 3])), vec![]);
+    s.handle(at(0), Input::Start);
+    s.handle(at(0), Input::TcpConnected);
+    s.handle(at(0), Input::Received(&hex(FRR_OPEN)));
+    let out = s.handle(at(0), Input::Received(&KEEPALIVE));
+    assert_eq!(s.state(), State::Established);
+    assert!(sent(&out).is_empty(), "no End-of-RIB yet: {out:?}");
+    let eor = codec::end_of_rib();
+    let out = s.handle(at(1), Input::Advertise(eor.clone()));
+    assert_eq!(out, vec![Output::Send(eor)]);
 }

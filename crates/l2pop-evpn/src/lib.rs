@@ -26,8 +26,11 @@ pub mod rib;
 #[cfg(feature = "driver")]
 pub mod driver;
 
-pub use codec::{LocalOpen, Notification, Verdict};
-pub use export::{ExportDiff, ExportPath, ExportView, NetworkEntries, Routes, VpnExport};
+pub use codec::{ExportSession, LocalOpen, Notification, Verdict};
+pub use export::{
+    ExportDiff, ExportPath, ExportSkip, ExportView, Exporter, NetworkEntries, Origin, Routes,
+    VpnExport,
+};
 pub use fsm::{DownReason, Input, Negotiated, Output, Session, SessionConfig, State, Timer};
 pub use import::{Importer, Learned, PeerId, Skip};
 pub use rib::{AdjRibIn, Path, RibChange, RouteKey};
