@@ -249,6 +249,8 @@ mod owner {
             established: BTreeSet::new(),
             alive: true,
             reports,
+            local_as: 65000,
+            export: None,
         };
         owner.event(up(A));
         owner.event(gateway_change(A, false));
