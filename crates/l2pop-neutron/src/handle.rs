@@ -402,9 +402,13 @@ impl NeutronState {
                     .iter()
                     .flat_map(|v| v.networks.iter().copied())
                     .collect();
+                // The FDB as no compute host sees it (a full FDB leaves out the asking host's
+                // own VTEP, and a BGP agent may also be a compute host): every host's entries.
+                let observer = Host::new(&format!("{host}.bgp-export")).unwrap_or(host.clone());
                 let mut entries = FdbEntries::default();
                 for network in networks {
-                    if let Ok(full) = engine.full_fdb(&host, network, Some(l2pop_bgpvpn::NAME)) {
+                    if let Ok(full) = engine.full_fdb(&observer, network, Some(l2pop_bgpvpn::NAME))
+                    {
                         entries.0.extend(full.fdb_entries.0);
                     }
                 }

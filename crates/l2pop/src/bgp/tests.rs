@@ -29,6 +29,12 @@ fn the_shipped_example_config_is_valid() {
     assert_eq!(neighbour.session.local.asn, 65000);
     assert_eq!(neighbour.session.local.hold_time, 90);
     assert!(!neighbour.session.passive);
+    // With a bus URL the speaker exports, and its sessions leave End-of-RIB to the exporter.
+    let export = settings.export.as_ref().unwrap();
+    assert_eq!(export.refresh, std::time::Duration::from_secs(30));
+    assert_eq!(export.origin.asn, 65000);
+    assert_eq!(export.bus.topic, l2pop_bus::wire::DEFAULT_TOPIC);
+    assert!(neighbour.session.advertises);
 }
 
 fn key_of(error: ConfigError) -> &'static str {
@@ -71,6 +77,14 @@ fn errors_name_the_key() {
         (
             base("", "[[neighbors]]\naddress = \"192.0.2.10\"\nremote_as = 2"),
             "neighbors.address",
+        ),
+        (
+            base("", "[bus]\nurl = \"amqp://127.0.0.1\"\n[export]\nrefresh_s = 0"),
+            "export.refresh_s",
+        ),
+        (
+            base("", &format!("[bus]\nurl = \"amqp://127.0.0.1\"\ntopic = \"{}\"", "t".repeat(300))),
+            "bus",
         ),
     ];
     for (text, key) in cases {
