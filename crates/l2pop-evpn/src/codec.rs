@@ -244,6 +244,8 @@ pub struct EvpnUpdate {
     pub problems: Vec<String>,
     /// NLRI that are not EVPN type 2 or 3 or not L2VPN/EVPN at all: skipped.
     pub ignored: usize,
+    /// Every AS number in AS_PATH, for loop detection (RFC 4271 §9.1.2).
+    pub as_path: Vec<u32>,
 }
 
 /// Reduces an UPDATE to EVPN routes, applying RFC 7606: `Err` is the NOTIFICATION to send
@@ -313,6 +315,16 @@ pub fn evpn_update(
             | PathAttribute::ExtendedCommunitiesPartial(communities) => {
                 for community in communities {
                     read_community(*community, &mut path);
+                }
+            }
+            PathAttribute::AsPath(path) => {
+                for segment in &path.segments {
+                    match segment {
+                        rustbgpd_wire::attribute::AsPathSegment::AsSequence(asns)
+                        | rustbgpd_wire::attribute::AsPathSegment::AsSet(asns) => {
+                            out.as_path.extend(asns.iter().copied());
+                        }
+                    }
                 }
             }
             PathAttribute::PmsiTunnel(pmsi) | PathAttribute::PmsiTunnelPartial(pmsi) => {

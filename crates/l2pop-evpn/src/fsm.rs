@@ -435,8 +435,16 @@ impl Session {
                 for key in &evpn.withdrawn {
                     self.rib.withdraw(key, &mut changes);
                 }
+                // RFC 4271 §9.1.2: our own AS in the path is a loop (an eBGP peer sending our
+                // exported routes back); such a route replaces the peer's earlier path for
+                // the NLRI, so it withdraws it.
+                let looped = evpn.as_path.contains(&self.config.local.asn);
                 for (key, path) in evpn.announced {
-                    self.rib.announce(key, path, &mut changes);
+                    if looped {
+                        self.rib.withdraw(&key, &mut changes);
+                    } else {
+                        self.rib.announce(key, path, &mut changes);
+                    }
                 }
                 if !changes.is_empty() {
                     out.push(Output::Routes(changes));
