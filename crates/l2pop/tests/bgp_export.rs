@@ -62,19 +62,26 @@ struct Pe {
 }
 
 impl Pe {
-    fn create() -> Pe {
+    /// `variant` tells apart the tests that run at once; `underlay`: our compute host's
+    /// namespace is on a link to the PE (192.0.2.0/24), else 192.0.2.0/24 is routed to us.
+    fn create(variant: u8, underlay: bool) -> Pe {
         let id = std::process::id();
-        let subnet = (id % 100) as u8 + 20;
-        let ns = format!("l2x{}-pe", id % 100_000);
+        let subnet = (id % 100) as u8 + 20 + 100 * variant;
+        let ns = format!("l2x{}{variant}-pe", id % 100_000);
         let pe = Pe {
-            host_if: format!("l2x{}h", id % 100_000),
+            host_if: format!("l2x{}{variant}h", id % 100_000),
             run_dir: PathBuf::from(format!("/var/run/frr/{ns}")),
-            dir: std::env::temp_dir().join(format!("l2pop-bgp-export-{id}")),
+            dir: std::env::temp_dir().join(format!("l2pop-bgp-export-{id}-{variant}")),
             ns,
             subnet,
         };
-        pe.build();
+        pe.build(underlay);
         pe
+    }
+
+    /// A namespace beside the PE's (removed with it).
+    fn sibling(&self, suffix: &str) -> String {
+        format!("{}-{suffix}", &self.ns[..self.ns.len() - 3])
     }
 
     fn ours(&self) -> String {
@@ -89,9 +96,22 @@ impl Pe {
         sh(&format!("ip netns exec {} {command}", self.ns))
     }
 
-    fn build(&self) {
+    fn build(&self, underlay: bool) {
         let (ns, host_if, ours, peer) = (&self.ns, &self.host_if, self.ours(), self.peer());
         let far = format!("{}p", &host_if[..host_if.len() - 1]);
+        let to_hosts = if underlay {
+            let compute = self.sibling("c");
+            format!(
+                "ip netns add {compute}
+                 ip -n {compute} link add eth0 type veth peer name ul0 netns {ns}
+                 ip -n {compute} link set lo up
+                 ip -n {compute} addr add 192.0.2.1/24 dev eth0; ip -n {compute} link set eth0 up
+                 ip -n {compute} route add {PE_VTEP}/32 via 192.0.2.254
+                 ip -n {ns} addr add 192.0.2.254/24 dev ul0; ip -n {ns} link set ul0 up"
+            )
+        } else {
+            format!("ip -n {ns} route add 192.0.2.0/24 via {ours}")
+        };
         sh(&format!(
             "ip netns add {ns}
              ip link add {host_if} type veth peer name {far}
@@ -100,7 +120,7 @@ impl Pe {
              ip -n {ns} link set lo up
              ip -n {ns} addr add {peer}/24 dev {far}; ip -n {ns} link set {far} up
              ip -n {ns} addr add {PE_VTEP}/32 dev lo
-             ip -n {ns} route add 192.0.2.0/24 via {ours}
+             {to_hosts}
              ip -n {ns} link add br1001 type bridge
              ip -n {ns} link add vxlan1001 type vxlan id 1001 local {PE_VTEP} dstport 4789 nolearning
              ip -n {ns} link set vxlan1001 master br1001
@@ -195,6 +215,12 @@ impl Drop for Pe {
             }
         }
         std::thread::sleep(Duration::from_millis(300));
+        for suffix in ["c", "v", "d"] {
+            let _ = Command::new("ip")
+                .args(["netns", "del", &self.sibling(suffix)])
+                .stderr(std::process::Stdio::null())
+                .status();
+        }
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
         let _ = Command::new("ip")
             .args(["link", "del", &self.host_if])
@@ -278,11 +304,17 @@ fn has_route(pe: &Pe, kind: &str, needle: &str) -> bool {
         .contains(needle)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn frr_installs_our_hosts_and_ports_and_follows_port_changes() {
-    if !can_run() {
-        return;
-    }
+/// The server (RabbitMQ bus on topics of its own) with the VXLAN network 1001 and its subnet,
+/// and the speaker's settings: bgp-1 peering with the PE, exporting, snapshots an hour apart.
+struct World {
+    server: TestServer,
+    network: String,
+    speaker: l2pop::bgp::config::Settings,
+    bus: String,
+    _store: tempfile::TempDir,
+}
+
+async fn world(pe: &Pe, variant: u8) -> World {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter(
@@ -290,22 +322,17 @@ async fn frr_installs_our_hosts_and_ports_and_follows_port_changes() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("l2pop=info")),
         )
         .try_init();
-    let pe = Pe::create();
     let id = std::process::id();
-    let topic = format!("l2pop-export-{id}");
-    let rpc_topic = format!("l2pop-export-rpc-{id}");
+    let topic = format!("l2pop-export-{id}-{variant}");
+    let rpc_topic = format!("l2pop-export-rpc-{id}-{variant}");
     let amqp = support::amqp_url();
-    let bus = format!(
-        "backend = \"rabbit\"\nurl = \"{amqp}\"\ntopic = \"{topic}\"\nrpc_topic = \"{rpc_topic}\""
-    );
+    let bus = format!("url = \"{amqp}\"\ntopic = \"{topic}\"\nrpc_topic = \"{rpc_topic}\"");
     let store = tempfile::tempdir().unwrap();
     let server = TestServer::start_with(&support::config(
         &format!("sqlite:{}", store.path().join("l2pop.db").display()),
-        &bus,
+        &format!("backend = \"rabbit\"\n{bus}"),
     ))
     .await;
-
-    // compute-1 with VM1 before the speaker starts (it comes with the first snapshot).
     let created = server
         .admin(
             Method::POST,
@@ -321,15 +348,6 @@ async fn frr_installs_our_hosts_and_ports_and_follows_port_changes() {
             Some(json!({"subnet": {"network_id": network, "cidr": "10.1.0.0/24"}})),
         )
         .await;
-    port_up(&server, &network, "compute-1", "192.0.2.1", VM1).await;
-    server
-        .bgpvpn_site(
-            &network,
-            "bgp-1",
-            json!({"bgpvpn": {"name": "site", "type": "l2", "route_targets": ["65001:1001"], "vni": 1001}}),
-        )
-        .await;
-
     let config = format!(
         r#"
 [bgp]
@@ -342,9 +360,7 @@ import_route_targets = ["65001:1001"]
 url = "{url}"
 token = "{ADMIN}"
 [bus]
-url = "{amqp}"
-topic = "{topic}"
-rpc_topic = "{rpc_topic}"
+{bus}
 [export]
 refresh_s = 3600
 [[neighbors]]
@@ -356,12 +372,44 @@ local_address = "{ours}"
         peer = pe.peer(),
         url = server.url,
     );
-    let settings = l2pop::bgp::config::RawConfig::parse(&config, "test")
+    let speaker = l2pop::bgp::config::RawConfig::parse(&config, "test")
         .unwrap()
         .validate()
         .unwrap();
+    World {
+        server,
+        network,
+        speaker,
+        bus,
+        _store: store,
+    }
+}
+
+/// The l2 BGPVPN with FRR's route target on the network, bound to bgp-1's speaker.
+async fn associate(world: &World) {
+    world
+        .server
+        .bgpvpn_site(
+            &world.network,
+            "bgp-1",
+            json!({"bgpvpn": {"name": "site", "type": "l2", "route_targets": ["65001:1001"], "vni": 1001}}),
+        )
+        .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frr_installs_our_hosts_and_ports_and_follows_port_changes() {
+    if !can_run() {
+        return;
+    }
+    let pe = Pe::create(0, false);
+    let world = world(&pe, 0).await;
+    let (server, network) = (&world.server, &world.network);
+    // compute-1 with VM1 before the speaker starts (it comes with the first snapshot).
+    port_up(server, network, "compute-1", "192.0.2.1", VM1).await;
+    associate(&world).await;
     let shutdown = CancellationToken::new();
-    let speaker = tokio::spawn(l2pop::bgp::run(settings, shutdown.clone()));
+    let speaker = tokio::spawn(l2pop::bgp::run(world.speaker.clone(), shutdown.clone()));
 
     // FRR received compute-1's type-3 (PMSI IR) and VM1's type-2, and programmed them.
     wait_for(&pe, "compute-1's routes in FRR's RIB", |pe| {
@@ -386,8 +434,24 @@ local_address = "{ours}"
         "the site's own routes came back: {ours}"
     );
 
+    // FRR sends our routes back over eBGP (AS path 65001 65000): they are loops, never
+    // learned, so no host gets one of our own VTEPs as a site gateway.
+    let fdb = server
+        .admin(Method::GET, "/v2.0/l2pop/hosts/compute-1/fdb", None)
+        .await;
+    for network in fdb["fdb"]["networks"].as_array().unwrap() {
+        for vtep in network["vteps"].as_array().unwrap() {
+            let from_site = vtep["entries"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e["source"] == json!({"extension": "bgpvpn"}));
+            assert!(!from_site || vtep["vtep"] == PE_VTEP, "{vtep}");
+        }
+    }
+
     // A port that comes up now reaches FRR through the fanout stream.
-    let vm2 = port_up(&server, &network, "compute-2", "192.0.2.2", VM2).await;
+    let vm2 = port_up(server, network, "compute-2", "192.0.2.2", VM2).await;
     let took = wait_for(&pe, "VM2 and compute-2 programmed in FRR", |pe| {
         let fdb = pe.fdb();
         fdb.contains(&format!("{} dst 192.0.2.2", VM2.0))
@@ -415,5 +479,124 @@ local_address = "{ours}"
         !pe.fdb().contains("dst 192.0.2.1")
     })
     .await;
-    server.stop().await;
+    world.server.stop().await;
+}
+
+/// Issue 11 item 5: a VM behind our agent (compute host namespace, VTEP 192.0.2.1 on a link
+/// to the PE) pings a device behind FRR (a namespace on FRR's bridge) through the two VTEPs,
+/// and the underlay carries no ARP broadcast either way: our agent answers the VM's ARP from
+/// the device's type-2 route, the PE's kernel answers the device's ARP from ours.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_vm_behind_our_agent_pings_a_device_behind_frr_without_arp_broadcasts() {
+    if !can_run() {
+        return;
+    }
+    let pe = Pe::create(1, true);
+    let (compute, vm, device) = (pe.sibling("c"), pe.sibling("v"), pe.sibling("d"));
+    const DEVICE: (&str, &str) = ("02:00:00:00:01:01", "10.1.0.50");
+    // The device: a namespace on FRR's bridge, its MAC and IP known to the PE's SVI.
+    sh(&format!(
+        "ip netns add {device}
+         ip -n {device} link add eth0 address {mac} type veth peer name dev1 netns {pe}
+         ip -n {device} addr add {ip}/24 dev eth0; ip -n {device} link set eth0 up
+         ip -n {pe} link set dev1 master br1001; ip -n {pe} link set dev1 up
+         ip netns exec {pe} bridge fdb replace {mac} dev dev1 master static
+         ip -n {pe} neigh replace {ip} lladdr {mac} dev br1001 nud permanent",
+        pe = pe.ns,
+        mac = DEVICE.0,
+        ip = DEVICE.1,
+    ));
+    let world = world(&pe, 1).await;
+    associate(&world).await;
+    let port = world
+        .server
+        .admin(
+            Method::POST,
+            "/v2.0/ports",
+            Some(
+                json!({"port": {"network_id": world.network, "mac_address": VM1.0,
+                                  "fixed_ips": [{"ip_address": VM1.1}],
+                                  "binding:host_id": "compute-1", "device_owner": "compute:nova"}}),
+            ),
+        )
+        .await;
+    let port_id = port["port"]["id"].as_str().unwrap().to_owned();
+    // The VM: a namespace whose veth peer is the port's tap on the compute host.
+    sh(&format!(
+        "ip netns add {vm}
+         ip -n {vm} link add eth0 address {mac} type veth peer name tap{tap} netns {compute}
+         ip -n {vm} addr add {ip}/24 dev eth0; ip -n {vm} link set eth0 up; ip -n {vm} link set lo up
+         ip -n {compute} link set tap{tap} up",
+        mac = VM1.0,
+        ip = VM1.1,
+        tap = &port_id[..11],
+    ));
+
+    let shutdown = CancellationToken::new();
+    let agent = l2pop::agent::config::RawConfig::parse(
+        &format!(
+            "[agent]\nhost = \"compute-1\"\nlocal_ip = \"192.0.2.1\"\nnetns = \"{compute}\"\n\
+             status_listen = \"\"\nscan_interval_ms = 200\n[bus]\nbackend = \"rabbit\"\n{}\n",
+            world.bus
+        ),
+        "test",
+    )
+    .unwrap()
+    .validate()
+    .unwrap();
+    let agent = tokio::spawn(l2pop::agent::run(agent, shutdown.clone()));
+    let speaker = tokio::spawn(l2pop::bgp::run(world.speaker.clone(), shutdown.clone()));
+
+    // Converged: our agent has the device's ARP entry (from FRR's type-2), FRR our VM's.
+    let neighbours = || sh_quiet(&format!("ip -n {compute} neigh show"));
+    wait_for(&pe, "the device's ARP entry on the compute host", |_| {
+        neighbours()
+            .lines()
+            .any(|l| l.starts_with(&format!("{} ", DEVICE.1)) && l.contains(DEVICE.0))
+    })
+    .await;
+    wait_for(&pe, "FRR's neighbour entry for the VM", |pe| {
+        pe.neigh().contains(&format!("{} lladdr {}", VM1.1, VM1.0))
+            && pe.fdb().contains(&format!("{} dst 192.0.2.1", VM1.0))
+    })
+    .await;
+
+    let capture_dir = tempfile::tempdir().unwrap();
+    let capture =
+        l2pop::demo::capture::Capture::start(std::slice::from_ref(&compute), capture_dir.path())
+            .unwrap();
+    let ping = sh_quiet(&format!("ip netns exec {vm} ping -c 3 -W 2 {}", DEVICE.1));
+    let frames = capture.stop().unwrap().remove(0).1;
+    assert!(
+        ping.contains(" 0% packet loss"),
+        "{ping}\n{}\n--- compute neigh\n{}",
+        pe.diagnostics(),
+        neighbours()
+    );
+    eprintln!(
+        "{} VXLAN frames on compute-1's underlay; {}",
+        frames.len(),
+        ping.lines()
+            .find(|l| l.contains("packet loss"))
+            .unwrap_or("")
+    );
+    let vtep = |ip: &str| ip.parse::<std::net::Ipv4Addr>().unwrap();
+    assert!(
+        frames
+            .iter()
+            .any(|f| f.src == vtep("192.0.2.1") && f.dst == vtep(PE_VTEP)),
+        "the pings crossed the underlay as VXLAN: {frames:?}"
+    );
+    let from_us = l2pop::demo::capture::arp_broadcasts_from(&frames, vtep("192.0.2.1"));
+    let from_site = l2pop::demo::capture::arp_broadcasts_from(&frames, vtep(PE_VTEP));
+    assert_eq!(
+        (from_us, from_site),
+        (0, 0),
+        "ARP broadcasts on the underlay: {frames:?}"
+    );
+
+    shutdown.cancel();
+    speaker.await.unwrap().unwrap();
+    agent.await.unwrap().unwrap();
+    world.server.stop().await;
 }

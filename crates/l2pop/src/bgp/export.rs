@@ -214,8 +214,19 @@ impl Export {
             Verdict::Apply => {
                 let from_site = message.stream.as_ref().and_then(|s| s.source.as_deref())
                     == Some(l2pop_bgpvpn::NAME);
+                tracing::debug!(
+                    method = message.method.as_str(),
+                    position = ?message.stream,
+                    from_site,
+                    "export: fanout"
+                );
                 if !from_site {
                     let out = self.exporter.apply(message.method, &message.fdb_entries);
+                    tracing::debug!(
+                        messages = out.len(),
+                        routes = self.exporter.routes().len(),
+                        "export: sent"
+                    );
                     metrics::gauge!("l2pop_bgp_exported_routes")
                         .set(self.exporter.routes().len() as f64);
                     self.send(out);
