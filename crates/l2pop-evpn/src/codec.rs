@@ -246,6 +246,8 @@ pub struct EvpnUpdate {
     pub ignored: usize,
     /// Every AS number in AS_PATH, for loop detection (RFC 4271 §9.1.2).
     pub as_path: Vec<u32>,
+    /// ORIGINATOR_ID set by a route reflector (RFC 4456 §8), for loop detection.
+    pub originator_id: Option<Ipv4Addr>,
 }
 
 /// Reduces an UPDATE to EVPN routes, applying RFC 7606: `Err` is the NOTIFICATION to send
@@ -317,6 +319,7 @@ pub fn evpn_update(
                     read_community(*community, &mut path);
                 }
             }
+            PathAttribute::OriginatorId(id) => out.originator_id = Some(*id),
             PathAttribute::AsPath(path) => {
                 for segment in &path.segments {
                     match segment {

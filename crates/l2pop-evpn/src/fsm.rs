@@ -436,9 +436,11 @@ impl Session {
                     self.rib.withdraw(key, &mut changes);
                 }
                 // RFC 4271 §9.1.2: our own AS in the path is a loop (an eBGP peer sending our
-                // exported routes back); such a route replaces the peer's earlier path for
-                // the NLRI, so it withdraws it.
-                let looped = evpn.as_path.contains(&self.config.local.asn);
+                // exported routes back), and so is our own identifier as ORIGINATOR_ID (a
+                // route reflector reflecting them, RFC 4456 §8); such a route replaces the
+                // peer's earlier path for the NLRI, so it withdraws it.
+                let looped = evpn.as_path.contains(&self.config.local.asn)
+                    || evpn.originator_id == Some(self.config.local.router_id);
                 for (key, path) in evpn.announced {
                     if looped {
                         self.rib.withdraw(&key, &mut changes);

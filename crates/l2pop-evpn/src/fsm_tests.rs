@@ -811,3 +811,28 @@ fn routes_with_our_as_in_the_path_are_not_received() {
     assert_eq!(s.rib().len(), 0);
     assert_eq!(s.state(), State::Established);
 }
+
+/// RFC 4456 §8: a route a reflector sends back with our identifier as ORIGINATOR_ID is ours.
+#[test]
+fn routes_reflected_back_to_their_originator_are_not_received() {
+    let mut s = established();
+    let reflected = |originator: [u8; 4]| {
+        update(&[
+            mp_reach(&imet_nlri()),
+            origin(),
+            as_path(),
+            local_pref(),
+            attribute(0x80, 9, &originator),
+            communities(&[]),
+            pmsi_ir(100),
+        ])
+    };
+    let out = s.handle(at(1), Input::Received(&reflected([192, 0, 2, 1])));
+    assert!(routes(&out).is_empty(), "{out:?}");
+    let out = s.handle(at(2), Input::Received(&reflected([192, 0, 2, 11])));
+    assert_eq!(
+        routes(&out).len(),
+        1,
+        "another originator's route is learned"
+    );
+}
