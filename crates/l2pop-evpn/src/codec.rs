@@ -256,6 +256,10 @@ pub struct EvpnUpdate {
     pub problems: Vec<String>,
     /// NLRI that are not EVPN type 2 or 3 or not L2VPN/EVPN at all: skipped.
     pub ignored: usize,
+    /// Every AS number in AS_PATH, for loop detection (RFC 4271 §9.1.2).
+    pub as_path: Vec<u32>,
+    /// ORIGINATOR_ID set by a route reflector (RFC 4456 §8), for loop detection.
+    pub originator_id: Option<Ipv4Addr>,
 }
 
 /// Reduces an UPDATE to EVPN routes, applying RFC 7606: `Err` is the NOTIFICATION to send
@@ -325,6 +329,17 @@ pub fn evpn_update(
             | PathAttribute::ExtendedCommunitiesPartial(communities) => {
                 for community in communities {
                     read_community(*community, &mut path);
+                }
+            }
+            PathAttribute::OriginatorId(id) => out.originator_id = Some(*id),
+            PathAttribute::AsPath(path) => {
+                for segment in &path.segments {
+                    match segment {
+                        rustbgpd_wire::attribute::AsPathSegment::AsSequence(asns)
+                        | rustbgpd_wire::attribute::AsPathSegment::AsSet(asns) => {
+                            out.as_path.extend(asns.iter().copied());
+                        }
+                    }
                 }
             }
             PathAttribute::PmsiTunnel(pmsi) | PathAttribute::PmsiTunnelPartial(pmsi) => {
@@ -444,4 +459,211 @@ fn read_community(community: ExtendedCommunity, path: &mut Path) {
             }
         }
     }
+}
+
+/// How our UPDATEs to one peer are built (RFC 4271 §5.1.2, §5.1.5; RFC 6793).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportSession {
+    pub local_as: u32,
+    /// The peer is in our AS: empty AS_PATH and LOCAL_PREF (default 100).
+    pub ibgp: bool,
+    /// Both sides negotiated 4-octet AS numbers.
+    pub four_octet_as: bool,
+}
+
+/// Room for NLRI in one UPDATE: the 4096-octet maximum (RFC 4271 §4.1) less the header, the
+/// two length fields and a generous allowance for the other attributes (route targets add 8
+/// octets each and are counted apart).
+const NLRI_ROOM: usize = 4096 - 19 - 4 - 160;
+
+fn route_target_community(target: RouteTarget) -> ExtendedCommunity {
+    let raw = match target {
+        RouteTarget::As2 { asn, number } => {
+            (0x0002u64 << 48) | (u64::from(asn) << 32) | u64::from(number)
+        }
+        RouteTarget::Ipv4 { address, number } => {
+            (0x0102u64 << 48) | (u64::from(u32::from(address)) << 16) | u64::from(number)
+        }
+        RouteTarget::As4 { asn, number } => {
+            (0x0202u64 << 48) | (u64::from(asn) << 16) | u64::from(number)
+        }
+    };
+    ExtendedCommunity::new(raw)
+}
+
+/// RFC 9012 §4.1: the BGP Encapsulation community, tunnel type VXLAN.
+fn vxlan_encapsulation() -> ExtendedCommunity {
+    ExtendedCommunity::new((0x030cu64 << 48) | u64::from(ENCAP_VXLAN))
+}
+
+fn wire_route(key: &RouteKey, vni: u32) -> EvpnRoute {
+    use rustbgpd_wire::evpn::{
+        EthernetSegmentIdentifier, EthernetTagId, EvpnImet, EvpnMacIp, MacAddress, MplsLabel,
+        RouteDistinguisher,
+    };
+    match *key {
+        RouteKey::MacIp {
+            rd,
+            ethernet_tag,
+            mac,
+            ip,
+        } => EvpnRoute::MacIp(EvpnMacIp {
+            rd: RouteDistinguisher(rd.0),
+            esi: EthernetSegmentIdentifier::ZERO,
+            ethernet_tag: EthernetTagId(ethernet_tag),
+            mac: MacAddress(mac.octets()),
+            ip,
+            label1: MplsLabel::new(vni),
+            label2: None,
+        }),
+        RouteKey::Imet {
+            rd,
+            ethernet_tag,
+            originator,
+        } => EvpnRoute::Imet(EvpnImet {
+            rd: RouteDistinguisher(rd.0),
+            ethernet_tag: EthernetTagId(ethernet_tag),
+            originator_ip: originator,
+        }),
+    }
+}
+
+/// Octets of one EVPN NLRI on the wire (RFC 7432 §7.2, §7.3), type and length included.
+fn nlri_len(key: &RouteKey) -> usize {
+    let ip_len = |ip: &IpAddr| if ip.is_ipv4() { 4 } else { 16 };
+    match key {
+        RouteKey::MacIp { ip, .. } => 2 + 33 + ip.as_ref().map_or(0, ip_len),
+        RouteKey::Imet { originator, .. } => 2 + 13 + ip_len(originator),
+    }
+}
+
+fn update_message(attributes: Vec<PathAttribute>, session: &ExportSession) -> Vec<u8> {
+    let update = UpdateMessage::build(
+        &[],
+        &[],
+        &attributes,
+        session.four_octet_as,
+        false,
+        rustbgpd_wire::Ipv4UnicastMode::Body,
+    );
+    encode(&Message::Update(update))
+}
+
+fn mp_unreach(routes: Vec<EvpnRoute>) -> PathAttribute {
+    PathAttribute::MpUnreachNlri(Box::new(rustbgpd_wire::attribute::MpUnreachNlri {
+        afi: Afi::L2Vpn,
+        safi: Safi::Evpn,
+        withdrawn: Vec::new(),
+        flowspec_withdrawn: Vec::new(),
+        evpn_withdrawn: routes,
+        bgpls_withdrawn: Vec::new(),
+        vpn_withdrawn: Vec::new(),
+        labeled_withdrawn: Vec::new(),
+        rtc_withdrawn: Vec::new(),
+    }))
+}
+
+/// The UPDATEs that carry `diff` to a peer: withdrawals first (MP_UNREACH_NLRI), then the
+/// announcements grouped by identical attributes (MP_REACH_NLRI with the VTEP as next hop,
+/// ORIGIN IGP, AS_PATH, LOCAL_PREF on iBGP, route targets and the VXLAN encapsulation
+/// community; a type-3 route also its PMSI Tunnel attribute, ingress replication to the VTEP
+/// with the VNI as label, RFC 6514 §5 / RFC 8365 §5.1.3), each message within 4096 octets.
+pub fn export_updates(diff: &crate::export::ExportDiff, session: &ExportSession) -> Vec<Vec<u8>> {
+    use rustbgpd_wire::attribute::{AsPath, AsPathSegment, MpReachNlri, Origin};
+    use rustbgpd_wire::pmsi::PmsiTunnel;
+
+    let mut out = Vec::new();
+    let mut batch = Vec::new();
+    let mut room = NLRI_ROOM;
+    for (key, path) in &diff.withdraw {
+        let len = nlri_len(key);
+        if len > room {
+            out.push(update_message(
+                vec![mp_unreach(std::mem::take(&mut batch))],
+                session,
+            ));
+            room = NLRI_ROOM;
+        }
+        room -= len;
+        batch.push(wire_route(key, path.vni));
+    }
+    if !batch.is_empty() {
+        out.push(update_message(vec![mp_unreach(batch)], session));
+    }
+
+    // Routes sharing every attribute share an UPDATE; a type-3 route's PMSI names its VTEP.
+    type Group<'a> = (bool, &'a crate::export::ExportPath, Vec<&'a RouteKey>);
+    let mut groups: Vec<Group<'_>> = Vec::new();
+    let mut index: std::collections::BTreeMap<(bool, &crate::export::ExportPath), usize> =
+        std::collections::BTreeMap::new();
+    for (key, path) in &diff.announce {
+        let imet = matches!(key, RouteKey::Imet { .. });
+        let slot = *index.entry((imet, path)).or_insert_with(|| {
+            groups.push((imet, path, Vec::new()));
+            groups.len() - 1
+        });
+        groups[slot].2.push(key);
+    }
+    for (imet, path, keys) in groups {
+        let mut communities: Vec<ExtendedCommunity> = path
+            .route_targets
+            .iter()
+            .map(|t| route_target_community(*t))
+            .collect();
+        communities.push(vxlan_encapsulation());
+        let room_here = NLRI_ROOM.saturating_sub(8 * communities.len()).max(64);
+        let attributes = |routes: Vec<EvpnRoute>| {
+            let mut attributes = vec![
+                PathAttribute::Origin(Origin::Igp),
+                PathAttribute::AsPath(AsPath {
+                    segments: if session.ibgp {
+                        Vec::new()
+                    } else {
+                        vec![AsPathSegment::AsSequence(vec![session.local_as])]
+                    },
+                }),
+            ];
+            if session.ibgp {
+                attributes.push(PathAttribute::LocalPref(path.local_pref.unwrap_or(100)));
+            }
+            attributes.push(PathAttribute::MpReachNlri(Box::new(MpReachNlri {
+                afi: Afi::L2Vpn,
+                safi: Safi::Evpn,
+                next_hop: path.next_hop,
+                link_local_next_hop: None,
+                announced: Vec::new(),
+                flowspec_announced: Vec::new(),
+                evpn_announced: routes,
+                bgpls_announced: Vec::new(),
+                vpn_announced: Vec::new(),
+                labeled_announced: Vec::new(),
+                rtc_announced: Vec::new(),
+            })));
+            attributes.push(PathAttribute::ExtendedCommunities(communities.clone()));
+            if imet {
+                attributes.push(PathAttribute::PmsiTunnel(
+                    PmsiTunnel::for_evpn_ingress_replication(path.vni, path.next_hop),
+                ));
+            }
+            attributes
+        };
+        let mut batch = Vec::new();
+        let mut room = room_here;
+        for key in keys {
+            let len = nlri_len(key);
+            if len > room && !batch.is_empty() {
+                out.push(update_message(
+                    attributes(std::mem::take(&mut batch)),
+                    session,
+                ));
+                room = room_here;
+            }
+            room = room.saturating_sub(len);
+            batch.push(wire_route(key, path.vni));
+        }
+        if !batch.is_empty() {
+            out.push(update_message(attributes(batch), session));
+        }
+    }
+    out
 }

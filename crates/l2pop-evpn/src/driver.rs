@@ -81,6 +81,9 @@ pub struct SessionHandle {
     pub peer: IpAddr,
     /// Inbound connections from this peer.
     pub inbound: mpsc::Sender<TcpStream>,
+    /// Our UPDATEs for this peer, sent in order while the session is Established (dropped
+    /// otherwise: the owner sends its whole export again when the session comes up).
+    pub advertise: mpsc::UnboundedSender<Vec<u8>>,
     pub task: JoinHandle<()>,
 }
 
@@ -91,11 +94,13 @@ pub fn spawn(
     shutdown: CancellationToken,
 ) -> SessionHandle {
     let (inbound, incoming) = mpsc::channel(4);
+    let (advertise, updates) = mpsc::unbounded_channel();
     let peer = neighbour.address;
-    let task = tokio::spawn(run(neighbour, incoming, events, shutdown));
+    let task = tokio::spawn(run(neighbour, incoming, updates, events, shutdown));
     SessionHandle {
         peer,
         inbound,
+        advertise,
         task,
     }
 }
@@ -157,6 +162,7 @@ async fn connect(
 enum Wake {
     Shutdown,
     Inbound(Option<TcpStream>),
+    Advertise(Option<Vec<u8>>),
     Connected(std::io::Result<TcpStream>),
     Read(std::io::Result<Vec<u8>>),
     Timer(crate::fsm::Timer),
@@ -165,6 +171,7 @@ enum Wake {
 async fn run(
     neighbour: Neighbour,
     mut incoming: mpsc::Receiver<TcpStream>,
+    mut updates: mpsc::UnboundedReceiver<Vec<u8>>,
     events: mpsc::Sender<SessionEvent>,
     shutdown: CancellationToken,
 ) {
@@ -175,6 +182,7 @@ async fn run(
     let mut conn: Option<TcpStream> = None;
     let mut connecting: Option<Connecting> = None;
     let mut inbound_open = true;
+    let mut updates_open = true;
     let mut buffer = vec![0u8; 64 * 1024];
     let mut outputs = session.handle(epoch.elapsed(), Input::Start);
     let mut stopping = false;
@@ -248,6 +256,7 @@ async fn run(
         let wake = tokio::select! {
             _ = shutdown.cancelled() => Wake::Shutdown,
             stream = incoming.recv(), if inbound_open => Wake::Inbound(stream),
+            update = updates.recv(), if updates_open => Wake::Advertise(update),
             result = async { connecting.as_mut().expect("guarded").await }, if connecting.is_some() => {
                 Wake::Connected(result)
             }
@@ -275,6 +284,11 @@ async fn run(
                 inbound_open = false;
                 Vec::new()
             }
+            Wake::Advertise(None) => {
+                updates_open = false;
+                Vec::new()
+            }
+            Wake::Advertise(Some(update)) => session.handle(now, Input::Advertise(update)),
             Wake::Inbound(Some(stream)) => {
                 if conn.is_some() {
                     drop(stream);

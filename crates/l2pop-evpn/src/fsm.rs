@@ -44,6 +44,9 @@ pub struct SessionConfig {
     pub connect_retry: Duration,
     /// Keepalive interval in seconds; at most a third of the negotiated hold time (the default).
     pub keepalive: Option<u16>,
+    /// The owner advertises routes ([`Input::Advertise`]) and sends End-of-RIB after its
+    /// initial advertisement; otherwise the session sends End-of-RIB once Established.
+    pub advertises: bool,
 }
 
 /// The RFC 4271 §8.2.2 states.
@@ -82,6 +85,8 @@ pub enum Input<'a> {
     Received(&'a [u8]),
     /// A timer armed through [`Output::ArmTimer`] fired; late or re-armed ones are ignored.
     TimerExpired(Timer),
+    /// An UPDATE (or End-of-RIB) of ours to send; dropped unless Established.
+    Advertise(Vec<u8>),
 }
 
 /// What the session asks of its driver, and reports.
@@ -256,6 +261,11 @@ impl Session {
                 }
             },
             Input::Received(bytes) => self.received(now, bytes, &mut out),
+            Input::Advertise(update) => {
+                if self.state == State::Established {
+                    out.push(Output::Send(update));
+                }
+            }
             Input::TimerExpired(timer) => {
                 let due = self.deadlines.get(&timer).is_some_and(|at| *at <= now);
                 if due {
@@ -366,9 +376,11 @@ impl Session {
                         self.sweep_retained(out);
                     }
                 }
-                // Our initial update is empty (nothing exported yet): say so at once, as
-                // graceful restart expects (RFC 4724 §2).
-                out.push(Output::Send(codec::end_of_rib()));
+                // Without exports our initial update is empty: say so at once, as graceful
+                // restart expects (RFC 4724 §2). An exporting owner sends it after its routes.
+                if !self.config.advertises {
+                    out.push(Output::Send(codec::end_of_rib()));
+                }
             }
             (State::Established, WireMessage::Keepalive) => self.restart_hold(now, out),
             (State::Established, WireMessage::Update(update)) => {
@@ -449,8 +461,18 @@ impl Session {
                 for key in &evpn.withdrawn {
                     self.rib.withdraw(key, &mut changes);
                 }
+                // RFC 4271 §9.1.2: our own AS in the path is a loop (an eBGP peer sending our
+                // exported routes back), and so is our own identifier as ORIGINATOR_ID (a
+                // route reflector reflecting them, RFC 4456 §8); such a route replaces the
+                // peer's earlier path for the NLRI, so it withdraws it.
+                let looped = evpn.as_path.contains(&self.config.local.asn)
+                    || evpn.originator_id == Some(self.config.local.router_id);
                 for (key, path) in evpn.announced {
-                    self.rib.announce(key, path, &mut changes);
+                    if looped {
+                        self.rib.withdraw(&key, &mut changes);
+                    } else {
+                        self.rib.announce(key, path, &mut changes);
+                    }
                 }
                 if !changes.is_empty() {
                     out.push(Output::Routes(changes));

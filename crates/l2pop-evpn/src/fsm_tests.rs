@@ -136,6 +136,7 @@ fn config() -> SessionConfig {
         passive: false,
         connect_retry: Duration::from_secs(5),
         keepalive: None,
+        advertises: false,
     }
 }
 
@@ -958,4 +959,93 @@ mod arbitrary_input {
             s.handle(at(4), Input::Received(&stream));
         }
     }
+}
+
+#[test]
+fn an_exporting_session_leaves_end_of_rib_and_updates_to_its_owner() {
+    let mut s = Session::new(SessionConfig {
+        advertises: true,
+        ..config()
+    });
+    // Before Established, nothing of ours is sent.
+    assert_eq!(s.handle(at(0), Input::Advertise(vec![1, 2, 3])), vec![]);
+    s.handle(at(0), Input::Start);
+    s.handle(at(0), Input::TcpConnected);
+    s.handle(at(0), Input::Received(&hex(FRR_OPEN)));
+    let out = s.handle(at(0), Input::Received(&KEEPALIVE));
+    assert_eq!(s.state(), State::Established);
+    assert!(sent(&out).is_empty(), "no End-of-RIB yet: {out:?}");
+    let eor = codec::end_of_rib();
+    let out = s.handle(at(1), Input::Advertise(eor.clone()));
+    assert_eq!(out, vec![Output::Send(eor)]);
+}
+
+/// RFC 4271 §9.1.2: a route whose AS_PATH holds our own AS (an eBGP peer sending our exported
+/// routes back) is not received; for a route the peer had announced before, it is a withdraw.
+#[test]
+fn routes_with_our_as_in_the_path_are_not_received() {
+    let mut s = Session::new(SessionConfig {
+        peer_as: 65001,
+        ..config()
+    });
+    s.handle(at(0), Input::Start);
+    s.handle(at(0), Input::TcpConnected);
+    s.handle(at(0), Input::Received(&frr_open_as(65001)));
+    s.handle(at(0), Input::Received(&KEEPALIVE));
+    assert_eq!(s.state(), State::Established);
+    let path = |asns: &[u32]| {
+        let mut v = vec![2, asns.len() as u8];
+        for asn in asns {
+            v.extend_from_slice(&asn.to_be_bytes());
+        }
+        attribute(0x40, 2, &v)
+    };
+    let announce = |asns: &[u32]| {
+        update(&[
+            mp_reach(&imet_nlri()),
+            origin(),
+            path(asns),
+            communities(&[]),
+            pmsi_ir(100),
+        ])
+    };
+    // Our own route reflected back: nothing learned.
+    let out = s.handle(at(1), Input::Received(&announce(&[65001, 65000])));
+    assert!(routes(&out).is_empty(), "{out:?}");
+    assert_eq!(s.rib().len(), 0);
+    // The peer's route, then the same NLRI with a loop: withdrawn.
+    let out = s.handle(at(2), Input::Received(&announce(&[65001])));
+    assert_eq!(routes(&out).len(), 1);
+    let out = s.handle(at(3), Input::Received(&announce(&[65001, 65000])));
+    assert!(
+        matches!(&routes(&out)[..], [RibChange::Removed { .. }]),
+        "{out:?}"
+    );
+    assert_eq!(s.rib().len(), 0);
+    assert_eq!(s.state(), State::Established);
+}
+
+/// RFC 4456 §8: a route a reflector sends back with our identifier as ORIGINATOR_ID is ours.
+#[test]
+fn routes_reflected_back_to_their_originator_are_not_received() {
+    let mut s = established();
+    let reflected = |originator: [u8; 4]| {
+        update(&[
+            mp_reach(&imet_nlri()),
+            origin(),
+            as_path(),
+            local_pref(),
+            attribute(0x80, 9, &originator),
+            communities(&[]),
+            pmsi_ir(100),
+        ])
+    };
+    let out = s.handle(at(1), Input::Received(&reflected([192, 0, 2, 1])));
+    assert!(routes(&out).is_empty(), "{out:?}");
+    let out = s.handle(at(2), Input::Received(&reflected([192, 0, 2, 11])));
+    assert_eq!(
+        routes(&out).len(),
+        1,
+        "another originator's route is learned"
+    );
 }

@@ -380,6 +380,7 @@ fn frr_updates_through_the_session_import_as_frr_advertised_them() {
         passive: true,
         connect_retry: Duration::from_secs(5),
         keepalive: None,
+        advertises: false,
     });
     let now = Duration::ZERO;
     session.handle(now, Input::Start);

@@ -18,6 +18,7 @@
 //! The `driver` feature adds the tokio tasks that run sessions over TCP.
 
 pub mod codec;
+pub mod export;
 pub mod fsm;
 pub mod import;
 pub mod rib;
@@ -25,7 +26,11 @@ pub mod rib;
 #[cfg(feature = "driver")]
 pub mod driver;
 
-pub use codec::{LocalOpen, Notification, Verdict};
+pub use codec::{ExportSession, LocalOpen, Notification, Verdict};
+pub use export::{
+    ExportDiff, ExportPath, ExportSkip, ExportView, Exporter, NetworkEntries, Origin, Routes,
+    VpnExport,
+};
 pub use fsm::{DownReason, Input, Negotiated, Output, Session, SessionConfig, State, Timer};
 pub use import::{Importer, Learned, PeerId, Skip};
 pub use rib::{AdjRibIn, Path, RibChange, RouteKey};

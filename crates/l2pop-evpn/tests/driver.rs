@@ -40,6 +40,7 @@ fn session(router_id: [u8; 4], passive: bool) -> SessionConfig {
         passive,
         connect_retry: Duration::from_secs(1),
         keepalive: None,
+        advertises: false,
     }
 }
 

@@ -386,6 +386,51 @@ impl NeutronState {
                     "fdb_entries": entries,
                 }))
             }
+            Query::BgpExport { host, stream_id } => {
+                caller.require_admin("l2pop:get_fdb")?;
+                let engine = self.engine();
+                let served: Vec<&l2pop_bgpvpn::Vpn> = self
+                    .bgpvpn()
+                    .map(|b| {
+                        let bound: std::collections::BTreeSet<BgpvpnId> = b
+                            .speakers()
+                            .values()
+                            .filter(|s| s.agents.contains(&host))
+                            .flat_map(|s| s.vpns.iter().copied())
+                            .collect();
+                        b.vpns()
+                            .filter(|v| {
+                                v.vpn_type == l2pop_bgpvpn::VpnType::L2 && bound.contains(&v.id)
+                            })
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let networks: std::collections::BTreeSet<NetworkId> = served
+                    .iter()
+                    .flat_map(|v| v.networks.iter().copied())
+                    .collect();
+                // The FDB as no compute host sees it (a full FDB leaves out the asking host's
+                // own VTEP, and a BGP agent may also be a compute host): every host's entries.
+                let observer = Host::new(&format!("{host}.bgp-export")).unwrap_or(host.clone());
+                let mut entries = FdbEntries::default();
+                for network in networks {
+                    if let Ok(full) = engine.full_fdb(&observer, network, Some(l2pop_bgpvpn::NAME))
+                    {
+                        entries.0.extend(full.fdb_entries.0);
+                    }
+                }
+                let vpns: Vec<Value> = served
+                    .iter()
+                    .map(|v| bgpvpn_view(v, &Caller::Admin))
+                    .collect();
+                Ok(json!({
+                    "host": host,
+                    "stream_id": format!("{stream_id:016x}"),
+                    "fanout_seq": engine.fanout_seq(),
+                    "bgpvpns": vpns,
+                    "fdb_entries": entries,
+                }))
+            }
             Query::StreamPositions { host, stream_id } => {
                 caller.require_admin("l2pop:get_fdb")?;
                 let engine = self.engine();

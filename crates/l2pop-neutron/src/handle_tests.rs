@@ -636,3 +636,157 @@ fn addresses_are_allocated_from_the_pools_only() {
     let (_, outside) = port(Some(json!([{"ip_address": "10.7.0.50"}]))).unwrap();
     assert_eq!(outside["port"]["fixed_ips"][0]["ip_address"], "10.7.0.50");
 }
+
+fn id_of(answer: &Value, key: &str) -> String {
+    answer[key]["id"].as_str().unwrap().to_owned()
+}
+
+/// `get_bgp_export`: the l2 BGPVPNs bound to the BGP agent's speakers, their networks' full
+/// FDBs as no compute host sees them (the agent's own host included) and without the site's
+/// entries, and the fanout position they reflect.
+#[test]
+fn the_bgp_export_snapshot_is_what_the_speaker_serves_without_the_site() {
+    let mut f = Fixture::new();
+    // bgp-1 is also a compute host with an active port: its port is exported too.
+    f.report("bgp-1", true);
+    let (_, network) = f
+        .handle(Request::NetworkCreate(
+            body(json!({"network": {"name": "n", "provider:network_type": "vxlan", "provider:segmentation_id": 1001}}), "network").unwrap(),
+        ))
+        .unwrap();
+    let network = id_of(&network, "network");
+    f.handle(Request::SubnetCreate(
+        body(
+            json!({"subnet": {"network_id": network, "cidr": "10.0.0.0/24"}}),
+            "subnet",
+        )
+        .unwrap(),
+    ))
+    .unwrap();
+    let (_, port) = f
+        .handle(Request::PortCreate(
+            body(
+                json!({"port": {"network_id": network, "binding:host_id": "bgp-1"}}),
+                "port",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    let mac = port["port"]["mac_address"].as_str().unwrap().to_owned();
+    let port = id_of(&port, "port");
+    f.handle(Request::Device {
+        device: DeviceName::Agent(port),
+        up: true,
+        body: body(json!({"device": {"host": "bgp-1"}}), "device").unwrap(),
+        reply: DeviceReply::Rpc,
+    })
+    .unwrap();
+
+    let vpn = |f: &mut Fixture, kind: &str, rt: &str| {
+        let (_, vpn) = f
+            .handle(Request::BgpvpnCreate(
+                body(
+                    json!({"bgpvpn": {"name": kind, "type": kind, "route_targets": [rt]}}),
+                    "bgpvpn",
+                )
+                .unwrap(),
+            ))
+            .unwrap();
+        let vpn: l2pop_bgpvpn::BgpvpnId = id_of(&vpn, "bgpvpn").parse().unwrap();
+        f.handle(Request::AssociationCreate(
+            vpn,
+            body(
+                json!({"network_association": {"network_id": network}}),
+                "network_association",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+        vpn
+    };
+    let l2 = vpn(&mut f, "l2", "65001:1001");
+    let l3 = vpn(&mut f, "l3", "65001:1002");
+    let unbound = vpn(&mut f, "l2", "65001:1003");
+    let (_, agent) = f
+        .handle(Request::BgpAgentReport(
+            Host::new("bgp-1").unwrap(),
+            body(json!({"bgp_agent": {"start_flag": true}}), "bgp_agent").unwrap(),
+        ))
+        .unwrap();
+    let agent: Uuid = id_of(&agent, "agent").parse().unwrap();
+    let (_, speaker) = f
+        .handle(Request::SpeakerCreate(
+            body(
+                json!({"bgp_speaker": {"name": "s", "local_as": 65000}}),
+                "bgp_speaker",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    let speaker: l2pop_bgpvpn::SpeakerId = id_of(&speaker, "bgp_speaker").parse().unwrap();
+    f.handle(Request::DrInstanceAdd {
+        agent,
+        body: serde_json::from_value(json!({"bgp_speaker_id": speaker})).unwrap(),
+    })
+    .unwrap();
+    for vpn in [l2, l3] {
+        f.handle(Request::SpeakerVpn {
+            speaker,
+            body: serde_json::from_value(json!({"bgpvpn_id": vpn})).unwrap(),
+            add: true,
+        })
+        .unwrap();
+    }
+    // The site's gateway, learned by bgp-1.
+    f.handle(Request::BgpGateways(
+        serde_json::from_value(json!({"host": "bgp-1", "gateways": [
+            {"vtep": "203.0.113.10", "route_targets": ["65001:1001"], "vni": 1001, "withdrawn": false}]}))
+        .unwrap(),
+    ))
+    .unwrap();
+
+    // bgp-1's own table has the gateway: it was learned and counts.
+    let table = f
+        .state
+        .query(
+            &Caller::Admin,
+            crate::Query::HostFdb(Host::new("bgp-1").unwrap()),
+        )
+        .unwrap();
+    assert!(table.to_string().contains("203.0.113.10"), "{table}");
+
+    let answer = f
+        .state
+        .query(
+            &Caller::Admin,
+            crate::Query::BgpExport {
+                host: Host::new("bgp-1").unwrap(),
+                stream_id: 0xab,
+            },
+        )
+        .unwrap();
+    assert_eq!(answer["stream_id"], "00000000000000ab");
+    assert_eq!(answer["fanout_seq"], f.state.engine().fanout_seq());
+    let vpns: Vec<&str> = answer["bgpvpns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        vpns,
+        vec![l2.to_string()],
+        "only bound l2 BGPVPNs, not {l3} or {unbound}"
+    );
+    assert_eq!(answer["bgpvpns"][0]["route_targets"], json!(["65001:1001"]));
+    let ports = &answer["fdb_entries"][&network]["ports"];
+    let vteps: Vec<&String> = ports.as_object().unwrap().keys().collect();
+    assert_eq!(
+        vteps,
+        vec!["192.0.2.1"],
+        "bgp-1's own VTEP, not the site's gateway"
+    );
+    let entries = ports["192.0.2.1"].as_array().unwrap();
+    assert_eq!(entries[0], json!(["00:00:00:00:00:00", "0.0.0.0"]));
+    assert_eq!(entries[1][0], json!(mac));
+}

@@ -560,6 +560,13 @@ pub enum Query {
         host: Host,
         stream_id: u64,
     },
+    /// `get_bgp_export`: what BGP agent `host` exports (the l2 BGPVPNs bound to the speakers
+    /// it hosts, with their networks' full FDBs without the BGPVPN extension's entries), naming
+    /// `stream_id` and the fanout position the answer reflects.
+    BgpExport {
+        host: Host,
+        stream_id: u64,
+    },
     /// `get_stream_positions`.
     StreamPositions {
         host: Host,

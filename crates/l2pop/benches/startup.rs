@@ -211,7 +211,7 @@ async fn snapshot_and_compact(store: &Store, last: u64) -> (usize, Duration) {
 }
 
 /// Takeover after `TAKEOVER_DELTA` commands the standby has not followed: `(followed, cold)`.
-async fn takeover(store: &Store, live_ports: usize) -> (Duration, Duration) {
+async fn takeover(store: &Store) -> (Duration, Duration) {
     let mut standby = LogReplay::open(store).await.unwrap();
     standby.catch_up().await.unwrap();
     // The active server writes one poll's worth more.
@@ -242,7 +242,6 @@ async fn takeover(store: &Store, live_ports: usize) -> (Duration, Duration) {
         }
         w.flush().await;
     }
-    let _ = live_ports;
     let started = Instant::now();
     while standby.next().await.unwrap().is_some() {}
     let followed = started.elapsed();
@@ -271,7 +270,7 @@ fn main() {
              history: churn cycles (create, up, delete) per live port"
         );
         println!(
-            "{:>6} {:>10} {:>12} {:>8} {:>14} {:>8} {:>10} {:>12} {:>12}",
+            "{:>6} {:>10} {:>12} {:>8} {:>14} {:>8} {:>10} {:>10} {:>12} {:>12}",
             "churn",
             "commands",
             "log only",
@@ -279,6 +278,7 @@ fn main() {
             "snapshot+log",
             "ratio",
             "snapshot",
+            "encode",
             "takeover",
             "cold start"
         );
@@ -288,18 +288,19 @@ fn main() {
             let (store, last) = history(&dir.path().join("l2pop.db"), live_ports, churn).await;
             let (log_only, replayed) = start_up(&store).await;
             assert_eq!(replayed, last);
-            let (bytes, _encode) = snapshot_and_compact(&store, last).await;
+            let (bytes, encode) = snapshot_and_compact(&store, last).await;
             let (with_snapshot, restored) = start_up(&store).await;
             assert_eq!(restored, last);
-            let (followed, cold) = takeover(&store, live_ports).await;
+            let (followed, cold) = takeover(&store).await;
             let (b_log, b_snap) = *base.get_or_insert((log_only, with_snapshot));
             println!(
-                "{churn:>6} {last:>10} {:>10.0}ms {:>7.2}x {:>12.0}ms {:>7.2}x {:>8.1}MB {:>10.1}ms {:>10.0}ms",
+                "{churn:>6} {last:>10} {:>10.0}ms {:>7.2}x {:>12.0}ms {:>7.2}x {:>8.1}MB {:>8.0}ms {:>10.1}ms {:>10.0}ms",
                 log_only.as_secs_f64() * 1e3,
                 log_only.as_secs_f64() / b_log.as_secs_f64(),
                 with_snapshot.as_secs_f64() * 1e3,
                 with_snapshot.as_secs_f64() / b_snap.as_secs_f64(),
                 bytes as f64 / 1e6,
+                encode.as_secs_f64() * 1e3,
                 followed.as_secs_f64() * 1e3,
                 cold.as_secs_f64() * 1e3,
             );

@@ -23,6 +23,31 @@ pub struct RawConfig {
     pub server: RawServer,
     #[serde(default)]
     pub neighbors: Vec<RawNeighbor>,
+    /// The bus the server publishes on; with a URL, the speaker exports (see [`RawExport`]).
+    #[serde(default)]
+    pub bus: RawBus,
+    #[serde(default)]
+    pub export: RawExport,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawBus {
+    /// RabbitMQ (`amqp://…`); absent: nothing is exported.
+    pub url: Option<String>,
+    pub topic: Option<String>,
+    pub rpc_topic: Option<String>,
+}
+
+/// Export of our hosts and ports to the VPN site (`docs/bgp.md`, "Export").
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExport {
+    /// Seconds between snapshots of what to export (BGPVPN definitions change without a
+    /// fanout); port changes follow the fanout stream at once.
+    pub refresh_s: Option<u64>,
+    /// Seconds an RPC call to the server may take.
+    pub rpc_timeout_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -78,6 +103,15 @@ pub struct ServerSettings {
     pub report_interval: std::time::Duration,
 }
 
+/// Export settings: where the server's stream is, and how we name our routes.
+#[derive(Clone, Debug)]
+pub struct ExportSettings {
+    pub bus: l2pop_bus::BusSettings,
+    pub refresh: Duration,
+    pub rpc_timeout: Duration,
+    pub origin: l2pop_evpn::Origin,
+}
+
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -90,6 +124,8 @@ pub struct Settings {
     /// neighbour's End-of-RIB before the server purges the routes not re-learned. Zero: no
     /// graceful start (the server drops the earlier run's routes at once, case 6a).
     pub graceful_restart_time: Duration,
+    /// `None`: the speaker only imports.
+    pub export: Option<ExportSettings>,
 }
 
 fn invalid(key: &'static str, value: impl ToString, reason: impl ToString) -> ConfigError {
@@ -130,6 +166,9 @@ impl RawConfig {
         }
         if let Some(value) = var("L2POP_TOKEN") {
             self.server.token = Some(value);
+        }
+        if let Some(value) = var("L2POP_BUS_URL") {
+            self.bus.url = Some(value);
         }
         self
     }
@@ -211,6 +250,36 @@ impl RawConfig {
             n => std::time::Duration::from_secs(n),
         };
 
+        let export = match self.bus.url.filter(|u| !u.is_empty()) {
+            None => None,
+            Some(url) => {
+                let mut bus = l2pop_bus::BusSettings::rabbit(url);
+                if let Some(topic) = self.bus.topic {
+                    bus.topic = topic;
+                }
+                if let Some(topic) = self.bus.rpc_topic {
+                    bus.rpc_topic = topic;
+                }
+                bus.validate()
+                    .map_err(|e| invalid("bus", format!("{} / {}", bus.topic, bus.rpc_topic), e))?;
+                let seconds = |key: &'static str, value: Option<u64>, default: u64| match value
+                    .unwrap_or(default)
+                {
+                    0 => Err(invalid(key, 0, "must be at least 1")),
+                    n => Ok(Duration::from_secs(n)),
+                };
+                Some(ExportSettings {
+                    bus,
+                    refresh: seconds("export.refresh_s", self.export.refresh_s, 30)?,
+                    rpc_timeout: seconds("export.rpc_timeout_s", self.export.rpc_timeout_s, 10)?,
+                    origin: l2pop_evpn::Origin {
+                        asn: local_as,
+                        router_id,
+                    },
+                })
+            }
+        };
+
         if self.neighbors.is_empty() {
             return Err(invalid(
                 "neighbors",
@@ -272,6 +341,7 @@ impl RawConfig {
                     passive,
                     connect_retry,
                     keepalive: bgp.keepalive_s,
+                    advertises: export.is_some(),
                 },
             });
         }
@@ -287,6 +357,7 @@ impl RawConfig {
             },
             neighbors,
             graceful_restart_time: Duration::from_secs(u64::from(graceful_restart_time)),
+            export,
         })
     }
 }

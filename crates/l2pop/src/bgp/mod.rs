@@ -11,6 +11,11 @@
 //!                                            │ Report (agent state | learned route), in order
 //!                                            ▼
 //!                      reporter task (report.rs): batches, PUT/POST to the server, retries
+//!
+//!  server ─fanout (bus)─► consumer ─► owner: Export (export.rs: follower + Exporter)
+//!  server ◄─rpc get_bgp_export (snapshot)─┘   │ our UPDATEs, per peer, in order
+//!                                             ▼
+//!                                      session tasks (advertise channel)
 //! ```
 //!
 //! Agent state (`docs/bgpvpn.md` §3, cases 6a/6b): at start `start_flag` (what an earlier run
@@ -27,9 +32,10 @@
 //! counts as alive until they are swept.
 
 pub mod config;
+pub mod export;
 pub mod report;
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::IpAddr;
 use std::time::Duration;
 
@@ -55,6 +61,8 @@ struct Owner {
     awaiting_end_of_rib: Option<BTreeSet<IpAddr>>,
     alive: bool,
     reports: mpsc::UnboundedSender<Report>,
+    local_as: u32,
+    export: Option<export::Export>,
 }
 
 impl Owner {
@@ -64,6 +72,7 @@ impl Owner {
         importer: Importer,
         awaiting: Option<BTreeSet<IpAddr>>,
         reports: mpsc::UnboundedSender<Report>,
+        local_as: u32,
     ) -> Self {
         Owner {
             importer,
@@ -72,6 +81,8 @@ impl Owner {
             awaiting_end_of_rib: awaiting,
             alive: true,
             reports,
+            local_as,
+            export: None,
         }
     }
 
@@ -109,6 +120,16 @@ impl Owner {
             SessionEvent::Up { peer, negotiated } => {
                 tracing::info!(%peer, router_id = %negotiated.peer.router_id, "EVPN session up");
                 self.established.insert(peer);
+                if let Some(export) = self.export.as_mut() {
+                    export.peer_up(
+                        peer,
+                        l2pop_evpn::ExportSession {
+                            local_as: self.local_as,
+                            ibgp: negotiated.peer.asn == self.local_as,
+                            four_octet_as: negotiated.peer.four_octet_as,
+                        },
+                    );
+                }
                 if !self.alive {
                     self.alive = true;
                     self.agent(true);
@@ -124,6 +145,9 @@ impl Owner {
             SessionEvent::Down { peer, reason } => {
                 tracing::warn!(%peer, %reason, "EVPN session down");
                 self.established.remove(&peer);
+                if let Some(export) = self.export.as_mut() {
+                    export.peer_down(peer);
+                }
                 // Case 6b first, in one diff; the withdrawals that follow keep the server's
                 // learned rows exact for when a session comes back. Not while a peer's routes
                 // are kept for its graceful restart.
@@ -155,6 +179,44 @@ impl Owner {
     }
 }
 
+impl Owner {
+    /// Takes an export snapshot once the stream's queue is declared (a snapshot taken before
+    /// could miss the fanouts between it and the queue).
+    async fn resync(&mut self, bus_up: Option<&tokio::sync::watch::Receiver<bool>>) {
+        let Some(export) = self.export.as_mut() else {
+            return;
+        };
+        if !bus_up.is_some_and(|up| *up.borrow()) {
+            return;
+        }
+        if let Err(error) = export.resync().await {
+            tracing::warn!(error = %format!("{error:#}"), "export snapshot failed; retrying");
+        }
+    }
+}
+
+async fn recv(consumer: &mut Option<l2pop_bus::Consumer>) -> Option<l2pop_bus::Received> {
+    match consumer {
+        Some(consumer) => consumer.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The bus connection came up (again).
+async fn changed(up: &mut Option<tokio::sync::watch::Receiver<bool>>) -> Option<()> {
+    match up {
+        Some(up) => loop {
+            if up.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+            if *up.borrow() {
+                return Some(());
+            }
+        },
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the speaker until `shutdown`.
 pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Result<()> {
     // Bind first: a listener that cannot bind stops the start before anything is reported or dialled.
@@ -180,6 +242,10 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
         Importer::new(settings.import_route_targets.clone()),
         awaiting,
         reports,
+        settings
+            .neighbors
+            .first()
+            .map_or(0, |n| n.session.local.asn),
     );
     owner.send(Report::Agent {
         alive: true,
@@ -191,12 +257,42 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
     let sessions_stop = CancellationToken::new();
     let (events_tx, mut events) = mpsc::channel(1024);
     let mut inbound = HashMap::new();
+    let mut advertise = BTreeMap::new();
     let mut tasks = Vec::new();
     for neighbour in &settings.neighbors {
         let handle = driver::spawn(neighbour.clone(), events_tx.clone(), sessions_stop.clone());
         inbound.insert(handle.peer, handle.inbound);
+        advertise.insert(handle.peer, handle.advertise);
         tasks.push(handle.task);
     }
+    // Export: a consumer of the fanout stream (its own queue: a host name no agent has) and
+    // an RPC client for the snapshots.
+    let mut consumer = None;
+    let mut bus_up = None;
+    if let Some(export_settings) = &settings.export {
+        let bus = l2pop_bus::connect(&export_settings.bus)
+            .await
+            .context("bus")?;
+        let queue_host = l2pop_model::Host::new(&format!("{}.bgp-export", settings.host))
+            .context("bgp.host is too long for the export queue's name")?;
+        let stream = bus.consumer(queue_host);
+        bus_up = Some(stream.connected());
+        consumer = Some(stream);
+        owner.export = Some(export::Export::new(
+            export_settings,
+            bus.rpc_client(),
+            settings.host.clone(),
+            advertise,
+        ));
+    }
+    let refresh_every = settings
+        .export
+        .as_ref()
+        .map_or(Duration::from_secs(3600), |e| e.refresh);
+    let mut refresh = tokio::time::interval(refresh_every);
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut retry = tokio::time::interval(Duration::from_secs(1));
+    retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     drop(events_tx);
     if let Some(listener) = listener {
         tracing::info!(listen = ?listener.local_addr().ok(), "listening for BGP peers");
@@ -226,6 +322,22 @@ pub async fn run(settings: Settings, shutdown: CancellationToken) -> anyhow::Res
                     "graceful restart time ran out before every End-of-RIB"
                 );
                 owner.end_graceful_start();
+            }
+            Some(message) = recv(&mut consumer) => {
+                let applied = owner.export.as_mut().is_none_or(|e| e.receive(&message));
+                if !applied {
+                    owner.resync(bus_up.as_ref()).await;
+                }
+            }
+            Some(()) = changed(&mut bus_up) => {
+                // Fanouts published while the queue was away are lost: a snapshot again.
+                owner.resync(bus_up.as_ref()).await;
+            }
+            _ = retry.tick(), if owner.export.as_ref().is_some_and(|e| !e.synced()) => {
+                owner.resync(bus_up.as_ref()).await;
+            }
+            _ = refresh.tick(), if owner.export.is_some() => {
+                owner.resync(bus_up.as_ref()).await;
             }
         }
     }

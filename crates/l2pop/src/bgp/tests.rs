@@ -29,6 +29,12 @@ fn the_shipped_example_config_is_valid() {
     assert_eq!(neighbour.session.local.asn, 65000);
     assert_eq!(neighbour.session.local.hold_time, 90);
     assert!(!neighbour.session.passive);
+    // With a bus URL the speaker exports, and its sessions leave End-of-RIB to the exporter.
+    let export = settings.export.as_ref().unwrap();
+    assert_eq!(export.refresh, std::time::Duration::from_secs(30));
+    assert_eq!(export.origin.asn, 65000);
+    assert_eq!(export.bus.topic, l2pop_bus::wire::DEFAULT_TOPIC);
+    assert!(neighbour.session.advertises);
 }
 
 fn key_of(error: ConfigError) -> &'static str {
@@ -75,6 +81,14 @@ fn errors_name_the_key() {
         (
             base("", "[[neighbors]]\naddress = \"192.0.2.10\"\nremote_as = 2"),
             "neighbors.address",
+        ),
+        (
+            base("", "[bus]\nurl = \"amqp://127.0.0.1\"\n[export]\nrefresh_s = 0"),
+            "export.refresh_s",
+        ),
+        (
+            base("", &format!("[bus]\nurl = \"amqp://127.0.0.1\"\ntopic = \"{}\"", "t".repeat(300))),
+            "bus",
         ),
     ];
     for (text, key) in cases {
@@ -259,7 +273,7 @@ mod owner {
     #[test]
     fn the_last_session_lost_reports_the_agent_down_before_the_withdrawals() {
         let (reports, mut queue) = mpsc::unbounded_channel();
-        let mut owner = Owner::new(Importer::new(BTreeSet::new()), None, reports);
+        let mut owner = Owner::new(Importer::new(BTreeSet::new()), None, reports, 65000);
         owner.event(up(A));
         owner.event(gateway_change(A, false));
         owner.event(up(B));
@@ -301,7 +315,7 @@ mod owner {
     #[test]
     fn a_peer_whose_routes_are_kept_holds_the_agent_up_until_they_are_swept() {
         let (reports, mut queue) = mpsc::unbounded_channel();
-        let mut owner = Owner::new(Importer::new(BTreeSet::new()), None, reports);
+        let mut owner = Owner::new(Importer::new(BTreeSet::new()), None, reports, 65000);
         owner.event(up(A));
         owner.event(gateway_change(A, false));
         drain(&mut queue);
@@ -331,7 +345,12 @@ mod owner {
     #[test]
     fn a_graceful_start_reports_end_of_rib_once_every_configured_peer_sent_one() {
         let (reports, mut queue) = mpsc::unbounded_channel();
-        let mut owner = Owner::new(Importer::new(BTreeSet::new()), Some([A, B].into()), reports);
+        let mut owner = Owner::new(
+            Importer::new(BTreeSet::new()),
+            Some([A, B].into()),
+            reports,
+            65000,
+        );
         owner.event(up(A));
         owner.event(event(A, "eor"));
         // B is configured but not up yet: its routes from the earlier run stay stale.
@@ -344,7 +363,12 @@ mod owner {
         assert_eq!(drain(&mut queue), Vec::<String>::new());
         // The restart time running out ends a start that is still waiting, once.
         let (reports, mut queue) = mpsc::unbounded_channel();
-        let mut owner = Owner::new(Importer::new(BTreeSet::new()), Some([A].into()), reports);
+        let mut owner = Owner::new(
+            Importer::new(BTreeSet::new()),
+            Some([A].into()),
+            reports,
+            65000,
+        );
         owner.end_graceful_start();
         owner.end_graceful_start();
         owner.event(event(A, "eor"));

@@ -7,6 +7,7 @@
 //! | `update_device_up` | `device` (port id or `tap` + its first 11 characters), `agent_id`, `host`, `refresh_tunnels` | `null` |
 //! | `update_device_down` | `device`, `agent_id`, `host` | `{"device", "exists"}` |
 //! | `get_fdb_entries` | `host` | `{"host", "stream_id", "fanout_seq", "host_seq", "fdb_entries"}`: every network's full FDB (resync); `stream_id` (16 hex digits) is the first half of every `_unique_id` this server sends |
+//! | `get_bgp_export` | `host` (a BGP agent) | `{"host", "stream_id", "fanout_seq", "bgpvpns", "fdb_entries"}`: the l2 BGPVPNs bound to the speakers the BGP agent hosts (admin view) and their networks' full FDBs without the `bgpvpn` extension's entries; what `l2pop bgp` exports, followed on the fanout stream from `fanout_seq` |
 //! | `get_stream_positions` | `host` | `{"stream_id", "fanout_seq", "host_seq"}`: where the streams stand (agents compare with their heartbeat to find a message lost at a stream's end) |
 //! | `get_devices_details_list_and_failed_devices` | `devices`, `agent_id`, `host` | `{"devices": [details…], "failed_devices": []}` in Neutron's `get_device_details` shape |
 //! | `get_device_details` | `device`, `agent_id`, `host` | one device's details |
@@ -163,6 +164,11 @@ async fn handle(
         "get_fdb_entries" => {
             let FdbArgs { host } = serde_json::from_value(args).map_err(parse_error)?;
             let query = Query::FullFdb { host, stream_id };
+            owner.query(Caller::Admin, query).await
+        }
+        "get_bgp_export" => {
+            let FdbArgs { host } = serde_json::from_value(args).map_err(parse_error)?;
+            let query = Query::BgpExport { host, stream_id };
             owner.query(Caller::Admin, query).await
         }
         "get_stream_positions" => {
