@@ -97,7 +97,15 @@ pub async fn run_with<D: Dataplane>(
         None => None,
     };
     let mut agent = Agent {
-        rpc: ServerRpc::new(client, settings.host.clone()),
+        rpc: ServerRpc::of_kind(
+            settings.server,
+            client,
+            bus.rpc_client_to(rpc::reports_target(
+                settings.server,
+                &settings.reports_topic,
+            )),
+            settings.host.clone(),
+        ),
         state: AgentState::new(settings.local_ip),
         kernel,
         observed: Observed::default(),
@@ -285,15 +293,22 @@ impl<D: Dataplane> Agent<D> {
     /// Fetches the full FDB and the stream positions it reflects.
     async fn resync(&mut self) {
         match self.rpc.snapshot().await {
-            Ok(snapshot) => {
+            Ok(Some(snapshot)) => {
                 self.state.resynced(
                     snapshot.positions,
                     snapshot.stream_id,
                     &snapshot.fdb_entries,
                 );
             }
+            // A Neutron server: its full FDBs come as host casts after update_device_up.
+            Ok(None) => {
+                self.state.resynced(
+                    None,
+                    None,
+                    &l2pop_model::FdbPayload::Entries(Default::default()),
+                );
+            }
             Err(error) => {
-                // A Neutron server has no get_fdb_entries: follow it as its agents do.
                 tracing::warn!(error = %format!("{error:#}"), "no snapshot: following unnumbered casts");
                 self.state.resynced(
                     None,
