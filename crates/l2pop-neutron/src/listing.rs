@@ -125,6 +125,25 @@ impl Collection {
     }
 }
 
+/// The attributes of a BGPVPN as `bgpvpn_view` shows it (admin-only ones included): the
+/// filter and sort keys of `GET /v2.0/bgpvpn/bgpvpns`.
+pub const BGPVPN_ATTRIBUTES: &[&str] = &[
+    "id",
+    "name",
+    "type",
+    "tenant_id",
+    "project_id",
+    "networks",
+    "routers",
+    "ports",
+    "local_pref",
+    "route_targets",
+    "import_targets",
+    "export_targets",
+    "route_distinguishers",
+    "vni",
+];
+
 /// The query string of a list request.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ListParams {
@@ -192,13 +211,18 @@ impl ListParams {
     /// `collection` (a 400 naming it), and `fixed_ips` filters must read `ip_address=<ip>` or
     /// `subnet_id=<id>`.
     pub fn check(&self, collection: Collection) -> Result<(), NeutronError> {
-        let known = collection.attributes();
+        self.check_attributes(collection.key(), collection.attributes())
+    }
+
+    /// [`ListParams::check`] for a collection not read from the catalog (`bgpvpns`): every
+    /// filter and sort key must be one of `known`.
+    pub fn check_attributes(&self, collection: &str, known: &[&str]) -> Result<(), NeutronError> {
         for key in self.filters.keys() {
             if !known.contains(&key.as_str()) {
                 return Err(NeutronError::invalid(
                     key,
                     key.as_str(),
-                    format!("is not a filter of {}", collection.key()),
+                    format!("is not a filter of {collection}"),
                 ));
             }
         }
@@ -207,7 +231,7 @@ impl ListParams {
                 return Err(NeutronError::invalid(
                     "sort_key",
                     key.as_str(),
-                    format!("is not an attribute of {}", collection.key()),
+                    format!("is not an attribute of {collection}"),
                 ));
             }
         }

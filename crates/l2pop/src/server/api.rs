@@ -21,7 +21,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use l2pop_bgpvpn::{BgpvpnId, DeviceRoutes, GatewayRoutes, SpeakerId};
 use l2pop_model::{Host, NetworkId, PortId, Uuid};
 use l2pop_neutron::discovery;
-use l2pop_neutron::listing::{Collection, ListParams, Page};
+use l2pop_neutron::listing::{BGPVPN_ATTRIBUTES, Collection, ListParams, Page};
 use l2pop_neutron::request::{
     self as req, DeviceBody, DeviceName, DeviceReply, DevicesBody, GatewaysBody, ReportReply, body,
     tracked,
@@ -554,6 +554,7 @@ async fn bgpvpns_list(
 ) -> Response {
     let answer = async {
         let params = ListParams::parse(pairs)?;
+        params.check_attributes("bgpvpns", BGPVPN_ATTRIBUTES)?;
         let (caller, owner) = app.caller(&headers)?;
         let all = owner.query(caller, Query::BgpvpnList).await?;
         let items: Vec<Value> = all["bgpvpns"]
