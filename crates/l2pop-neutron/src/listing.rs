@@ -509,10 +509,29 @@ impl Catalog {
             filters: params.filters.clone(),
             ..ListParams::default()
         };
-        let mut items = self
+        let items = self
             .page(collection, caller, &unsorted, None, usize::MAX, now)?
             .items;
-        items.sort_by(|a, b| compare(a, b, &params.sort));
+        params.page_of(items, after, max)
+    }
+}
+
+impl ListParams {
+    /// One page of `items` (already filtered): sorted by the `sort_key`s (by id when none),
+    /// after the item with id `after`, at most `max` of them, each with only the asked
+    /// `fields`. For collections not kept in the catalog (`bgpvpns`), and sorted listings.
+    pub fn page_of(
+        &self,
+        mut items: Vec<Value>,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page, NeutronError> {
+        let params = self;
+        if params.sort.is_empty() {
+            items.sort_by(|a, b| compare_values(&a["id"], &b["id"]));
+        } else {
+            items.sort_by(|a, b| compare(a, b, &params.sort));
+        }
         if params.page_reverse {
             items.reverse();
         }
