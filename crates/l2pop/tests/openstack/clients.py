@@ -115,6 +115,14 @@ response = net.get("/ports?colour=red", raise_exc=False)
 check(response.status_code == 400, response.text)
 check(response.json()["NeutronError"]["field"] == "colour", response.text)
 
+# Fallback answers carry NeutronError bodies too.
+for method, path, status in [("get", "/no-such-collection", 404), ("delete", "/networks", 405)]:
+    response = getattr(net, method)(path, raise_exc=False)
+    check(response.status_code == status, (method, path, response.status_code, response.text))
+    check("NeutronError" in response.json(), response.text)
+fields = net.get("/bgpvpn/bgpvpns?fields=id&fields=name").json()["bgpvpns"]
+check(all(sorted(v) == ["id", "name"] for v in fields), fields)
+
 # -- the openstack CLI --
 extensions = cli("extension", "list", "--network", "-f", "json")
 check(any(e["Alias"] == "binding" for e in extensions), extensions)
