@@ -387,7 +387,7 @@ async fn bgpvpn_listings_refuse_unknown_filter_and_sort_keys_and_match_networks(
             None,
         )
         .await;
-    assert_eq!(ids(&by_network, "bgpvpns"), [vpn.clone()], "{by_network}");
+    assert_eq!(ids(&by_network, "bgpvpns"), [vpn], "{by_network}");
     let none = server
         .admin(
             Method::GET,
