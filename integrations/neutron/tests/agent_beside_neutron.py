@@ -11,8 +11,9 @@ through the same RPC callbacks a Linux bridge agent calls.
 Asserted: Neutron sees our agent alive (Linux bridge agent, its tunneling_ip), binds our port
 to it and marks it ACTIVE when the agent reports the tap up; the kernel then holds the entries
 Neutron's l2population cast for the second host's ports (flood, MAC -> VTEP, ARP proxy): the
-first by the host cast of the full FDB after update_device_up, the next by a fanout, and a
-port going down on the second host leaves the kernel.
+first by the host cast of the full FDB after update_device_up, the next by a fanout; a port
+going down on the second host leaves the kernel; and after a restart from nothing the
+refresh_tunnels of the first update_device_up brings the full FDB back.
 
 Runs as root (network namespaces) with rabbitmqctl on the broker's host; started by
 ``cargo test -p l2pop --test neutron_agent``.
@@ -268,6 +269,17 @@ class AgentBesideNeutron(test_plugin.Ml2PluginV2TestCase):
         self.callbacks.update_device_down(self.ctx, agent_id=self.remote, device=remote2["id"], host=self.remote)
         self.wait("the removal applied", lambda: unicast2 not in (self.fdb() or {unicast2}), agent)
         self.assertLessEqual({flood, unicast1}, self.fdb())
+
+        # A restart from nothing (the VXLAN device and its entries gone with the old process):
+        # the first update_device_up carries refresh_tunnels, and Neutron's l2population
+        # host-casts the full FDB again.
+        agent.stop()
+        self.ns("ip", "link", "del", "vxlan-%d" % VNI)
+        self.assertIsNone(self.fdb())
+        agent = Agent(self.host, self.netns, self.vhost.amqp)
+        self.addCleanup(agent.stop)
+        self.wait("the full FDB again after a restart", lambda: {flood, unicast1} <= (self.fdb() or set()), agent)
+        self.assertNotIn(unicast2, self.fdb())
 
         # Still alive, its heartbeats on q-reports-plugin now counting the wired tap.
         row = self.wait(
