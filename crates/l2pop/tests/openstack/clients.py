@@ -120,6 +120,12 @@ for method, path, status in [("get", "/no-such-collection", 404), ("delete", "/n
     response = getattr(net, method)(path, raise_exc=False)
     check(response.status_code == status, (method, path, response.status_code, response.text))
     check("NeutronError" in response.json(), response.text)
+# Integers sent as strings are converted, as Neutron converts them (the CLI sends strings).
+response = net.post("/bgp-speakers", json={"bgp_speaker": {"name": "s", "local_as": "64512"}},
+                    raise_exc=False)
+check(response.status_code == 201, response.text)
+check(response.json()["bgp_speaker"]["local_as"] == 64512, response.text)
+net.delete("/bgp-speakers/" + response.json()["bgp_speaker"]["id"])
 fields = net.get("/bgpvpn/bgpvpns?fields=id&fields=name").json()["bgpvpns"]
 check(all(sorted(v) == ["id", "name"] for v in fields), fields)
 
