@@ -172,7 +172,7 @@ class AgentBesideNeutron(test_plugin.Ml2PluginV2TestCase):
             if value:
                 return value
             if agent.process.poll() is not None or time.monotonic() > deadline:
-                self.fail("%s: not reached\nagent log:\n%s" % (what, agent.output()))
+                self.fail("%s: not reached" % what)
             time.sleep(0.2)
 
     def agent_row(self, host):
@@ -214,8 +214,21 @@ class AgentBesideNeutron(test_plugin.Ml2PluginV2TestCase):
         return {(e["dst"], e.get("lladdr")) for e in json.loads(out or "[]")}
 
     def test_our_agent_follows_neutron(self):
-        agent = Agent(self.host, self.netns, self.vhost.amqp)
-        self.addCleanup(agent.stop)
+        self.agent = None
+        try:
+            self.scenario()
+        except AssertionError as error:
+            # Every failure shows what the agent logged (the last process's).
+            log = self.agent.output() if self.agent else ""
+            raise AssertionError("%s\nagent log:\n%s" % (error, log)) from error
+
+    def start_agent(self):
+        self.agent = Agent(self.host, self.netns, self.vhost.amqp)
+        self.addCleanup(self.agent.stop)
+        return self.agent
+
+    def scenario(self):
+        agent = self.start_agent()
 
         # report_state reaches AgentExtRpcCallback: Neutron sees a live Linux bridge agent.
         row = self.wait("neutron sees the agent", lambda: self.agent_row(self.host), agent)
@@ -276,8 +289,7 @@ class AgentBesideNeutron(test_plugin.Ml2PluginV2TestCase):
         agent.stop()
         self.ns("ip", "link", "del", "vxlan-%d" % VNI)
         self.assertIsNone(self.fdb())
-        agent = Agent(self.host, self.netns, self.vhost.amqp)
-        self.addCleanup(agent.stop)
+        agent = self.start_agent()
         self.wait("the full FDB again after a restart", lambda: {flood, unicast1} <= (self.fdb() or set()), agent)
         self.assertNotIn(unicast2, self.fdb())
 
