@@ -106,7 +106,10 @@ pub async fn run_with<D: Dataplane>(
             )),
             settings.host.clone(),
         ),
-        state: AgentState::new(settings.local_ip),
+        state: match settings.server {
+            config::ServerKind::L2pop => AgentState::new(settings.local_ip),
+            config::ServerKind::Neutron => AgentState::following_neutron(settings.local_ip),
+        },
         kernel,
         observed: Observed::default(),
         pending: BTreeSet::new(),
