@@ -10,7 +10,8 @@
 //!  Bus ─┬─ publisher(stream_id, confirmed_seq) ─► Publisher  (publish, confirmed, connected)
 //!       ├─ consumer(host)                      ─► Consumer   (recv, rejected, connected)
 //!       ├─ rpc_server(name, requests)          ─► RpcServer  (RpcRequest on the caller's mpsc)
-//!       └─ rpc_client()                        ─► RpcClient  (call, cast; redials after a loss)
+//!       ├─ rpc_client()                        ─► RpcClient  (call, cast; redials after a loss)
+//!       └─ rpc_client_to(RpcTarget)            ─► RpcClient  (the same, to another topic/endpoint)
 //! ```
 //!
 //! Every RabbitMQ handle connects in the background and reconnects with backoff, so a process
@@ -159,12 +160,44 @@ impl Bus {
 
     /// A client of the RPC topic. It dials on its first call and again after a lost connection.
     pub fn rpc_client(&self) -> RpcClient {
+        self.rpc_client_to(RpcTarget::new(self.settings.rpc_topic.clone()))
+    }
+
+    /// A client of `target` (another topic or version than l2pop's own), e.g.
+    /// Neutron's `q-reports-plugin`. The memory bus has one set of servers: it ignores the
+    /// topic.
+    pub fn rpc_client_to(&self, target: RpcTarget) -> RpcClient {
         match &self.settings.backend {
-            Backend::Rabbit { url } => RpcClient::Rabbit(Arc::new(Redialing {
-                config: rabbit::RpcClientConfig::new(url.clone(), self.settings.rpc_topic.clone()),
-                client: Mutex::new(None),
-            })),
-            Backend::Memory(bus) => RpcClient::Memory(bus.rpc_client()),
+            Backend::Rabbit { url } => {
+                let mut config = rabbit::RpcClientConfig::new(url.clone(), target.topic);
+                config.version = target.version;
+                RpcClient::Rabbit(Arc::new(Redialing {
+                    config,
+                    client: Mutex::new(None),
+                }))
+            }
+            Backend::Memory(bus) => RpcClient::Memory(bus.rpc_client_with(target.version)),
+        }
+    }
+}
+
+/// Where a client's requests go and the version they ask for: oslo.messaging's client
+/// `Target`. Neutron's agents call `q-plugin` at 1.x and `q-reports-plugin` at 1.3 (its
+/// dispatcher takes a request whose major version matches and whose minor is not above the
+/// endpoint's).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RpcTarget {
+    pub topic: String,
+    /// Sent as the request's `version`; `None` omits it.
+    pub version: Option<String>,
+}
+
+impl RpcTarget {
+    /// `topic` at version 1.0 (l2pop's own RPC).
+    pub fn new(topic: impl Into<String>) -> Self {
+        RpcTarget {
+            topic: topic.into(),
+            version: Some("1.0".to_owned()),
         }
     }
 }

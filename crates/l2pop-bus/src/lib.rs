@@ -33,7 +33,9 @@ pub mod rabbit;
 mod rpc;
 pub mod wire;
 
-pub use connect::{Backend, Bus, BusSettings, Consumer, Publisher, RpcClient, RpcServer, connect};
+pub use connect::{
+    Backend, Bus, BusSettings, Consumer, Publisher, RpcClient, RpcServer, RpcTarget, connect,
+};
 pub use context::Context;
 pub use error::{BusError, DecodeError, EncodeError, RpcError};
 pub use follower::{Follower, Positions, Resync, Stream, Verdict};

@@ -128,9 +128,17 @@ impl MemoryBus {
         MemoryRpcServer { task }
     }
 
-    /// An RPC client of this bus's servers.
+    /// An RPC client of this bus's servers (version 1.0).
     pub fn rpc_client(&self) -> MemoryRpcClient {
-        MemoryRpcClient { bus: self.clone() }
+        self.rpc_client_with(Some("1.0".to_owned()))
+    }
+
+    /// An RPC client whose requests carry this version.
+    pub fn rpc_client_with(&self, version: Option<String>) -> MemoryRpcClient {
+        MemoryRpcClient {
+            bus: self.clone(),
+            version,
+        }
     }
 
     fn route(&self, target: &Target, body: Arc<[u8]>) {
@@ -280,6 +288,7 @@ impl Drop for MemoryRpcServer {
 #[derive(Clone, Debug)]
 pub struct MemoryRpcClient {
     bus: MemoryBus,
+    version: Option<String>,
 }
 
 impl MemoryRpcClient {
@@ -336,7 +345,7 @@ impl MemoryRpcClient {
             method,
             args,
             namespace: None,
-            version: Some("1.0"),
+            version: self.version.as_deref(),
             call,
             unique_id: &wire::uuid_hex(),
             context,

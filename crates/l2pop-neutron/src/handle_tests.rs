@@ -790,3 +790,36 @@ fn the_bgp_export_snapshot_is_what_the_speaker_serves_without_the_site() {
     assert_eq!(entries[0], json!(["00:00:00:00:00:00", "0.0.0.0"]));
     assert_eq!(entries[1][0], json!(mac));
 }
+
+#[test]
+fn every_attribute_of_the_bgpvpn_view_is_a_filter_key_and_no_other_is() {
+    let mut fixture = Fixture::new();
+    fixture
+        .handle(Request::BgpvpnCreate(
+            body(
+                json!({"bgpvpn": {"name": "v", "type": "l2", "route_targets": ["64512:1"]}}),
+                "bgpvpn",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    let listing = fixture
+        .state
+        .query(&Caller::Admin, crate::request::Query::BgpvpnList)
+        .unwrap();
+    let mut shown: Vec<&str> = listing["bgpvpns"][0]
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    shown.sort_unstable();
+    let mut keys = crate::listing::BGPVPN_ATTRIBUTES.to_vec();
+    keys.sort_unstable();
+    assert_eq!(shown, keys);
+    let params = ListParams::parse([("colour".to_owned(), "red".to_owned())]).unwrap();
+    let error = params
+        .check_attributes("bgpvpns", crate::listing::BGPVPN_ATTRIBUTES)
+        .unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("colour"), "{error:?}");
+}

@@ -125,6 +125,25 @@ impl Collection {
     }
 }
 
+/// The attributes of a BGPVPN as `bgpvpn_view` shows it (admin-only ones included): the
+/// filter and sort keys of `GET /v2.0/bgpvpn/bgpvpns`.
+pub const BGPVPN_ATTRIBUTES: &[&str] = &[
+    "id",
+    "name",
+    "type",
+    "tenant_id",
+    "project_id",
+    "networks",
+    "routers",
+    "ports",
+    "local_pref",
+    "route_targets",
+    "import_targets",
+    "export_targets",
+    "route_distinguishers",
+    "vni",
+];
+
 /// The query string of a list request.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ListParams {
@@ -192,13 +211,18 @@ impl ListParams {
     /// `collection` (a 400 naming it), and `fixed_ips` filters must read `ip_address=<ip>` or
     /// `subnet_id=<id>`.
     pub fn check(&self, collection: Collection) -> Result<(), NeutronError> {
-        let known = collection.attributes();
+        self.check_attributes(collection.key(), collection.attributes())
+    }
+
+    /// [`ListParams::check`] for a collection not read from the catalog (`bgpvpns`): every
+    /// filter and sort key must be one of `known`.
+    pub fn check_attributes(&self, collection: &str, known: &[&str]) -> Result<(), NeutronError> {
         for key in self.filters.keys() {
             if !known.contains(&key.as_str()) {
                 return Err(NeutronError::invalid(
                     key,
                     key.as_str(),
-                    format!("is not a filter of {}", collection.key()),
+                    format!("is not a filter of {collection}"),
                 ));
             }
         }
@@ -207,7 +231,7 @@ impl ListParams {
                 return Err(NeutronError::invalid(
                     "sort_key",
                     key.as_str(),
-                    format!("is not an attribute of {}", collection.key()),
+                    format!("is not an attribute of {collection}"),
                 ));
             }
         }
@@ -485,10 +509,29 @@ impl Catalog {
             filters: params.filters.clone(),
             ..ListParams::default()
         };
-        let mut items = self
+        let items = self
             .page(collection, caller, &unsorted, None, usize::MAX, now)?
             .items;
-        items.sort_by(|a, b| compare(a, b, &params.sort));
+        params.page_of(items, after, max)
+    }
+}
+
+impl ListParams {
+    /// One page of `items` (already filtered): sorted by the `sort_key`s (by id when none),
+    /// after the item with id `after`, at most `max` of them, each with only the asked
+    /// `fields`. For collections not kept in the catalog (`bgpvpns`), and sorted listings.
+    pub fn page_of(
+        &self,
+        mut items: Vec<Value>,
+        after: Option<&str>,
+        max: usize,
+    ) -> Result<Page, NeutronError> {
+        let params = self;
+        if params.sort.is_empty() {
+            items.sort_by(|a, b| compare_values(&a["id"], &b["id"]));
+        } else {
+            items.sort_by(|a, b| compare(a, b, &params.sort));
+        }
         if params.page_reverse {
             items.reverse();
         }

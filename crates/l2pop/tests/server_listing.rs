@@ -352,3 +352,58 @@ async fn a_silent_bgp_agent_is_reported_dead_and_its_routes_withdrawn() {
             .contains(&"203.0.113.1".to_owned())
     );
 }
+
+#[tokio::test]
+async fn bgpvpn_listings_refuse_unknown_filter_and_sort_keys_and_match_networks() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = TestServer::start(&sqlite_url(&dir)).await;
+    let network = server.network_with_subnet("net-vpn", "10.9.0.0/24").await;
+    let other = server.network_with_subnet("net-other", "10.8.0.0/24").await;
+    for (name, rt) in [("vpn-a", "64512:1"), ("vpn-b", "64512:2")] {
+        server
+            .admin(
+                Method::POST,
+                "/v2.0/bgpvpn/bgpvpns",
+                Some(json!({"bgpvpn": {"name": name, "type": "l2", "route_targets": [rt]}})),
+            )
+            .await;
+    }
+    let listing = server
+        .admin(Method::GET, "/v2.0/bgpvpn/bgpvpns?name=vpn-a", None)
+        .await;
+    let vpn = listing["bgpvpns"][0]["id"].as_str().unwrap().to_owned();
+    server
+        .admin(
+            Method::POST,
+            &format!("/v2.0/bgpvpn/bgpvpns/{vpn}/network_associations"),
+            Some(json!({"network_association": {"network_id": network}})),
+        )
+        .await;
+    // A list attribute matches when it holds the value asked.
+    let by_network = server
+        .admin(
+            Method::GET,
+            &format!("/v2.0/bgpvpn/bgpvpns?networks={network}"),
+            None,
+        )
+        .await;
+    assert_eq!(ids(&by_network, "bgpvpns"), [vpn], "{by_network}");
+    let none = server
+        .admin(
+            Method::GET,
+            &format!("/v2.0/bgpvpn/bgpvpns?networks={other}"),
+            None,
+        )
+        .await;
+    assert_eq!(none["bgpvpns"], json!([]), "{none}");
+    // A key that is no BGPVPN attribute is refused, as for every other collection.
+    for (path, field, value) in [
+        ("/v2.0/bgpvpn/bgpvpns?colour=red", "colour", "colour"),
+        ("/v2.0/bgpvpn/bgpvpns?sort_key=colour", "sort_key", "colour"),
+    ] {
+        let (status, body) = server.call(Some(ADMIN), Method::GET, path, None).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{path}: {body}");
+        assert_eq!(body["NeutronError"]["field"], field, "{path}: {body}");
+        assert_eq!(body["NeutronError"]["value"], value, "{path}: {body}");
+    }
+}

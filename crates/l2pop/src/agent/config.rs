@@ -16,7 +16,16 @@ pub struct RawConfig {
     #[serde(default)]
     pub agent: RawAgent,
     #[serde(default)]
+    pub server: RawServer,
+    #[serde(default)]
     pub bus: RawBus,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawServer {
+    /// `l2pop` (default) or `neutron`: which server the agent follows.
+    pub kind: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -48,6 +57,8 @@ pub struct RawBus {
     pub url: Option<String>,
     pub topic: Option<String>,
     pub rpc_topic: Option<String>,
+    /// Where `report_state` goes (Neutron: `q-reports-plugin`; l2pop: `rpc_topic`).
+    pub reports_topic: Option<String>,
 }
 
 /// Flags that override the file and the environment.
@@ -73,6 +84,34 @@ pub struct Flags {
     pub bus_url: Option<String>,
 }
 
+/// Which server the agent follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ServerKind {
+    /// An l2pop server: l2pop's RPC topic, numbered streams, `get_fdb_entries` resyncs and
+    /// `get_stream_positions` checks.
+    L2pop,
+    /// A neutron-server with ML2 `l2population`, as Neutron's Linux bridge agent follows it:
+    /// `report_state` on `q-reports-plugin` (version 1.3), device calls on
+    /// `q-plugin`; no snapshot and no positions: full FDBs arrive as host casts after
+    /// `update_device_up` (with `refresh_tunnels` the first time after a start).
+    Neutron,
+}
+
+impl ServerKind {
+    /// The RPC topic device calls go to by default.
+    pub fn default_rpc_topic(self) -> &'static str {
+        match self {
+            ServerKind::L2pop => l2pop_bus::wire::DEFAULT_RPC_TOPIC,
+            ServerKind::Neutron => NEUTRON_PLUGIN_TOPIC,
+        }
+    }
+}
+
+/// Neutron's `topics.PLUGIN`: the ML2 plugin's `RpcCallbacks`.
+pub const NEUTRON_PLUGIN_TOPIC: &str = "q-plugin";
+/// Neutron's `topics.REPORTS`: `AgentExtRpcCallback.report_state`.
+pub const NEUTRON_REPORTS_TOPIC: &str = "q-reports-plugin";
+
 /// Validated settings.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -83,7 +122,10 @@ pub struct Settings {
     pub report_interval: Duration,
     pub reconcile_interval: Duration,
     pub scan_interval: Duration,
+    pub server: ServerKind,
     pub bus: l2pop_bus::BusSettings,
+    /// Where `report_state` goes (the plugin topic for l2pop, `q-reports-plugin` for Neutron).
+    pub reports_topic: String,
 }
 
 impl RawConfig {
@@ -106,6 +148,7 @@ impl RawConfig {
         set(&mut self.agent.local_ip, "L2POP_LOCAL_IP");
         set(&mut self.agent.netns, "L2POP_NETNS");
         set(&mut self.agent.status_listen, "L2POP_STATUS_LISTEN");
+        set(&mut self.server.kind, "L2POP_SERVER_KIND");
         set(&mut self.bus.backend, "L2POP_BUS_BACKEND");
         set(&mut self.bus.url, "L2POP_BUS_URL");
         set(&mut self.bus.topic, "L2POP_BUS_TOPIC");
@@ -210,6 +253,17 @@ impl RawConfig {
             2000,
             "agent.scan_interval_ms",
         )?);
+        let server = match self.server.kind.as_deref() {
+            None | Some("l2pop") => ServerKind::L2pop,
+            Some("neutron") => ServerKind::Neutron,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    key: "server.kind",
+                    value: other.to_owned(),
+                    reason: "must be \"l2pop\" or \"neutron\"".to_owned(),
+                });
+            }
+        };
         let backend = self.bus.backend.unwrap_or_else(|| "rabbit".to_owned());
         if backend != "rabbit" {
             return Err(ConfigError::Invalid {
@@ -228,9 +282,19 @@ impl RawConfig {
         if let Some(topic) = self.bus.topic {
             bus.topic = topic;
         }
-        if let Some(topic) = self.bus.rpc_topic {
-            bus.rpc_topic = topic;
-        }
+        bus.rpc_topic = self
+            .bus
+            .rpc_topic
+            .unwrap_or_else(|| server.default_rpc_topic().to_owned());
+        let reports_topic = self.bus.reports_topic.unwrap_or_else(|| match server {
+            ServerKind::L2pop => bus.rpc_topic.clone(),
+            ServerKind::Neutron => NEUTRON_REPORTS_TOPIC.to_owned(),
+        });
+        l2pop_bus::wire::check_topic(&reports_topic).map_err(|e| ConfigError::Invalid {
+            key: "bus.reports_topic",
+            value: reports_topic.clone(),
+            reason: e.to_string(),
+        })?;
         bus.validate().map_err(|e| ConfigError::Invalid {
             key: "bus",
             value: format!("{} / {}", bus.topic, bus.rpc_topic),
@@ -244,7 +308,9 @@ impl RawConfig {
             report_interval,
             reconcile_interval,
             scan_interval,
+            server,
             bus,
+            reports_topic,
         })
     }
 }
@@ -262,6 +328,36 @@ mod tests {
         let settings = raw.with_env(|_| None).validate().unwrap();
         assert_eq!(settings.local_ip, "192.0.2.11".parse::<IpAddr>().unwrap());
         assert_eq!(settings.report_interval, Duration::from_secs(30));
+        assert_eq!(settings.server, ServerKind::L2pop);
+        assert_eq!(settings.bus.rpc_topic, "l2pop-plugin");
+        assert_eq!(settings.reports_topic, "l2pop-plugin");
+    }
+
+    #[test]
+    fn a_neutron_server_is_called_on_neutrons_topics() {
+        let raw = RawConfig::parse(
+            "[agent]\nlocal_ip = \"192.0.2.1\"\n[server]\nkind = \"neutron\"\n",
+            "t",
+        )
+        .unwrap();
+        let settings = raw.validate().unwrap();
+        assert_eq!(settings.server, ServerKind::Neutron);
+        assert_eq!(settings.bus.rpc_topic, "q-plugin");
+        assert_eq!(settings.reports_topic, "q-reports-plugin");
+        assert_eq!(settings.bus.topic, "q-agent-notifier-l2population-update");
+        let raw = RawConfig::parse("[agent]\nlocal_ip = \"192.0.2.1\"\n", "t").unwrap();
+        let raw = raw.with_env(|key| (key == "L2POP_SERVER_KIND").then(|| "neutron".to_owned()));
+        assert_eq!(raw.validate().unwrap().server, ServerKind::Neutron);
+        let raw = RawConfig::parse(
+            "[agent]\nlocal_ip = \"192.0.2.1\"\n[server]\nkind = \"nova\"\n",
+            "t",
+        )
+        .unwrap();
+        let error = raw.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("server.kind") && error.contains("nova"),
+            "{error}"
+        );
     }
 
     #[test]

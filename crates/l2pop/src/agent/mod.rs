@@ -97,8 +97,19 @@ pub async fn run_with<D: Dataplane>(
         None => None,
     };
     let mut agent = Agent {
-        rpc: ServerRpc::new(client, settings.host.clone()),
-        state: AgentState::new(settings.local_ip),
+        rpc: ServerRpc::of_kind(
+            settings.server,
+            client,
+            bus.rpc_client_to(rpc::reports_target(
+                settings.server,
+                &settings.reports_topic,
+            )),
+            settings.host.clone(),
+        ),
+        state: match settings.server {
+            config::ServerKind::L2pop => AgentState::new(settings.local_ip),
+            config::ServerKind::Neutron => AgentState::following_neutron(settings.local_ip),
+        },
         kernel,
         observed: Observed::default(),
         pending: BTreeSet::new(),
@@ -341,12 +352,21 @@ impl<D: Dataplane> Agent<D> {
     /// with the next heartbeat.
     async fn resync(&mut self) {
         match self.rpc.snapshot().await {
-            Ok(snapshot) => {
+            Ok(Some(snapshot)) => {
                 self.resync_due = false;
                 self.state.resynced(
                     snapshot.positions,
                     snapshot.stream_id,
                     &snapshot.fdb_entries,
+                );
+            }
+            // A Neutron server: its full FDBs come as host casts after update_device_up.
+            Ok(None) => {
+                self.resync_due = false;
+                self.state.resynced(
+                    None,
+                    None,
+                    &l2pop_model::FdbPayload::Entries(Default::default()),
                 );
             }
             Err(error) if is_answer(&error) => {

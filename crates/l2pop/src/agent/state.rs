@@ -87,6 +87,8 @@ pub struct AgentState {
     numbered: bool,
     /// Per (network, MAC) of a unicast entry in the tables: the message that last set it.
     since: BTreeMap<(NetworkId, Mac), Since>,
+    /// Following a neutron-server: stream numbers ignored (see [`AgentState::following_neutron`]).
+    neutron: bool,
 }
 
 impl AgentState {
@@ -102,6 +104,16 @@ impl AgentState {
             history_from: 0,
             numbered: false,
             since: BTreeMap::new(),
+            neutron: false,
+        }
+    }
+
+    /// An agent following a neutron-server: every cast is applied as Neutron's agents apply
+    /// it, stream numbers (from no server it follows) ignored, never a resync.
+    pub fn following_neutron(local_ip: IpAddr) -> Self {
+        AgentState {
+            neutron: true,
+            ..AgentState::new(local_ip)
         }
     }
 
@@ -228,6 +240,9 @@ impl AgentState {
 
     /// Classifies and applies one notification.
     pub fn receive(&mut self, message: &Received) -> Outcome {
+        if self.neutron {
+            return self.apply_unnumbered(message);
+        }
         let stream = Stream::of(&message.target);
         let verdict = self.follower.observe(
             stream,

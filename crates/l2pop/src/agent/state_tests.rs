@@ -337,3 +337,30 @@ fn explain_knows_which_message_last_set_an_entry() {
     ));
     assert_eq!(state.since(net(1), vm(2).mac), None);
 }
+
+#[test]
+fn an_agent_following_neutron_applies_numbered_casts_without_resyncing() {
+    // A stray l2pop server on the same topic must not make a Neutron-following agent resync
+    // (it has no snapshot call: a resync would empty its table).
+    let message = fanout(
+        Method::AddFdbEntries,
+        7,
+        payload(
+            net(1),
+            100,
+            vec![("192.0.2.2", vec![FLOODING_ENTRY, vm(2)])],
+        ),
+    );
+    let mut numbered = AgentState::new(ip(LOCAL));
+    numbered.port_wired(port("tap1", net(1), 100));
+    numbered.resynced(None, None, &FdbPayload::Entries(FdbEntries::default()));
+    assert!(matches!(numbered.receive(&message), Outcome::Resync(_)));
+    let mut state = AgentState::following_neutron(ip(LOCAL));
+    state.port_wired(port("tap1", net(1), 100));
+    state.resynced(None, None, &FdbPayload::Entries(FdbEntries::default()));
+    assert_eq!(state.receive(&message), Outcome::Applied([100].into()));
+    assert_eq!(
+        state.network_desired(100).unwrap().flood,
+        [ip("192.0.2.2")].into()
+    );
+}

@@ -21,7 +21,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use l2pop_bgpvpn::{BgpvpnId, DeviceRoutes, GatewayRoutes, SpeakerId};
 use l2pop_model::{Host, NetworkId, PortId, Uuid};
 use l2pop_neutron::discovery;
-use l2pop_neutron::listing::{Collection, ListParams, Page};
+use l2pop_neutron::listing::{BGPVPN_ATTRIBUTES, Collection, ListParams, Page};
 use l2pop_neutron::request::{
     self as req, DeviceBody, DeviceName, DeviceReply, DevicesBody, GatewaysBody, ReportReply, body,
     tracked,
@@ -547,23 +547,30 @@ async fn drinstances_list(
 
 // ---- BGPVPNs ----
 
+/// BGPVPNs, filtered, sorted and paged as the catalog's collections are.
 async fn bgpvpns_list(
     State(app): State<App>,
     headers: HeaderMap,
+    uri: Uri,
     UrlQuery(pairs): Pairs,
 ) -> Response {
     let answer = async {
         let params = ListParams::parse(pairs)?;
+        params.check_attributes("bgpvpns", BGPVPN_ATTRIBUTES)?;
         let (caller, owner) = app.caller(&headers)?;
-        let all = owner.query(caller, Query::BgpvpnList).await?;
-        let items: Vec<Value> = all["bgpvpns"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|item| params.matches(item))
-            .map(|item| params.project(item.clone()))
-            .collect();
-        Ok((StatusCode::OK, json!({ "bgpvpns": items })))
+        let mut all = owner.query(caller, Query::BgpvpnList).await?;
+        let items: Vec<Value> = match all["bgpvpns"].take() {
+            Value::Array(items) => items.into_iter().filter(|i| params.matches(i)).collect(),
+            _ => Vec::new(),
+        };
+        let limit = params.limit.unwrap_or(usize::MAX);
+        let page = params.page_of(items, params.marker.as_deref(), limit)?;
+        let links = page_links(&links_base(&headers, &uri), &params, &page);
+        let mut answer = json!({ "bgpvpns": page.items });
+        if params.limit.is_some() && !links.is_empty() {
+            answer["bgpvpns_links"] = Value::Array(links);
+        }
+        Ok((StatusCode::OK, answer))
     };
     respond(answer.await)
 }

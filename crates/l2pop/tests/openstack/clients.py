@@ -6,6 +6,7 @@ without Keystone: keystoneauth's admin_token plugin, which discovers the API fro
 documents at the endpoint. Every check raises on failure; the last line is "OK <count>".
 """
 
+import itertools
 import json
 import os
 import subprocess
@@ -85,6 +86,16 @@ check(vpn.route_targets == ["64512:1"], vpn)
 association = net.create_bgpvpn_network_association(vpn, network_id=network.id)
 check(association.network_id == network.id, association)
 check([v.id for v in net.bgpvpns(networks=network.id)] == [vpn.id], "bgpvpns by network")
+vpn2 = net.create_bgpvpn(name="vpn2", route_targets=["64512:2"])
+# Paged and sorted as the other collections (a server ignoring limit/marker loops the SDK).
+paged = list(itertools.islice(net.bgpvpns(limit=1), 10))
+check(sorted(v.id for v in paged) == sorted([vpn.id, vpn2.id]), paged)
+by_name = [v.name for v in itertools.islice(net.bgpvpns(sort_key="name", sort_dir="desc", limit=1), 10)]
+check(by_name == ["vpn2", "vpn1"], by_name)
+response = net.get("/bgpvpn/bgpvpns?colour=red", raise_exc=False)
+check(response.status_code == 400, response.text)
+check(response.json()["NeutronError"]["field"] == "colour", response.text)
+net.delete_bgpvpn(vpn2)
 net.delete_bgpvpn_network_association(vpn, association)
 net.delete_bgpvpn(vpn)
 
@@ -103,6 +114,20 @@ except exceptions.BadRequestException as error:
 response = net.get("/ports?colour=red", raise_exc=False)
 check(response.status_code == 400, response.text)
 check(response.json()["NeutronError"]["field"] == "colour", response.text)
+
+# Fallback answers carry NeutronError bodies too.
+for method, path, status in [("get", "/no-such-collection", 404), ("delete", "/networks", 405)]:
+    response = getattr(net, method)(path, raise_exc=False)
+    check(response.status_code == status, (method, path, response.status_code, response.text))
+    check("NeutronError" in response.json(), response.text)
+# Integers sent as strings are converted, as Neutron converts them (the CLI sends strings).
+response = net.post("/bgp-speakers", json={"bgp_speaker": {"name": "s", "local_as": "64512"}},
+                    raise_exc=False)
+check(response.status_code == 201, response.text)
+check(response.json()["bgp_speaker"]["local_as"] == 64512, response.text)
+net.delete("/bgp-speakers/" + response.json()["bgp_speaker"]["id"])
+fields = net.get("/bgpvpn/bgpvpns?fields=id&fields=name").json()["bgpvpns"]
+check(all(sorted(v) == ["id", "name"] for v in fields), fields)
 
 # -- the openstack CLI --
 extensions = cli("extension", "list", "--network", "-f", "json")
