@@ -334,7 +334,8 @@ async fn networks_list(
 
 async fn network_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
     app.write(&headers, StatusCode::CREATED, |_| {
-        Ok(Request::NetworkCreate(body(json_body(&bytes)?, "network")?))
+        Ok(req::create_body(json_body(&bytes)?, "network")?
+            .request("networks", Request::NetworkCreate))
     })
     .await
 }
@@ -388,7 +389,8 @@ async fn subnets_list(
 
 async fn subnet_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
     app.write(&headers, StatusCode::CREATED, |_| {
-        Ok(Request::SubnetCreate(body(json_body(&bytes)?, "subnet")?))
+        Ok(req::create_body(json_body(&bytes)?, "subnet")?
+            .request("subnets", Request::SubnetCreate))
     })
     .await
 }
@@ -442,7 +444,7 @@ async fn ports_list(
 
 async fn port_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
     app.write(&headers, StatusCode::CREATED, |_| {
-        Ok(Request::PortCreate(body(json_body(&bytes)?, "port")?))
+        Ok(req::create_body(json_body(&bytes)?, "port")?.request("ports", Request::PortCreate))
     })
     .await
 }
@@ -497,6 +499,20 @@ async fn agent_show(
     app.read(&headers, |catalog, caller, now| {
         caller.require_admin("get_agent")?;
         catalog.agent_answer(caller, path_id("agent", &id)?, now)
+    })
+    .await
+}
+
+/// `PUT /v2.0/agents/{id}`: `admin_state_up` and `description`, as Neutron's agent update.
+async fn agent_update(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    app.write(&headers, StatusCode::OK, |_| {
+        let id = path_id("agent", &id)?;
+        Ok(Request::AgentUpdate(id, body(json_body(&bytes)?, "agent")?))
     })
     .await
 }
@@ -1166,7 +1182,7 @@ pub fn routes() -> Vec<Route> {
         route(
             "POST",
             "/v2.0/networks",
-            "Create a network (provider:* admin-only)",
+            "Create a network, or networks in bulk (provider:* admin-only)",
             NETWORK,
             post(network_create),
         ),
@@ -1201,7 +1217,7 @@ pub fn routes() -> Vec<Route> {
         route(
             "POST",
             "/v2.0/subnets",
-            "Create a subnet",
+            "Create a subnet, or subnets in bulk",
             SUBNET,
             post(subnet_create),
         ),
@@ -1236,7 +1252,7 @@ pub fn routes() -> Vec<Route> {
         route(
             "POST",
             "/v2.0/ports",
-            "Create a port (binding:host_id admin-only)",
+            "Create a port, or ports in bulk (binding:host_id admin-only)",
             PORT,
             post(port_create),
         ),
@@ -1274,6 +1290,13 @@ pub fn routes() -> Vec<Route> {
             "Show an agent (admin)",
             None,
             get(agent_show),
+        ),
+        route(
+            "PUT",
+            "/v2.0/agents/{id}",
+            "Update an agent's admin_state_up or description (admin)",
+            Some("agent"),
+            put(agent_update),
         ),
         route(
             "GET",
