@@ -35,6 +35,16 @@ pub struct AgentRecord {
     pub configurations: serde_json::Value,
     pub started_at: String,
     pub heartbeat_at: Time,
+    /// Set by `PUT /v2.0/agents/{id}`; kept and shown only: Neutron's l2population ignores it
+    /// (its queries join ports to agents by host, never filtering on `admin_state_up`).
+    #[serde(default = "yes")]
+    pub admin_state_up: bool,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A BGP dynamic-routing agent as the API names it. Its state (`admin_state_up`, `alive`, which

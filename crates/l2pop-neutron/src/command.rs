@@ -270,6 +270,14 @@ pub enum Command {
         at: String,
         report: AgentReport,
     },
+    /// `PUT /v2.0/agents/{id}` on an L2 agent.
+    AgentUpdate {
+        host: Host,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        admin_state_up: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
     DeviceUp(DeviceUp),
     DeviceDown(DeviceDown),
     BgpvpnCreate(BgpvpnCreate),
@@ -321,6 +329,23 @@ pub enum Command {
     BgpEndOfRib {
         host: Host,
     },
+    /// A bulk create (`{"ports": [...]}`): network, subnet or port creates, applied in order,
+    /// all or none.
+    Bulk {
+        commands: Vec<Command>,
+    },
+}
+
+impl Command {
+    /// The command that takes back a create (a bulk create's rollback); `None` for any other.
+    pub(crate) fn undo(&self) -> Option<Command> {
+        match self {
+            Command::NetworkCreate { network } => Some(Command::NetworkDelete { id: network.id }),
+            Command::SubnetCreate { subnet } => Some(Command::SubnetDelete { id: subnet.id }),
+            Command::PortCreate { port } => Some(Command::PortDelete { id: port.id }),
+            _ => None,
+        }
+    }
 }
 
 /// serde for `Option<Option<T>>`: absent → `None`, `null` → `Some(None)`.

@@ -111,6 +111,19 @@ impl NeutronError {
         self
     }
 
+    /// The same refusal about item `index` of a bulk request's `collection`: the field becomes
+    /// `ports[2].fixed_ips` (or `ports[2]`), and the message starts with it.
+    pub fn in_item(mut self, collection: &str, index: usize) -> Self {
+        let item = format!("{collection}[{index}]");
+        let field = match self.field.take() {
+            Some(field) => format!("{item}.{field}"),
+            None => item,
+        };
+        self.message = format!("{field}: {}", self.message);
+        self.field = Some(field);
+        self
+    }
+
     /// Neutron's error body, `{"NeutronError": {"type", "message", "detail", "field", "value"}}`.
     pub fn body(&self) -> Value {
         let mut inner = json!({

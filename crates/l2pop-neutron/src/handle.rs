@@ -27,6 +27,8 @@ pub enum Answer {
     Speaker(SpeakerId),
     Agent(Host),
     BgpAgent(Host),
+    /// A bulk create: `{"<collection>": [each item's resource]}`.
+    Bulk(&'static str, Vec<Answer>),
     /// Known when planning (`{"accepted": n}`, `"new"`, a delete's nothing).
     Fixed(Value),
 }
@@ -77,10 +79,18 @@ impl NeutronState {
             Request::BgpAgentReport(host, _) => Some((host.clone(), true)),
             _ => None,
         };
-        let Planned { command, answer } = self.plan(caller, request, tenant, fresh)?;
-        let notifications = match &command {
-            Some(command) => self.execute(command)?,
-            None => Vec::new(),
+        let (command, answer, notifications) = match request {
+            Request::Bulk { collection, items } => {
+                self.bulk(caller, collection, items, tenant, fresh)?
+            }
+            request => {
+                let Planned { command, answer } = self.plan(caller, request, tenant, fresh)?;
+                let notifications = match &command {
+                    Some(command) => self.execute(command)?,
+                    None => Vec::new(),
+                };
+                (command, answer, notifications)
+            }
         };
         let now = fresh.now();
         match reporter {
@@ -93,6 +103,61 @@ impl NeutronState {
             notifications,
             answer: self.render(caller, answer, now),
         })
+    }
+
+    /// A bulk create, all or none: each item is planned against the state that the items before
+    /// it made (so ids, MACs, addresses and segmentation ids they took are taken) and executed;
+    /// if an item is refused, those before it are taken back ([`NeutronState::roll_back`]) and
+    /// the error names the item. One command is logged for all of them.
+    fn bulk(
+        &mut self,
+        caller: &Caller,
+        collection: &'static str,
+        items: Vec<Request>,
+        tenant: &TenantNetworks,
+        fresh: &mut dyn Fresh,
+    ) -> Result<(Option<Command>, Answer, Vec<Notification>), NeutronError> {
+        let saved = self.save_for_rollback();
+        let mut commands = Vec::with_capacity(items.len());
+        let mut answers = Vec::with_capacity(items.len());
+        let mut notifications = Vec::new();
+        for (index, item) in items.into_iter().enumerate() {
+            let creates = matches!(
+                item,
+                Request::NetworkCreate(_) | Request::SubnetCreate(_) | Request::PortCreate(_)
+            );
+            let step = if creates {
+                self.plan(caller, item, tenant, fresh).and_then(|planned| {
+                    let command = planned.command.ok_or_else(|| {
+                        NeutronError::bad_request("a bulk create item planned no command")
+                    })?;
+                    let sent = self.execute_inner(&command)?;
+                    Ok((command, planned.answer, sent))
+                })
+            } else {
+                Err(NeutronError::bad_request(
+                    "only creates may be sent in bulk",
+                ))
+            };
+            match step {
+                Ok((command, answer, sent)) => {
+                    commands.push(command);
+                    answers.push(answer);
+                    notifications.extend(sent);
+                }
+                Err(error) => {
+                    self.roll_back(&commands, saved);
+                    return Err(error.in_item(collection, index));
+                }
+            }
+        }
+        self.executed += 1;
+        self.publish_extension_maps();
+        Ok((
+            Some(Command::Bulk { commands }),
+            Answer::Bulk(collection, answers),
+            notifications,
+        ))
     }
 
     /// Plans `request` against the state (see `plan`); the state is not changed.
@@ -130,6 +195,11 @@ impl NeutronState {
             }
             Request::SubnetDelete(id) => Planned::deleted(self.plan_subnet_delete(caller, id)?),
             Request::PortDelete(id) => Planned::deleted(self.plan_port_delete(caller, id)?),
+            Request::Bulk { .. } => {
+                return Err(NeutronError::bad_request(
+                    "a bulk create is handled whole (NeutronState::handle), not planned alone",
+                ));
+            }
             Request::AgentReport { body, reply } => {
                 caller.require_admin("l2pop:report_state")?;
                 let host = body.host.clone();
@@ -145,6 +215,7 @@ impl NeutronState {
                     answer,
                 }
             }
+            Request::AgentUpdate(id, body) => self.plan_agent_update(caller, id, body)?,
             Request::Device {
                 device,
                 up,
@@ -310,8 +381,80 @@ impl NeutronState {
                     .ok_or_else(|| NeutronError::not_found("agent", &host))?;
                 Ok(json!({ "agent": catalog.bgp_agent_view(agent) }))
             }
+            Answer::Bulk(collection, answers) => {
+                let key = collection.strip_suffix('s').unwrap_or(collection);
+                let items = answers
+                    .into_iter()
+                    .map(|answer| {
+                        let mut one = self.render(caller, answer, now)?;
+                        Ok(one.get_mut(key).map(Value::take).unwrap_or(one))
+                    })
+                    .collect::<Result<Vec<Value>, NeutronError>>()?;
+                Ok(json!({ collection: items }))
+            }
             Answer::Fixed(value) => Ok(value),
         }
+    }
+
+    /// Neutron's agent update. An L2 agent keeps and shows both attributes (Neutron's
+    /// l2population ignores `admin_state_up`); a BGP agent's `admin_state_up` is the BGPVPN
+    /// extension's (case 6b), so it goes there as a report keeping the agent's liveness.
+    fn plan_agent_update(
+        &self,
+        caller: &Caller,
+        id: Uuid,
+        body: crate::request::AgentUpdateBody,
+    ) -> Result<Planned, NeutronError> {
+        caller.require_admin("update_agent")?;
+        crate::request::check_len(
+            "description",
+            body.description.as_deref(),
+            crate::request::DESCRIPTION_MAX_LEN,
+        )?;
+        if let Some(agent) = self.catalog.agents.values().find(|a| a.id == id) {
+            let host = agent.host.clone();
+            return Ok(Planned::new(
+                Command::AgentUpdate {
+                    host: host.clone(),
+                    admin_state_up: body.admin_state_up,
+                    description: body.description,
+                },
+                Answer::Agent(host),
+            ));
+        }
+        let agent = self
+            .catalog
+            .bgp_agents
+            .values()
+            .find(|a| a.id == id)
+            .ok_or_else(|| NeutronError::not_found("agent", id))?;
+        if let Some(description) = body.description {
+            return Err(NeutronError::invalid(
+                "description",
+                description,
+                "is not kept for BGP agents",
+            ));
+        }
+        let state = self.catalog.bgpvpn.agents.get(&agent.host);
+        let alive = state.is_none_or(|s| s.alive);
+        let admin_state_up = body
+            .admin_state_up
+            .unwrap_or_else(|| state.is_none_or(|s| s.admin_state_up));
+        let unchanged = state.is_some_and(|s| s.admin_state_up == admin_state_up);
+        Ok(Planned {
+            command: (!unchanged).then(|| Command::BgpAgentReport {
+                id,
+                at: agent.heartbeat_at.to_string(),
+                report: l2pop_bgpvpn::BgpAgentReport {
+                    host: agent.host.clone(),
+                    admin_state_up,
+                    alive,
+                    start_flag: false,
+                    graceful_restart: false,
+                },
+            }),
+            answer: Answer::BgpAgent(agent.host.clone()),
+        })
     }
 
     fn bgpvpn_answer(&self, id: BgpvpnId, caller: &Caller) -> Result<Value, NeutronError> {

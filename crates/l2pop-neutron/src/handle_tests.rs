@@ -37,6 +37,8 @@ struct Fixture {
     state: NeutronState,
     fresh: Counter,
     tenant: TenantNetworks,
+    /// Every command `handle` executed, in order.
+    log: Vec<crate::command::Command>,
 }
 
 impl Fixture {
@@ -48,6 +50,7 @@ impl Fixture {
                 now: Time(1_800_000_000),
             },
             tenant: TenantNetworks::default(),
+            log: Vec::new(),
         }
     }
 
@@ -55,6 +58,7 @@ impl Fixture {
         let outcome = self
             .state
             .handle(&Caller::Admin, request, &self.tenant, &mut self.fresh)?;
+        self.log.extend(outcome.command.clone());
         let command = outcome.command.map(|c| {
             serde_json::to_value(c).unwrap()["op"]
                 .as_str()
@@ -822,4 +826,287 @@ fn every_attribute_of_the_bgpvpn_view_is_a_filter_key_and_no_other_is() {
         .check_attributes("bgpvpns", crate::listing::BGPVPN_ATTRIBUTES)
         .unwrap_err();
     assert_eq!(error.field.as_deref(), Some("colour"), "{error:?}");
+}
+
+/// `PUT /v2.0/agents/{id}`: logged, shown, kept across the agent's next start and a replay of the
+/// log; Neutron's l2population ignores `admin_state_up`, so the engine sends nothing.
+#[test]
+fn agent_update_is_logged_shown_and_replayed_without_touching_the_fdb() {
+    let mut fixture = Fixture::new();
+    let agent = fixture.report("compute-1", true);
+    let id: Uuid = agent["agent"]["id"].as_str().unwrap().parse().unwrap();
+    assert_eq!(agent["agent"]["admin_state_up"], true);
+    let update =
+        |value: Value| Request::AgentUpdate(id, body(json!({ "agent": value }), "agent").unwrap());
+    let mut log = Vec::new();
+    let first = fixture
+        .state
+        .handle(
+            &Caller::Admin,
+            Request::AgentReport {
+                body: body(
+                    json!({"agent": {"host": "compute-2", "tunneling_ip": "192.0.2.2", "tunnel_types": ["vxlan"], "start_flag": true}}),
+                    "agent",
+                )
+                .unwrap(),
+                reply: ReportReply::Agent,
+            },
+            &fixture.tenant,
+            &mut fixture.fresh,
+        )
+        .unwrap();
+    log.push(first.command.unwrap());
+    let outcome = fixture
+        .state
+        .handle(
+            &Caller::Admin,
+            update(json!({"admin_state_up": false, "description": "drained"})),
+            &fixture.tenant,
+            &mut fixture.fresh,
+        )
+        .unwrap();
+    assert!(outcome.notifications.is_empty(), "l2pop ignores it");
+    let answer = outcome.answer.unwrap();
+    assert_eq!(answer["agent"]["admin_state_up"], false);
+    assert_eq!(answer["agent"]["description"], "drained");
+    let command = outcome.command.unwrap();
+    assert_eq!(
+        serde_json::to_value(&command).unwrap()["op"],
+        "agent_update"
+    );
+
+    // A restarted agent keeps what the operator set.
+    let again = fixture.report("compute-1", true);
+    assert_eq!(again["agent"]["admin_state_up"], false);
+    assert_eq!(again["agent"]["description"], "drained");
+
+    // Replaying the report and the update rebuilds the same record.
+    let mut replayed = NeutronState::new();
+    let report = Request::AgentReport {
+        body: body(
+            json!({"agent": {"host": "compute-1", "tunneling_ip": "192.0.2.1", "tunnel_types": ["vxlan"], "start_flag": true}}),
+            "agent",
+        )
+        .unwrap(),
+        reply: ReportReply::Agent,
+    };
+    let mut fresh = Counter {
+        next: 0,
+        now: fixture.fresh.now,
+    };
+    let planned = replayed
+        .plan(&Caller::Admin, report, &fixture.tenant, &mut fresh)
+        .unwrap();
+    replayed.execute(&planned.command.unwrap()).unwrap();
+    replayed.execute(&command).unwrap();
+    let host: Host = "compute-1".parse().unwrap();
+    let agent = replayed.catalog().agents.get(&host).unwrap();
+    assert!(!agent.admin_state_up);
+    assert_eq!(agent.description, "drained");
+}
+
+/// Anything but `admin_state_up` and `description` is a 400 naming it; an unknown id is a 404;
+/// neither changes anything.
+#[test]
+fn agent_update_refuses_other_attributes_and_unknown_agents() {
+    let mut fixture = Fixture::new();
+    let agent = fixture.report("compute-1", true);
+    let id: Uuid = agent["agent"]["id"].as_str().unwrap().parse().unwrap();
+    let refused =
+        body::<crate::request::AgentUpdateBody>(json!({"agent": {"host": "elsewhere"}}), "agent")
+            .unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("host"));
+    let refused = body::<crate::request::AgentUpdateBody>(
+        json!({"agent": {"admin_state_up": "maybe"}}),
+        "agent",
+    )
+    .unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("admin_state_up"));
+    assert_eq!(refused.value, Some(json!("maybe")));
+    let unknown = Uuid::from_u128(0xdead);
+    let error = fixture
+        .handle(Request::AgentUpdate(
+            unknown,
+            body(json!({"agent": {"admin_state_up": false}}), "agent").unwrap(),
+        ))
+        .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::NotFound);
+    let long = "x".repeat(1025);
+    let error = fixture
+        .handle(Request::AgentUpdate(
+            id,
+            body(json!({"agent": {"description": long}}), "agent").unwrap(),
+        ))
+        .unwrap_err();
+    assert_eq!(error.field.as_deref(), Some("description"));
+    let host: Host = "compute-1".parse().unwrap();
+    let agent = fixture.state.catalog().agents.get(&host).unwrap();
+    assert!(agent.admin_state_up && agent.description.is_empty());
+}
+
+fn bulk_ports(fixture: &mut Fixture, ports: Value) -> Result<Outcome, crate::NeutronError> {
+    let request = crate::request::create_body(json!({ "ports": ports }), "port")?
+        .request("ports", Request::PortCreate);
+    fixture
+        .state
+        .handle(&Caller::Admin, request, &fixture.tenant, &mut fixture.fresh)
+}
+
+use crate::handle::Outcome;
+
+/// `{"ports": [...]}`: every item planned against what the items before it took (automatic
+/// addresses differ, MACs differ), one command logged, the answer in Neutron's bulk shape; the
+/// log replays into the same ports.
+#[test]
+fn bulk_create_takes_every_item_in_one_command_that_replays() {
+    let mut fixture = Fixture::new();
+    let network = subnet_network(&mut fixture);
+    let outcome = bulk_ports(
+        &mut fixture,
+        json!([
+            {"network_id": network, "name": "a"},
+            {"network_id": network, "name": "b"},
+            {"network_id": network, "name": "c", "fixed_ips": [{"ip_address": "10.0.0.50"}]},
+        ]),
+    )
+    .unwrap();
+    let answer = outcome.answer.unwrap();
+    let ports = answer["ports"].as_array().unwrap();
+    let names: Vec<&str> = ports.iter().map(|p| p["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["a", "b", "c"]);
+    let ips: Vec<&str> = ports
+        .iter()
+        .map(|p| p["fixed_ips"][0]["ip_address"].as_str().unwrap())
+        .collect();
+    assert_eq!(ips, ["10.0.0.2", "10.0.0.3", "10.0.0.50"]);
+    assert_ne!(ports[0]["mac_address"], ports[1]["mac_address"]);
+    let command = outcome.command.unwrap();
+    let logged = serde_json::to_value(&command).unwrap();
+    assert_eq!(logged["op"], "bulk");
+    assert_eq!(logged["commands"].as_array().unwrap().len(), 3);
+
+    // Replayed from the log (network, subnet, then the bulk): the same three ports.
+    let mut replayed = NeutronState::new();
+    for command in &fixture.log {
+        replayed.execute(command).unwrap();
+    }
+    replayed.execute(&command).unwrap();
+    assert_eq!(replayed.catalog().ports, fixture.state.catalog().ports);
+    assert_eq!(replayed.executed(), fixture.state.executed());
+}
+
+/// A bulk whose third item asks for an address outside the subnet creates nothing (not even the
+/// first two), names `ports[2].fixed_ips` and its value, and leaves the allocation where it was:
+/// the next port gets the address the first item would have had.
+#[test]
+fn a_bulk_with_one_bad_item_creates_nothing_and_names_it() {
+    let mut fixture = Fixture::new();
+    let network = subnet_network(&mut fixture);
+    let before = fixture.state.catalog().ports.clone();
+    let executed = fixture.state.executed();
+    let error = bulk_ports(
+        &mut fixture,
+        json!([
+            {"network_id": network, "name": "a"},
+            {"network_id": network, "name": "b", "mac_address": "fa:16:3e:00:00:aa"},
+            {"network_id": network, "name": "c", "fixed_ips": [{"ip_address": "10.9.9.9"}]},
+        ]),
+    )
+    .unwrap_err();
+    assert_eq!(
+        error.field.as_deref(),
+        Some("ports[2].fixed_ips"),
+        "{error:?}"
+    );
+    assert_eq!(error.value, Some(json!("10.9.9.9")));
+    assert!(
+        error.message.starts_with("ports[2].fixed_ips: "),
+        "{}",
+        error.message
+    );
+    assert_eq!(fixture.state.catalog().ports, before);
+    assert_eq!(fixture.state.executed(), executed);
+    // Nothing of the refused bulk is taken: its MAC and first address are free again.
+    let (_, port) = fixture
+        .handle(Request::PortCreate(
+            body(
+                json!({"port": {"network_id": network, "mac_address": "fa:16:3e:00:00:aa"}}),
+                "port",
+            )
+            .unwrap(),
+        ))
+        .unwrap();
+    assert_eq!(port["port"]["fixed_ips"][0]["ip_address"], "10.0.0.2");
+
+    // Two items asking for the same address: the second is refused, nothing is created.
+    let before = fixture.state.catalog().ports.clone();
+    let error = bulk_ports(
+        &mut fixture,
+        json!([
+            {"network_id": network, "fixed_ips": [{"ip_address": "10.0.0.9"}]},
+            {"network_id": network, "fixed_ips": [{"ip_address": "10.0.0.9"}]},
+        ]),
+    )
+    .unwrap_err();
+    assert_eq!(error.kind, ErrorKind::Conflict);
+    assert_eq!(
+        error.field.as_deref(),
+        Some("ports[1].fixed_ips"),
+        "{error:?}"
+    );
+    assert_eq!(fixture.state.catalog().ports, before);
+}
+
+/// Networks and subnets in bulk: automatic segmentation ids differ; an overlapping subnet in the
+/// same bulk takes the first one back.
+#[test]
+fn bulk_networks_and_subnets() {
+    let mut fixture = Fixture::new();
+    let request = crate::request::create_body(
+        json!({"networks": [{"name": "x"}, {"name": "y"}]}),
+        "network",
+    )
+    .unwrap()
+    .request("networks", Request::NetworkCreate);
+    let (command, answer) = fixture.handle(request).unwrap();
+    assert_eq!(command.as_deref(), Some("bulk"));
+    let networks = answer["networks"].as_array().unwrap();
+    assert_ne!(
+        networks[0]["provider:segmentation_id"],
+        networks[1]["provider:segmentation_id"]
+    );
+    let network = networks[0]["id"].as_str().unwrap();
+    let before = fixture.state.catalog().subnets.clone();
+    let request = crate::request::create_body(
+        json!({"subnets": [
+            {"network_id": network, "cidr": "10.1.0.0/24"},
+            {"network_id": network, "cidr": "10.1.0.0/25"},
+        ]}),
+        "subnet",
+    )
+    .unwrap()
+    .request("subnets", Request::SubnetCreate);
+    let error = fixture.handle(request).unwrap_err();
+    assert!(
+        error.field.as_deref().unwrap().starts_with("subnets[1]"),
+        "{error:?}"
+    );
+    assert_eq!(fixture.state.catalog().subnets, before);
+    assert!(fixture.state.catalog().subnets.is_empty());
+}
+
+/// A network with the subnet 10.0.0.0/24; its id.
+fn subnet_network(fixture: &mut Fixture) -> String {
+    let (_, network) = fixture
+        .handle(Request::NetworkCreate(
+            body(json!({"network": {"name": "n"}}), "network").unwrap(),
+        ))
+        .unwrap();
+    let network = network["network"]["id"].as_str().unwrap().to_owned();
+    subnet_create(
+        fixture,
+        json!({"network_id": network, "cidr": "10.0.0.0/24"}),
+    )
+    .unwrap();
+    network
 }

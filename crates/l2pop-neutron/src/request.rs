@@ -49,17 +49,6 @@ pub fn body<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, NeutronEr
             "Resource body required: expected a JSON object with the key '{key}'"
         )));
     };
-    let plural = format!("{key}s");
-    if !outer.contains_key(key)
-        && let Some(Value::Array(items)) = outer.get(&plural)
-    {
-        // Neutron's bulk create is all or nothing; l2pop plans one resource per command.
-        return Err(NeutronError::invalid(
-            &plural,
-            items.len(),
-            format!("bulk create is not supported: send one '{key}' per request"),
-        ));
-    }
     let inner = outer.remove(key).ok_or_else(|| {
         NeutronError::bad_request(format!("Resource body required: missing '{key}'"))
     })?;
@@ -71,6 +60,66 @@ pub fn body<T: DeserializeOwned>(value: Value, key: &str) -> Result<T, NeutronEr
         ));
     }
     tracked(inner)
+}
+
+/// A create's body: `{"<key>": {...}}` gives one item, Neutron's bulk form
+/// `{"<key>s": [{...}, ...]}` gives them all (`Bulk`). An item's error names it
+/// (`ports[2].fixed_ips`).
+pub fn create_body<T: DeserializeOwned>(
+    value: Value,
+    key: &str,
+) -> Result<Create<T>, NeutronError> {
+    let plural = format!("{key}s");
+    let Value::Object(mut outer) = value else {
+        return body(value, key).map(Create::One);
+    };
+    if outer.contains_key(key) || !outer.contains_key(&plural) {
+        return body(Value::Object(outer), key).map(Create::One);
+    }
+    let items = outer.remove(&plural).unwrap_or(Value::Null);
+    if let Some(extra) = outer.keys().next() {
+        return Err(NeutronError::invalid(
+            extra,
+            Value::String(extra.clone()),
+            "is not a recognized top-level key",
+        ));
+    }
+    let Value::Array(items) = items else {
+        return Err(NeutronError::invalid(&plural, items, "is not a list"));
+    };
+    if items.is_empty() {
+        return Err(NeutronError::invalid(
+            &plural,
+            Value::Array(items),
+            "is empty",
+        ));
+    }
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(index, item)| tracked(item).map_err(|error| error.in_item(&plural, index)))
+        .collect::<Result<Vec<T>, _>>()
+        .map(Create::Bulk)
+}
+
+/// What [`create_body`] found.
+#[derive(Debug)]
+pub enum Create<T> {
+    One(T),
+    Bulk(Vec<T>),
+}
+
+impl<T> Create<T> {
+    /// The request: `one` for a single item, a [`Request::Bulk`] of them for many.
+    pub fn request(self, collection: &'static str, one: impl Fn(T) -> Request) -> Request {
+        match self {
+            Create::One(item) => one(item),
+            Create::Bulk(items) => Request::Bulk {
+                collection,
+                items: items.into_iter().map(one).collect(),
+            },
+        }
+    }
 }
 
 /// Deserializes `value` into `T`. On error the field is the attribute's path
@@ -349,6 +398,14 @@ pub struct AgentReportBody {
     pub binary: Option<String>,
 }
 
+/// `PUT /v2.0/agents/{id}`: what Neutron's agent update takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentUpdateBody {
+    pub admin_state_up: Option<bool>,
+    pub description: Option<String>,
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct DeviceBody {
@@ -508,6 +565,8 @@ pub enum Request {
         body: AgentReportBody,
         reply: ReportReply,
     },
+    /// `PUT /v2.0/agents/{id}` (L2 or BGP agent).
+    AgentUpdate(Uuid, AgentUpdateBody),
     /// `update_device_up` (`up`) or `update_device_down`.
     Device {
         device: DeviceName,
@@ -543,6 +602,12 @@ pub enum Request {
     BgpDevices(DeviceRoutes),
     /// `POST /v2.0/l2pop/bgp-agents/{host}/end-of-rib`.
     BgpEndOfRib(Host),
+    /// A bulk create of `collection` (`networks`, `subnets`, `ports`): its items are creates of
+    /// that resource, planned and executed in order, all or none (see `handle`).
+    Bulk {
+        collection: &'static str,
+        items: Vec<Request>,
+    },
 }
 
 /// A read that needs the engine or the BGPVPN extension, so the owner answers it. Everything
@@ -595,17 +660,38 @@ mod tests {
 
     use super::*;
 
-    /// A bulk body is refused by name, not as a missing resource key.
+    /// A bulk body gives every item; an item's error names its index.
     #[test]
-    fn bulk_create_is_refused_naming_the_collection() {
-        let error = body::<PortCreateBody>(json!({"ports": [{}, {}]}), "port").unwrap_err();
-        assert_eq!(error.field.as_deref(), Some("ports"));
-        assert_eq!(error.value, Some(json!(2)));
+    fn bulk_create_bodies_name_the_item() {
+        let ports = create_body::<PortCreateBody>(
+            json!({"ports": [{"network_id": Uuid::from_u128(1)}, {"network_id": Uuid::from_u128(2)}]}),
+            "port",
+        )
+        .unwrap();
+        assert!(matches!(ports, Create::Bulk(ref items) if items.len() == 2));
+        let one = create_body::<PortCreateBody>(
+            json!({"port": {"network_id": Uuid::from_u128(1)}}),
+            "port",
+        )
+        .unwrap();
+        assert!(matches!(one, Create::One(_)));
+        let error = create_body::<PortCreateBody>(
+            json!({"ports": [{"network_id": Uuid::from_u128(1)}, {"network_id": Uuid::from_u128(1), "mac_address": "zz"}]}),
+            "port",
+        )
+        .unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("ports[1].mac_address"));
+        assert_eq!(error.value, Some(json!("zz")));
         assert!(
-            error.message.contains("bulk create is not supported"),
+            error.message.starts_with("ports[1].mac_address: "),
             "{}",
             error.message
         );
+        let error = create_body::<PortCreateBody>(json!({"ports": []}), "port").unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("ports"));
+        let error =
+            create_body::<PortCreateBody>(json!({"ports": [{}], "x": 1}), "port").unwrap_err();
+        assert_eq!(error.field.as_deref(), Some("x"));
     }
 
     /// Neutron's `convert_to_int`: numbers and numeric strings are taken, anything else is a 400

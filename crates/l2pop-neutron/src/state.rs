@@ -44,6 +44,13 @@ pub const DEFAULT_AGENT_DOWN_TIME: u64 = 75;
 /// Neutron's default `max_fixed_ips_per_port`.
 pub const DEFAULT_MAX_FIXED_IPS_PER_PORT: usize = 5;
 
+/// See [`NeutronState::save_for_rollback`].
+#[derive(Debug)]
+pub(crate) struct Saved {
+    catalog: Catalog,
+    allocations: HashMap<SubnetId, Allocation>,
+}
+
 /// A subnet's allocation cursor: the address taken last, after which the next scan starts.
 #[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Allocation {
@@ -117,8 +124,53 @@ impl NeutronState {
         self.engine.take_reports()
     }
 
-    fn execute_inner(&mut self, command: &Command) -> Result<Vec<Notification>, NeutronError> {
+    /// What a bulk create's rollback restores besides the engine: O(1) for the catalog
+    /// (persistent maps), O(subnets) for the allocation cursors.
+    pub(crate) fn save_for_rollback(&self) -> Saved {
+        Saved {
+            catalog: self.catalog.clone(),
+            allocations: self.allocations.clone(),
+        }
+    }
+
+    /// Takes back the creates `done` executed since `saved`: the engine deletes them in reverse
+    /// order (creates of resources nothing else refers to yet, so each delete is accepted and
+    /// the engine is as before), then the catalog and cursors are restored. Their
+    /// notifications, never sent, are dropped with the deletes'.
+    pub(crate) fn roll_back(&mut self, done: &[Command], saved: Saved) {
+        for command in done.iter().rev() {
+            if let Some(undo) = command.undo() {
+                let undone = self.execute_inner(&undo);
+                debug_assert!(undone.is_ok(), "rolling back {command:?}: {undone:?}");
+            }
+        }
+        self.catalog = saved.catalog;
+        self.allocations = saved.allocations;
+    }
+
+    pub(crate) fn execute_inner(
+        &mut self,
+        command: &Command,
+    ) -> Result<Vec<Notification>, NeutronError> {
         match command {
+            Command::Bulk { commands } => {
+                let saved = self.save_for_rollback();
+                let mut notifications = Vec::new();
+                for (index, inner) in commands.iter().enumerate() {
+                    let step = match inner.undo() {
+                        Some(_) => self.execute_inner(inner),
+                        None => Err(NeutronError::bad_request("only creates may be bulk")),
+                    };
+                    match step {
+                        Ok(sent) => notifications.extend(sent),
+                        Err(error) => {
+                            self.roll_back(&commands[..index], saved);
+                            return Err(error.in_item("bulk", index));
+                        }
+                    }
+                }
+                Ok(notifications)
+            }
             Command::NetworkCreate { network } => self.network_create(network),
             Command::NetworkUpdate {
                 id,
@@ -201,10 +253,14 @@ impl NeutronState {
                     "tunnel_types": report.tunnel_types,
                     "l2pop_network_types": report.l2pop_network_types,
                 });
-                let started_at = match self.catalog.agents.get(&report.host) {
+                let known = self.catalog.agents.get(&report.host);
+                let started_at = match known {
                     Some(agent) if !report.start_flag => agent.started_at.clone(),
                     _ => at.clone(),
                 };
+                let (admin_state_up, description) = known.map_or((true, String::new()), |a| {
+                    (a.admin_state_up, a.description.clone())
+                });
                 let heartbeat_at = Time::parse_neutron(at).unwrap_or_default();
                 self.catalog.agents.insert(
                     report.host.clone(),
@@ -216,9 +272,30 @@ impl NeutronState {
                         configurations,
                         started_at,
                         heartbeat_at,
+                        admin_state_up,
+                        description,
                     }),
                 );
                 Ok(notifications)
+            }
+            Command::AgentUpdate {
+                host,
+                admin_state_up,
+                description,
+            } => {
+                let agent = self
+                    .catalog
+                    .agents
+                    .get_mut(host)
+                    .map(Arc::make_mut)
+                    .ok_or_else(|| NeutronError::not_found("agent", host))?;
+                if let Some(up) = admin_state_up {
+                    agent.admin_state_up = *up;
+                }
+                if let Some(description) = description {
+                    agent.description.clone_from(description);
+                }
+                Ok(Vec::new())
             }
             Command::DeviceUp(up) => {
                 let notifications = self.engine.apply(&Event::DeviceUp(up.clone()))?;

@@ -498,6 +498,68 @@ async fn bgpvpn_devices_reach_the_fdb_with_the_extension_as_source() {
     server.stop().await;
 }
 
+/// Neutron's bulk create: `{"ports": [...]}` answers 201 `{"ports": [...]}`, all or none; a
+/// refused item is named by index, field and value; an accepted bulk survives a restart.
+#[tokio::test]
+async fn bulk_create_is_all_or_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let server = TestServer::start(&url).await;
+    let (network_id, _) = small_topology(&server).await;
+    let before = server.admin(Method::GET, "/v2.0/ports", None).await;
+    let (status, error) = server
+        .call(
+            Some(ADMIN),
+            Method::POST,
+            "/v2.0/ports",
+            Some(json!({"ports": [
+                {"network_id": network_id, "name": "b0"},
+                {"network_id": network_id, "name": "b1"},
+                {"network_id": network_id, "name": "b2", "fixed_ips": [{"ip_address": "10.9.9.9"}]},
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST, "{error}");
+    assert_eq!(
+        error["NeutronError"]["field"], "ports[2].fixed_ips",
+        "{error}"
+    );
+    assert_eq!(error["NeutronError"]["value"], "10.9.9.9", "{error}");
+    let after = server.admin(Method::GET, "/v2.0/ports", None).await;
+    assert_eq!(before, after, "a refused bulk created something");
+
+    let (status, created) = server
+        .call(
+            Some(ADMIN),
+            Method::POST,
+            "/v2.0/ports",
+            Some(json!({"ports": [
+                {"network_id": network_id, "name": "b0"},
+                {"network_id": network_id, "name": "b1"},
+            ]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let ports = created["ports"].as_array().unwrap();
+    assert_eq!(ports.len(), 2, "{created}");
+    assert_ne!(ports[0]["fixed_ips"], ports[1]["fixed_ips"]);
+    let (status, networks) = server
+        .call(
+            Some(ADMIN),
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"networks": [{"name": "x"}, {"name": "y"}]})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CREATED, "{networks}");
+    assert_eq!(networks["networks"].as_array().unwrap().len(), 2);
+    let before = snapshot(&server).await;
+    server.stop().await;
+    let server = TestServer::start(&url).await;
+    assert_eq!(before, snapshot(&server).await);
+    server.stop().await;
+}
+
 /// Everything acknowledged is in the log: a restarted server answers exactly as before.
 #[tokio::test]
 async fn restart_rebuilds_the_same_state() {
@@ -512,7 +574,50 @@ async fn restart_rebuilds_the_same_state() {
             Some(json!({"device": {"host": "compute-2"}})),
         )
         .await;
+    // An operator's agent update is logged too (Neutron's `openstack network agent set`).
+    let agents = server.admin(Method::GET, "/v2.0/agents", None).await;
+    let agent_id = agents["agents"][0]["id"].as_str().unwrap().to_owned();
+    let path = format!("/v2.0/agents/{agent_id}");
+    let updated = server
+        .admin(
+            Method::PUT,
+            &path,
+            Some(json!({"agent": {"admin_state_up": false, "description": "drained"}})),
+        )
+        .await;
+    assert_eq!(updated["agent"]["admin_state_up"], false, "{updated}");
+    assert_eq!(updated["agent"]["description"], "drained");
+    for (body, field, status) in [
+        (
+            json!({"agent": {"host": "x"}}),
+            "host",
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            json!({"agent": {"admin_state_up": 3}}),
+            "admin_state_up",
+            StatusCode::BAD_REQUEST,
+        ),
+    ] {
+        let (got, error) = server
+            .call(Some(ADMIN), Method::PUT, &path, Some(body.clone()))
+            .await;
+        assert_eq!(got, status, "{body}: {error}");
+        assert_eq!(error["NeutronError"]["field"], field, "{body}: {error}");
+    }
+    let unknown = format!("/v2.0/agents/{}", uuid::Uuid::from_u128(7));
+    let (got, error) = server
+        .call(
+            Some(ADMIN),
+            Method::PUT,
+            &unknown,
+            Some(json!({"agent": {"admin_state_up": false}})),
+        )
+        .await;
+    assert_eq!(got, StatusCode::NOT_FOUND, "{error}");
+    assert!(error["NeutronError"]["type"].is_string(), "{error}");
     let before = snapshot(&server).await;
+    assert_eq!(before[3]["agents"][0]["description"], "drained");
     server.stop().await;
     let server = TestServer::start(&url).await;
     let after = snapshot(&server).await;

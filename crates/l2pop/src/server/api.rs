@@ -21,7 +21,7 @@ use axum::routing::{MethodRouter, delete, get, post, put};
 use l2pop_bgpvpn::{BgpvpnId, DeviceRoutes, GatewayRoutes, SpeakerId};
 use l2pop_model::{Host, NetworkId, PortId, Uuid};
 use l2pop_neutron::discovery;
-use l2pop_neutron::listing::{BGPVPN_ATTRIBUTES, Collection, ListParams, Page};
+use l2pop_neutron::listing::{BGPVPN_ATTRIBUTES, Collection, ListParams};
 use l2pop_neutron::request::{
     self as req, DeviceBody, DeviceName, DeviceReply, DevicesBody, GatewaysBody, ReportReply, body,
     tracked,
@@ -31,6 +31,7 @@ use serde_json::{Value, json};
 use tokio::sync::watch;
 
 use super::error;
+use super::links::{links_base, page_links};
 use super::openapi::RouteDoc;
 use super::owner::{self, OwnerHandle};
 
@@ -217,87 +218,6 @@ fn list(
         .into_response())
 }
 
-/// `http://<host><path>` of the request: where the `*_links` of a page point.
-fn links_base(headers: &HeaderMap, uri: &Uri) -> String {
-    let host = headers
-        .get(axum::http::header::HOST)
-        .and_then(|h| h.to_str().ok())
-        .unwrap_or("localhost");
-    format!("http://{host}{}", uri.path())
-}
-
-/// Neutron's `*_links`: `next` while more items follow the page, `previous` once a marker was
-/// given (reversed for `page_reverse`).
-fn page_links(base: &str, params: &ListParams, page: &Page) -> Vec<Value> {
-    let href = |marker: &str, reverse: bool| {
-        let mut pairs: Vec<(String, String)> = Vec::new();
-        for (key, values) in &params.filters {
-            pairs.extend(values.iter().map(|v| (key.clone(), v.clone())));
-        }
-        pairs.extend(
-            params
-                .fields
-                .iter()
-                .map(|f| ("fields".to_owned(), f.clone())),
-        );
-        for (key, ascending) in &params.sort {
-            pairs.push(("sort_key".to_owned(), key.clone()));
-            let dir = if *ascending { "asc" } else { "desc" };
-            pairs.push(("sort_dir".to_owned(), dir.to_owned()));
-        }
-        if let Some(limit) = params.limit {
-            pairs.push(("limit".to_owned(), limit.to_string()));
-        }
-        pairs.push(("marker".to_owned(), marker.to_owned()));
-        if reverse {
-            pairs.push(("page_reverse".to_owned(), "True".to_owned()));
-        }
-        let query: Vec<String> = pairs
-            .iter()
-            .map(|(k, v)| format!("{}={}", percent_encode(k), percent_encode(v)))
-            .collect();
-        format!("{base}?{}", query.join("&"))
-    };
-    let (mut next, mut previous) = (None, None);
-    let given = params.marker.is_some();
-    if params.page_reverse {
-        if page.more {
-            previous = page.first_id.as_deref().map(|m| href(m, true));
-        }
-        if given {
-            next = page.last_id.as_deref().map(|m| href(m, false));
-        }
-    } else {
-        if page.more {
-            next = page.last_id.as_deref().map(|m| href(m, false));
-        }
-        if given {
-            previous = page.first_id.as_deref().map(|m| href(m, true));
-        }
-    }
-    let mut links = Vec::new();
-    if let Some(href) = next {
-        links.push(json!({"rel": "next", "href": href}));
-    }
-    if let Some(href) = previous {
-        links.push(json!({"rel": "previous", "href": href}));
-    }
-    links
-}
-
-/// RFC 3986 percent-encoding of everything but the unreserved characters.
-fn percent_encode(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for byte in text.bytes() {
-        if byte.is_ascii_alphanumeric() || b"-._~".contains(&byte) {
-            out.push(char::from(byte));
-        } else {
-            out.push_str(&format!("%{byte:02X}"));
-        }
-    }
-    out
-}
-
 /// Parses the request body as JSON; a malformed body is a 400, never a panic.
 fn json_body(bytes: &Bytes) -> Result<Value, NeutronError> {
     serde_json::from_slice(bytes)
@@ -334,7 +254,8 @@ async fn networks_list(
 
 async fn network_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
     app.write(&headers, StatusCode::CREATED, |_| {
-        Ok(Request::NetworkCreate(body(json_body(&bytes)?, "network")?))
+        Ok(req::create_body(json_body(&bytes)?, "network")?
+            .request("networks", Request::NetworkCreate))
     })
     .await
 }
@@ -388,7 +309,8 @@ async fn subnets_list(
 
 async fn subnet_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
     app.write(&headers, StatusCode::CREATED, |_| {
-        Ok(Request::SubnetCreate(body(json_body(&bytes)?, "subnet")?))
+        Ok(req::create_body(json_body(&bytes)?, "subnet")?
+            .request("subnets", Request::SubnetCreate))
     })
     .await
 }
@@ -442,7 +364,7 @@ async fn ports_list(
 
 async fn port_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
     app.write(&headers, StatusCode::CREATED, |_| {
-        Ok(Request::PortCreate(body(json_body(&bytes)?, "port")?))
+        Ok(req::create_body(json_body(&bytes)?, "port")?.request("ports", Request::PortCreate))
     })
     .await
 }
@@ -497,6 +419,20 @@ async fn agent_show(
     app.read(&headers, |catalog, caller, now| {
         caller.require_admin("get_agent")?;
         catalog.agent_answer(caller, path_id("agent", &id)?, now)
+    })
+    .await
+}
+
+/// `PUT /v2.0/agents/{id}`: `admin_state_up` and `description`, as Neutron's agent update.
+async fn agent_update(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    app.write(&headers, StatusCode::OK, |_| {
+        let id = path_id("agent", &id)?;
+        Ok(Request::AgentUpdate(id, body(json_body(&bytes)?, "agent")?))
     })
     .await
 }
@@ -1166,7 +1102,7 @@ pub fn routes() -> Vec<Route> {
         route(
             "POST",
             "/v2.0/networks",
-            "Create a network (provider:* admin-only)",
+            "Create a network, or networks in bulk (provider:* admin-only)",
             NETWORK,
             post(network_create),
         ),
@@ -1201,7 +1137,7 @@ pub fn routes() -> Vec<Route> {
         route(
             "POST",
             "/v2.0/subnets",
-            "Create a subnet",
+            "Create a subnet, or subnets in bulk",
             SUBNET,
             post(subnet_create),
         ),
@@ -1236,7 +1172,7 @@ pub fn routes() -> Vec<Route> {
         route(
             "POST",
             "/v2.0/ports",
-            "Create a port (binding:host_id admin-only)",
+            "Create a port, or ports in bulk (binding:host_id admin-only)",
             PORT,
             post(port_create),
         ),
@@ -1274,6 +1210,13 @@ pub fn routes() -> Vec<Route> {
             "Show an agent (admin)",
             None,
             get(agent_show),
+        ),
+        route(
+            "PUT",
+            "/v2.0/agents/{id}",
+            "Update an agent's admin_state_up or description (admin)",
+            Some("agent"),
+            put(agent_update),
         ),
         route(
             "GET",

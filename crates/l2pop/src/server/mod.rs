@@ -26,6 +26,7 @@ pub mod api;
 pub mod config;
 pub mod error;
 pub mod health;
+mod links;
 pub mod listener;
 pub mod openapi;
 pub mod outbox;

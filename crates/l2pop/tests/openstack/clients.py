@@ -68,6 +68,19 @@ check([p.id for p in found] == [ports[1].id], found)
 found = list(net.ports(network_id=network.id, name="sdk-port-2"))
 check([p.id for p in found] == [ports[2].id], found)
 check(net.find_network("sdk-net").id == network.id, "find by name")
+# Bulk create (one POST of {"ports": [...]}), all or none.
+bulk = list(net.create_ports([{"network_id": network.id, "name": f"bulk-{n}"} for n in range(2)]))
+check([p.name for p in bulk] == ["bulk-0", "bulk-1"], bulk)
+check(bulk[0].fixed_ips != bulk[1].fixed_ips, bulk)
+try:
+    list(net.create_ports([{"network_id": network.id, "name": "bulk-2"},
+                           {"network_id": network.id, "fixed_ips": [{"ip_address": "10.9.9.9"}]}]))
+    check(False, "a bulk with a bad address was accepted")
+except exceptions.BadRequestException as error:
+    check("ports[1].fixed_ips" in str(error), error)
+check(not list(net.ports(name="bulk-2")), "a refused bulk created its first port")
+for port in bulk:
+    net.delete_port(port)
 
 # -- paging and sorting: the SDK follows the links to the end --
 paged = list(net.ports(limit=1))
@@ -155,6 +168,12 @@ listed = cli("port", "list", "--fixed-ip", f"ip-address={cli_ip}", "-f", "json")
 check([p["ID"] for p in listed] == [cli_port["id"]], listed)
 listed = cli("network", "agent", "list", "-f", "json")
 check([a["Host"] for a in listed] == ["compute-1"], listed)
+cli("network", "agent", "set", "--disable", "--description", "drained", listed[0]["ID"])
+shown = cli("network", "agent", "show", listed[0]["ID"], "-f", "json")
+check(shown["admin_state_up"] in (False, "DOWN"), shown)
+check(shown["description"] == "drained", shown)
+agent = net.update_agent(listed[0]["ID"], is_admin_state_up=True)
+check(agent.is_admin_state_up and agent.description == "drained", agent)
 cli("network", "list", "--long", "-f", "json")
 cli("port", "delete", "cli-port")
 cli("subnet", "delete", "cli-sub")
