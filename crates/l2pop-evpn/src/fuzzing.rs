@@ -218,7 +218,9 @@ fn config(flags: u8) -> SessionConfig {
 /// every input: state transitions among those above; no UPDATE sent before Established (ours
 /// included); `Up` only on reaching Established and `Down` only on leaving it; timers armed in
 /// the future; every message sent decodes; the Adj-RIB-In is what its reported changes say.
-pub fn fsm(data: &[u8]) {
+/// Returns how far the session got, so that a test can tell the seeds reach Established.
+pub fn fsm(data: &[u8]) -> FsmReach {
+    let mut reach = FsmReach::default();
     let mut input = Reader(data);
     let mut session = Session::new(config(input.byte().unwrap_or(0)));
     let mut importer = Importer::new(BTreeSet::new());
@@ -247,8 +249,9 @@ pub fn fsm(data: &[u8]) {
             }
             6 => Input::Received(&keepalive),
             7 => {
+                // The first n octets of FRR's UPDATEs (all of them when n reaches their length).
                 owned = frr_updates();
-                let cut = usize::from(input.u16()) % (owned.len() + 1);
+                let cut = usize::from(input.u16()).min(owned.len());
                 Input::Received(&owned[..cut])
             }
             8 => Input::TimerExpired(
@@ -292,7 +295,18 @@ pub fn fsm(data: &[u8]) {
             session.rib().len(),
             "Adj-RIB-In vs its changes"
         );
+        reach.established |= after == State::Established;
+        reach.most_routes = reach.most_routes.max(shadow.len());
     }
+    reach
+}
+
+/// How far one [`fsm`] run got.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct FsmReach {
+    pub established: bool,
+    /// The most routes the peer's Adj-RIB-In held at once.
+    pub most_routes: usize,
 }
 
 /// Follows the outputs in order: `Up` enters Established, `Down` leaves it (one input can do

@@ -33,7 +33,25 @@ fn nlri_corpus() {
 
 #[test]
 fn fsm_corpus() {
-    run("fsm", l2pop_evpn::fuzzing::fsm);
+    run("fsm", |data| {
+        l2pop_evpn::fuzzing::fsm(data);
+    });
+}
+
+/// The FSM seed built from FRR's session reaches Established and learns FRR's four routes
+/// through the fuzz target's own input decoding: the fuzzer starts from a working session.
+#[test]
+fn fsm_seed_reaches_established() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/corpus/fsm");
+    let seed = std::fs::read(dir.join("frr-session")).unwrap();
+    let reach = l2pop_evpn::fuzzing::fsm(&seed);
+    assert_eq!(
+        reach,
+        l2pop_evpn::fuzzing::FsmReach {
+            established: true,
+            most_routes: 4
+        }
+    );
 }
 
 /// The seeds reach what they are meant to: FRR's session gets Established and learns its
