@@ -20,6 +20,7 @@
 pub mod codec;
 pub mod export;
 pub mod fsm;
+pub mod fuzzing;
 pub mod import;
 pub mod rib;
 
