@@ -10,19 +10,9 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-fn python() -> PathBuf {
-    let path = std::env::var_os("L2POP_NEUTRON_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../target/neutron-venv/bin/python")
-        });
-    assert!(
-        path.exists(),
-        "the Neutron python {} does not exist: run scripts/neutron-venv (or set L2POP_NEUTRON_PYTHON)",
-        path.display()
-    );
-    path
-}
+#[path = "support/neutron.rs"]
+mod neutron;
+use neutron::python;
 
 #[test]
 fn our_agent_follows_a_real_neutron_server() {
