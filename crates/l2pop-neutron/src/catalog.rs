@@ -23,6 +23,10 @@ use crate::command::{AssociationRecord, NetworkRecord, PortRecord, SubnetId, Sub
 use crate::policy::Caller;
 use crate::time::Time;
 
+/// Agent type names as Neutron reports them.
+pub const L2_AGENT_TYPE: &str = "Open vSwitch agent";
+pub const BGP_AGENT_TYPE: &str = "BGP dynamic routing agent";
+
 /// An L2 agent as `/v2.0/agents` shows it. Its heartbeat is not logged (agents report every few
 /// seconds and re-report after a server restart): a restarted server knows the time of the last
 /// logged report until the agent's next heartbeat.

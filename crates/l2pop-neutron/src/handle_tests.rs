@@ -366,7 +366,7 @@ fn subnet_attributes_are_kept_and_validated() {
 /// Pools computed for old log records (no `allocation_pools` kept) and edge gateways.
 #[test]
 fn default_allocation_pools_follow_neutron() {
-    use crate::plan::default_allocation_pools;
+    use crate::addresses::default_allocation_pools;
     let pools = |cidr: &str, gateway: Option<&str>| {
         serde_json::to_value(default_allocation_pools(
             cidr.parse().unwrap(),

@@ -13,6 +13,7 @@
 //! once to HTTP answers and once to RPC failures. Time and fresh ids come in through
 //! [`request::Fresh`]; nothing here reads a clock or does I/O.
 
+pub mod addresses;
 pub mod catalog;
 pub mod command;
 pub mod device;

@@ -9,16 +9,12 @@ use l2pop_engine::{DesiredTable, Provenance};
 use l2pop_model::{NetworkId, PortId, Uuid};
 use serde_json::{Map, Value, json};
 
-use crate::catalog::{AgentRecord, BgpAgentRecord, Catalog, SpeakerMeta};
+use crate::catalog::{AgentRecord, BGP_AGENT_TYPE, BgpAgentRecord, Catalog, SpeakerMeta};
 use crate::command::{AssociationRecord, NetworkRecord, PortRecord, SubnetId, SubnetRecord};
 use crate::error::NeutronError;
 use crate::policy::Caller;
 use crate::state::NeutronState;
 use crate::time::Time;
-
-/// Agent type names as Neutron reports them.
-pub const L2_AGENT_TYPE: &str = "Open vSwitch agent";
-pub const BGP_AGENT_TYPE: &str = "BGP dynamic routing agent";
 
 impl Catalog {
     /// `{"network": view}` of a network the caller may see (show, and the answer to a write).
@@ -122,7 +118,7 @@ impl Catalog {
 
     pub fn subnet_view(&self, subnet: &SubnetRecord) -> Value {
         let pools = subnet.allocation_pools.clone().unwrap_or_else(|| {
-            crate::plan::default_allocation_pools(subnet.cidr, subnet.gateway_ip)
+            crate::addresses::default_allocation_pools(subnet.cidr, subnet.gateway_ip)
         });
         json!({
             "id": subnet.id,
