@@ -4,12 +4,14 @@ What is journalled (precommit, in the transaction of the change), and how l2pop 
 
 - network create/delete, with the network's first segment (type, segmentation id,
   physical network);
-- subnet create (the CIDR: l2pop checks that fixed IPs lie in a subnet of the network);
+- subnet create/delete (the CIDR: l2pop checks that fixed IPs lie in a subnet of the network);
 - port create/update/delete with the attributes l2pop reads (MAC, fixed IPs, device_owner,
   device_id, binding host, admin_state_up); an update journals only what changed;
 - port status: DOWN/BUILD→ACTIVE is a device ``up`` from the binding host, ACTIVE→DOWN a
   device ``down`` from the host it was on (before the update that moved it), as Neutron's
   agents report them through ``update_device_up/down``;
+- DVR interface ports (``network:router_interface_distributed``): the status of each
+  host's ``DistributedPortBinding``, as ``up``/``down`` from that host (rule 11);
 - ``refresh_tunnels``: Neutron hands it only to the mechanism driver registered as
   ``l2population`` (``neutron/plugins/ml2/rpc.py: notify_l2pop_port_wiring``). This driver
   answers to that name too (an alias in the plugin's driver table, only when Neutron's own
@@ -183,6 +185,8 @@ class L2popServerMechanismDriver(api.MechanismDriver):
     def create_port_precommit(self, context):
         port = context.current
         data = port_fields(port)
+        if port.get("device_owner") == const.DEVICE_OWNER_DVR_INTERFACE:
+            data["host"] = None  # its hosts come with its per-host bindings
         data.update(id=port["id"], network_id=port["network_id"], project_id=project_of(port))
         self._record(context, translate.PORT, port["id"], translate.CREATE, data)
         if port.get("status") == const.PORT_STATUS_ACTIVE and data["host"]:
@@ -197,7 +201,7 @@ class L2popServerMechanismDriver(api.MechanismDriver):
                 error_message="unable to modify mac_address of ACTIVE port %s" % port["id"]
             )
         if port.get("device_owner") == const.DEVICE_OWNER_DVR_INTERFACE:
-            # Per-host bindings of DVR ports are not in the l2pop API (docs/openstack.md).
+            self._update_distributed_port(context)
             return
         now, before = port_fields(port), port_fields(original)
         changed = {key: value for key, value in now.items() if before[key] != value}
@@ -214,6 +218,32 @@ class L2popServerMechanismDriver(api.MechanismDriver):
             self._record(context, translate.PORT, port["id"], translate.UP, {"id": port["id"], "host": now["host"]})
 
     update_port_postcommit = _kick
+
+    def _update_distributed_port(self, context):
+        """A DVR interface port: one update per host binding (``DistributedPortBinding``).
+
+        ML2 calls this for each host's binding: when an agent reports the device up or down on
+        that host (``context.status`` is the binding's status, ``context.host`` its host), when
+        the binding is made (DOWN), and once per binding on an API update of the port. Neutron's
+        l2population announces the host's presence on every such call with an ACTIVE binding and
+        withdraws it on every DOWN one (rule 11); l2pop's engine keeps the set of hosts with an
+        ACTIVE binding, so a repeated ``up`` or a ``down`` from a host not in it changes nothing.
+        The port's own ``binding:host_id`` means nothing for a DVR port and is not sent.
+        """
+        port, original = context.current, context.original
+        now, before = port_fields(port), port_fields(original)
+        del now["host"], before["host"]
+        changed = {key: value for key, value in now.items() if before[key] != value}
+        if changed:
+            changed["id"] = port["id"]
+            self._record(context, translate.PORT, port["id"], translate.UPDATE, changed)
+        host = context.host
+        if not host:
+            return
+        if context.status == const.PORT_STATUS_ACTIVE:
+            self._record(context, translate.PORT, port["id"], translate.UP, {"id": port["id"], "host": host})
+        elif context.status == const.PORT_STATUS_DOWN:
+            self._record(context, translate.PORT, port["id"], translate.DOWN, {"id": port["id"], "host": host})
 
     def delete_port_precommit(self, context):
         port = context.current

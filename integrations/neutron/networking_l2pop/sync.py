@@ -4,7 +4,8 @@ For a first start (a cloud that ran Neutron's own ``l2population`` before), and 
 l2pop server lost its state (a new store, a restore from an old backup). It writes, in one
 transaction, the rows that describe the present: every L2 agent's report, every network with
 its first segment, every subnet, every port (create, then an update with all its attributes,
-for a port l2pop already has), and its status (ACTIVE: ``up`` from its host; otherwise ``down``).
+for a port l2pop already has), and its status (ACTIVE: ``up`` from its host; otherwise ``down``;
+a DVR interface port: one per host binding, ``DistributedPortBinding``).
 The rows are delivered like any others, after whatever is already in the journal; every one of
 them is idempotent, so a sync of an l2pop that is already right changes nothing.
 
@@ -24,6 +25,8 @@ from neutron_lib.api.definitions import portbindings
 from neutron_lib.api.definitions import provider_net as pnet
 from neutron_lib.db import api as db_api
 from neutron_lib.plugins import directory
+
+from neutron.plugins.ml2 import db as ml2_db
 
 from networking_l2pop import journal
 from networking_l2pop import translate
@@ -45,11 +48,7 @@ def full_sync(plugin, context, driver):
             rows.append(("agent", agent))
     networks = plugin.get_networks(context)
     subnets = plugin.get_subnets(context)
-    ports = [
-        port
-        for port in plugin.get_ports(context)
-        if port.get("device_owner") != const.DEVICE_OWNER_DVR_INTERFACE
-    ]
+    ports = plugin.get_ports(context)
     written = 0
     for _, agent in rows:
         driver._agent_reported(None, None, None, _AgentPayload(agent, forced=True))
@@ -89,17 +88,27 @@ def full_sync(plugin, context, driver):
             written += 1
         for port in ports:
             fields = port_fields(port)
+            if port.get("device_owner") == const.DEVICE_OWNER_DVR_INTERFACE:
+                fields["host"] = None
             create = dict(fields, id=port["id"], network_id=port["network_id"], project_id=project_of(port))
             journal.record(context, translate.PORT, port["id"], translate.CREATE, create)
             journal.record(context, translate.PORT, port["id"], translate.UPDATE, dict(fields, id=port["id"]))
             written += 2
-            host = port.get(portbindings.HOST_ID)
-            if host:
-                operation = translate.UP if port["status"] == const.PORT_STATUS_ACTIVE else translate.DOWN
+            for host, status in _statuses(context, port):
+                operation = translate.UP if status == const.PORT_STATUS_ACTIVE else translate.DOWN
                 journal.record(context, translate.PORT, port["id"], operation, {"id": port["id"], "host": host})
                 written += 1
     driver.journal.kick()
     return written
+
+
+def _statuses(context, port):
+    """(host, status) of the port's bindings: its binding host, or a DVR port's per-host ones."""
+    if port.get("device_owner") == const.DEVICE_OWNER_DVR_INTERFACE:
+        bindings = ml2_db.get_distributed_port_bindings(context, port["id"])
+        return sorted((binding.host, binding.status) for binding in bindings if binding.host)
+    host = port.get(portbindings.HOST_ID)
+    return [(host, port["status"])] if host else []
 
 
 class _AgentPayload:

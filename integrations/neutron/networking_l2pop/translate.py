@@ -8,8 +8,7 @@ a row delivered twice — the answer lost, the row retried — changes nothing t
 | row                         | request                                                        |
 |-----------------------------|----------------------------------------------------------------|
 | network create / delete     | POST /v2.0/networks (provider attributes) / DELETE             |
-| subnet create               | POST /v2.0/subnets (cidr; no gateway: l2pop needs none)        |
-| subnet delete               | none: the l2pop API has no subnet delete (see docs/openstack.md)|
+| subnet create / delete      | POST /v2.0/subnets (cidr; no gateway: l2pop needs none) / DELETE |
 | port create / update / delete | POST / PUT / DELETE /v2.0/ports (mac, fixed IPs, owner, host) |
 | port up / down              | POST /v2.0/l2pop/devices/{port}/up|down (host, refresh_tunnels)|
 | agent report                | POST /v2.0/l2pop/agents                                        |
@@ -121,7 +120,7 @@ def deliver(client, object_type, operation, data):
         )
         return outcome
     if object_type == SUBNET and operation == DELETE:
-        return Outcome(DONE, "the l2pop API has no subnet delete; kept until its network goes")
+        return _delete(client, "subnets", data["id"])
     if object_type == PORT and operation == CREATE:
         outcome, network = _resolved(client, "networks", data["network_id"])
         if network is None:

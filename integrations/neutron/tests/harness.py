@@ -26,6 +26,11 @@ Script steps (names are the script's; ids, hosts and VTEPs are made per run):
     ("unbind", port)                   binding:host_id cleared
     ("mac", port, mac)                 MAC changed (Neutron: only on an unbound port)
     ("delete", port) / ("delete_network", net)
+    ("delete_subnet", net, cidr)       a subnet no port has an address in
+    ("dvr_port", port, net, mac, ips)  a DVR router interface (network:router_interface_distributed)
+    ("dvr_bind", port, host)           its DistributedPortBinding on host (as the L3 DVR
+                                       scheduler makes it: update_distributed_port_binding)
+    ("dvr_up", port, host) / ("dvr_down", port, host)  host's agent reports the device up / down
     ("kill_server",) / ("start_server",)  l2pop only: SIGKILL the server / start it again
     ("discard_journal",)               l2pop only: the journal so far is lost (driver not yet
                                        installed: a cloud moving from Neutron's l2population)
@@ -62,6 +67,7 @@ from tests import support
 NEUTRON = ["openvswitch", "l2population"]
 L2POP = ["openvswitch", "l2pop_server"]
 COMPUTE = "compute:nova"
+DVR_INTERFACE = "network:router_interface_distributed"
 SENTINEL = "l2pop_test_sentinel"
 
 
@@ -126,6 +132,9 @@ class Runner:
         self.networks = {}  # script net -> neutron network dict (while it exists)
         self.net_ids = {}  # script net -> neutron network id (for ever)
         self.ports = {}  # script port -> neutron port dict
+        self.subnets = {}  # (script net, cidr) -> neutron subnet id
+        self.dvr_hosts = {}  # script DVR port -> script hosts where it is up
+        self.router_id = str(uuid.uuid4())  # device_id of the DVR ports
         self.wired = {}  # script host -> {neutron net id: set(script ports)}
         self.names = {}  # wire network id -> script net
         self.segments = {}  # wire network id -> (type, segment id)
@@ -186,6 +195,12 @@ class Runner:
     def wiring(self, step):
         """(host, net id, port) wired before the step / unwired after it."""
         kind = step[0]
+        if kind in ("dvr_up", "dvr_down"):
+            net = self.ports[step[1]]["network_id"]
+            return ([(step[2], net, step[1])], []) if kind == "dvr_up" else ([], [(step[2], net, step[1])])
+        if kind == "delete" and step[1] in self.dvr_hosts:
+            net = self.ports[step[1]]["network_id"]
+            return [], [(host, net, step[1]) for host in sorted(self.dvr_hosts[step[1]])]
         if kind == "up":
             port = self.ports[step[1]]
             host = self.host_of_real(port[portbindings.HOST_ID])
@@ -219,7 +234,8 @@ class Runner:
         for port, body in sorted(self.ports.items()):
             self.refresh_port(port)
             body = self.ports[port]
-            if body[portbindings.HOST_ID] == self.host(name) and body["status"] == "ACTIVE":
+            bound = body[portbindings.HOST_ID] == self.host(name) and body["status"] == "ACTIVE"
+            if bound or name in self.dvr_hosts.get(port, ()):
                 self.callbacks.update_device_up(
                     self.context, agent_id=self.host(name), device=body["id"], host=self.host(name), refresh_tunnels=True
                 )
@@ -238,9 +254,13 @@ class Runner:
 
     def step_subnet(self, net, cidr):
         version = 6 if ":" in cidr else 4
-        self.case._make_subnet(
+        body = self.case._make_subnet(
             self.case.fmt, {"network": self.networks[net]}, gateway=None, cidr=cidr, ip_version=version, enable_dhcp=False
         )
+        self.subnets[(net, cidr)] = body["subnet"]["id"]
+
+    def step_delete_subnet(self, net, cidr):
+        self.case._delete("subnets", self.subnets.pop((net, cidr)), as_admin=True)
 
     def step_port(self, port, net, host, mac, ips):
         body = self.case._make_port(
@@ -256,6 +276,36 @@ class Runner:
             },
         )
         self.ports[port] = body["port"]
+
+    def step_dvr_port(self, port, net, mac, ips):
+        body = self.case._make_port(
+            self.case.fmt,
+            self.networks[net]["id"],
+            as_admin=True,
+            arg_list=("mac_address", "fixed_ips", "device_owner", "device_id"),
+            **{
+                "mac_address": mac,
+                "fixed_ips": [{"ip_address": ip} for ip in ips],
+                "device_owner": DVR_INTERFACE,
+                "device_id": self.router_id,
+            },
+        )
+        self.ports[port] = body["port"]
+        self.dvr_hosts[port] = set()
+
+    def step_dvr_bind(self, port, host):
+        attributes = {portbindings.HOST_ID: self.host(host), "device_id": self.router_id}
+        self.plugin.update_distributed_port_binding(self.context, self.ports[port]["id"], {"port": attributes})
+
+    def step_dvr_up(self, port, host):
+        real = self.host(host)
+        self.callbacks.update_device_up(self.context, agent_id=real, device=self.ports[port]["id"], host=real)
+        self.dvr_hosts[port].add(host)
+
+    def step_dvr_down(self, port, host):
+        real = self.host(host)
+        self.callbacks.update_device_down(self.context, agent_id=real, device=self.ports[port]["id"], host=real)
+        self.dvr_hosts[port].discard(host)
 
     def step_up(self, port):
         host = self.port_host(port)
@@ -285,6 +335,7 @@ class Runner:
 
     def step_delete(self, port):
         self.case._delete("ports", self.ports.pop(port)["id"], as_admin=True)
+        self.dvr_hosts.pop(port, None)
 
     def step_delete_network(self, net):
         self.case._delete("networks", self.networks.pop(net)["id"], as_admin=True)

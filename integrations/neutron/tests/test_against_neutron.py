@@ -125,6 +125,7 @@ ADOPTION_SCRIPT = (
     ("agent", H1, "192.0.2.11"),
     ("agent", H2, "192.0.2.12"),
     ("agent", H3, "192.0.2.13"),
+    ("agent", H4, "192.0.2.14"),
     ("network", "A", 1001),
     ("subnet", "A", "10.1.0.0/24"),
     ("network", "B", 1002),
@@ -140,6 +141,11 @@ ADOPTION_SCRIPT = (
     ("up", "b1"),
     ("up", "b2"),
     ("down", "a3"),
+    # A DVR interface, ACTIVE on h4 (its only port there) and bound but DOWN on h1.
+    ("dvr_port", "r1", "A", "fa:16:3e:00:0f:01", ["10.1.0.1"]),
+    ("dvr_bind", "r1", H4),
+    ("dvr_bind", "r1", H1),
+    ("dvr_up", "r1", H4),
     ("discard_journal",),
     ("start_server",),
     ("full_sync",),
@@ -147,6 +153,46 @@ ADOPTION_SCRIPT = (
     ("move", "a2", H3),
     ("up", "a2"),
     ("delete", "b2"),
+    ("dvr_down", "r1", H4),
+)
+
+# A DVR router interface bound on two hosts (one with a VM, one without), up and down on each,
+# then deleted; and a subnet deleted and one overlapping it created (l2pop must have dropped
+# the first, or it refuses the second and the port in it).
+DVR_SCRIPT = (
+    ("agent", H1, "192.0.2.11"),
+    ("agent", H2, "192.0.2.12"),
+    ("agent", H3, "192.0.2.13"),
+    ("network", "A", 1001),
+    ("subnet", "A", "10.1.0.0/24"),
+    ("port", "a1", "A", H1, "fa:16:3e:00:01:01", ["10.1.0.11"]),
+    ("port", "a3", "A", H3, "fa:16:3e:00:01:03", ["10.1.0.13"]),
+    ("up", "a1"),
+    ("up", "a3"),
+    ("dvr_port", "r1", "A", "fa:16:3e:00:0f:01", ["10.1.0.1"]),
+    ("dvr_bind", "r1", H1),
+    ("dvr_bind", "r1", H2),
+    # h1 has a VM already: its flood is known everywhere, a DVR port adds no unicast. Neutron
+    # sends h1 a full FDB again (its second port, rule 2c) that floods to h2, whose binding is
+    # DOWN: known difference "dvr-down-binding".
+    ("dvr_up", "r1", H1),
+    # h2's first port: h2 gets the full FDB, the others flood to h2 (flood only, rule 11).
+    ("dvr_up", "r1", H2),
+    # The last port on h2 goes: its flood goes.
+    ("dvr_down", "r1", H2),
+    ("dvr_up", "r1", H2),
+    # h2's OVS agent restarts: its DVR device up again, with refresh_tunnels (LP #1773286).
+    ("restart_agent", H2),
+    # h1's VM goes down: the DVR port keeps h1 in the flood lists.
+    ("down", "a1"),
+    # The DVR port goes: h1 and h2 are left without ports, their flood goes.
+    ("delete", "r1"),
+    ("up", "a1"),
+    ("subnet", "A", "10.9.0.0/24"),
+    ("delete_subnet", "A", "10.9.0.0/24"),
+    ("subnet", "A", "10.9.0.0/16"),
+    ("port", "a2", "A", H2, "fa:16:3e:00:01:02", ["10.9.1.2"]),
+    ("up", "a2"),
 )
 
 # Differences that change a host's table, from DESIGN.md / scenarios/README.md (★ entries).
@@ -159,6 +205,10 @@ KNOWN_DIFFERENCES = {
     "ARP entry for a port no agent forwards to; l2pop only for present ports (rule 13)",
     "late-agent-report": "Neutron never announces ports whose agent reported after they went "
     "up (LP #1794991); l2pop announces them when the report comes",
+    "dvr-down-binding": "Neutron's full FDB floods to every host with a DVR binding, ACTIVE or "
+    "not, once the DVR port is ACTIVE on some host (l2pop/db.py `_get_dvr_active_network_ports` "
+    "filters on the port's status, not the binding's); l2pop only to hosts whose binding is "
+    "ACTIVE, as its fanouts do (scenarios/README.md, presence)",
     "vtep-change": "Neutron never re-announces a host whose tunneling_ip changed; l2pop "
     "removes its entries under the old VTEP and adds them under the new one "
     "(scenarios/README.md, event `agent`)",
@@ -180,7 +230,16 @@ MET = {
         lambda view: without_arp(view, ("10.1.0.24",)),
     ),
     ("agent", H2, "192.0.2.22"): ("vtep-change", without_vtep("192.0.2.22", "192.0.2.12")),
+    ("dvr_up", "r1", H1): ("dvr-down-binding", lambda view: without_flood(view, H1, "192.0.2.12")),
 }
+
+
+def without_flood(view, host, vtep):
+    """``view`` without ``host``'s flooding entries to ``vtep``."""
+    trimmed = json.loads(json.dumps(view))
+    for table in trimmed.get(host, {}).values():
+        table["flood"] = [ip for ip in table["flood"] if ip != vtep]
+    return trimmed
 
 
 def without_arp(view, ips):
@@ -239,6 +298,21 @@ class AgainstNeutron(unittest.TestCase):
         self.assertIn(("up", "a1"), repeated)
         self.assertIn(("restart_agent", H1), repeated)
         self.assertLess(sum(len(c) for _, c in run.casts), sum(len(c) for _, c in neutron_run.casts))
+
+    def test_dvr_ports_and_subnet_deletes_converge_like_neutron(self):
+        self.server.start()
+        neutron, _ = harness.run(harness.NEUTRON, DVR_SCRIPT)
+        ours, run = harness.run(harness.L2POP, DVR_SCRIPT, self.server)
+        self.assertEqual(run.failed, [], "journal rows the l2pop server refused")
+        problems = differences(neutron, ours)
+        self.assertEqual(problems, [], "\n".join(problems))
+        # Not vacuous: h2 had entries only through the DVR port (then through a2), and the DVR
+        # port's steps changed the tables.
+        up = DVR_SCRIPT.index(("dvr_up", "r1", H2))
+        self.assertFalse(ours[up - 1][2].get(H2))
+        self.assertTrue(ours[up][2].get(H2))
+        self.assertNotEqual(ours[up][2][H1], ours[up - 1][2][H1])
+        self.assertNotEqual(ours[up + 1][2][H1], ours[up][2][H1])
 
     def test_journal_delivers_everything_after_an_outage(self):
         self.server.start()
