@@ -16,6 +16,7 @@
 
 pub mod capture;
 pub mod checks;
+pub mod frr;
 pub mod topology;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -50,6 +51,10 @@ pub struct Options {
     /// Only remove what an earlier run with this prefix left, then exit.
     #[arg(long)]
     pub clean: bool,
+    /// Post the VPN site's gateway and devices through the REST API instead of running FRR
+    /// as the site's PE (what the demo does anyway when FRR is not installed or not root).
+    #[arg(long)]
+    pub no_frr: bool,
     /// The l2pop binary to run the server and agents with (default: this executable; tests
     /// name the built binary).
     #[arg(skip)]
@@ -57,6 +62,13 @@ pub struct Options {
 }
 
 const ADMIN_TOKEN: &str = "demo-admin";
+
+/// The site's BGPVPN route target: the BGPVPN's, FRR's (`route-target both`) and the ones
+/// our speaker imports.
+const SITE_RT: &str = "64512:1001";
+/// Our speaker's AS and FRR's.
+const OUR_AS: u32 = 64512;
+const SITE_AS: u32 = 65001;
 
 /// Set in the demo's re-run inside an unprivileged user namespace.
 const USERNS_ENV: &str = "L2POP_DEMO_USERNS";
@@ -140,6 +152,20 @@ pub fn run(options: &Options) -> anyhow::Result<bool> {
     }
     ctrlc_cleanup(options.prefix.clone());
     let mut demo = Demo::start(options)?;
+    if demo.frr.is_some() {
+        let step = Progress::step("waiting for the site's routes from FRR over BGP");
+        let learned = demo.wait_site_learned(Duration::from_secs(60));
+        step.done(if learned.is_ok() {
+            "learned"
+        } else {
+            "not learned"
+        });
+        demo.checks.push(Check::from_result(
+            "the site's gateway 192.0.2.100 and its 2 devices learned from FRR over BGP \
+             (compute-1's FDB at the server, source bgpvpn)",
+            learned,
+        ));
+    }
     let step = Progress::step("waiting for every host's kernel to match the server");
     let converged = demo.wait_converged(Duration::from_secs(60));
     step.done(if converged.is_ok() {
@@ -151,6 +177,20 @@ pub fn run(options: &Options) -> anyhow::Result<bool> {
         "every host's kernel table equals the server's desired table",
         converged,
     ));
+    if demo.frr.is_some() {
+        let step = Progress::step("waiting for FRR to install our hosts and VMs at the site");
+        let installed = demo.wait_site_installed(Duration::from_secs(30));
+        step.done(if installed.is_ok() {
+            "installed"
+        } else {
+            "not installed"
+        });
+        demo.checks.push(Check::from_result(
+            "FRR's kernel at the site holds our net1 VMs behind their hosts' VTEPs, floods to \
+             exactly those hosts, and answers ARP for the VMs (bridge fdb, ip neigh)",
+            installed,
+        ));
+    }
     let step = Progress::step("running traffic with a capture on the underlay");
     demo.traffic()?;
     step.done("traffic done");
@@ -165,6 +205,46 @@ pub fn run(options: &Options) -> anyhow::Result<bool> {
         demo.discard_logs();
     }
     Ok(all)
+}
+
+/// FRR's run folder for the site of a prefix (its daemons' `-N` pathspace).
+fn frr_run_dir(prefix: &str) -> PathBuf {
+    PathBuf::from(format!("/var/run/frr/{prefix}-site"))
+}
+
+/// Why the site cannot run on FRR in this run (the REST-posted site is used instead), as the
+/// line to print; None when it can.
+fn frr_unavailable(options: &Options) -> Option<String> {
+    let fallback = "the site's gateway and devices are posted through the REST API instead";
+    if options.no_frr {
+        Some(format!("--no-frr: {fallback}"))
+    } else if std::env::var_os(USERNS_ENV).is_some() || !is_root() {
+        Some(format!(
+            "FRR not used: not root (user namespace); {fallback}; run `sudo ./scripts/demo` \
+             for the site on FRR"
+        ))
+    } else if options.bus != "rabbit" {
+        Some(format!(
+            "FRR not used: `l2pop bgp` exports over the RabbitMQ bus (--bus rabbit); {fallback}"
+        ))
+    } else if !frr::installed() {
+        Some(format!(
+            "FRR not found ({}/zebra, bgpd): {fallback}; install it with `apt-get install -y \
+             frr` (./scripts/demo does) to run the site as a BGP EVPN PE",
+            frr::FRR_DIR
+        ))
+    } else {
+        None
+    }
+}
+
+/// The peering link between our speaker (root namespace, .1) and FRR (.2): 198.19.N.0/24,
+/// N from the prefix, so that demos of other prefixes use other subnets.
+fn peering_subnet(prefix: &str) -> u8 {
+    let hash = prefix.bytes().fold(2_166_136_261_u32, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(16_777_619)
+    });
+    (hash % 256) as u8
 }
 
 /// The state folder of a prefix: pid files and configs live there.
@@ -251,7 +331,9 @@ pub fn clean(prefix: &str) -> usize {
         }
         let _ = std::fs::remove_file(&pids);
     }
-    killed + topology::cleanup(prefix)
+    let removed = topology::cleanup(prefix);
+    let _ = std::fs::remove_dir_all(frr_run_dir(prefix));
+    killed + removed
 }
 
 /// On Ctrl-C or SIGTERM: remove everything and exit 130.
@@ -343,6 +425,8 @@ pub struct Demo {
     inproc: Option<InProcess>,
     /// Keep the state folder (logs, configs, captures) when dropped: until declared good.
     keep_logs: bool,
+    /// The site's PE when FRR runs it (its gateway and devices then come over BGP).
+    frr: Option<frr::Site>,
 }
 
 /// The server and agents as tasks of this process, on the in-memory bus.
@@ -358,9 +442,18 @@ struct InProcess {
 impl Drop for Demo {
     fn drop(&mut self) {
         if self.options.keep {
+            if let Some(site) = &mut self.frr {
+                site.leave_up();
+            }
             return;
         }
         self.stop_children();
+        if let Some(mut site) = self.frr.take() {
+            if self.keep_logs || std::thread::panicking() {
+                site.keep_files();
+            }
+            drop(site);
+        }
         clean(&self.options.prefix);
         // Logs, configs and captures stay unless the run was declared good.
         if self.keep_logs || std::thread::panicking() {
@@ -433,6 +526,7 @@ impl Demo {
             removed_vms: 0,
             inproc: None,
             keep_logs: true,
+            frr: None,
         })
     }
 
@@ -461,9 +555,27 @@ impl Demo {
         self.create_resources()?;
         step.done("net1 (VNI 1001) and net2 (VNI 1002), 4 ports");
 
-        let step = Progress::step("external site: BGPVPN, gateway VTEP and two devices");
-        self.create_site()?;
-        step.done("site 192.0.2.100 with 2 devices on net1, learned through the BGPVPN API");
+        match frr_unavailable(&self.options) {
+            None => {
+                let step = Progress::step(
+                    "external site: BGPVPN, FRR as its PE/VTEP with two devices, l2pop bgp",
+                );
+                self.create_site()?;
+                self.start_frr_site()?;
+                step.done(&format!(
+                    "FRR (zebra, bgpd, AS {SITE_AS}) runs site {} with 2 devices; l2pop bgp \
+                     (AS {OUR_AS}) peers with it",
+                    self.site.vtep
+                ));
+            }
+            Some(reason) => {
+                println!("demo: {reason}");
+                let step = Progress::step("external site: BGPVPN, gateway VTEP and two devices");
+                self.create_site()?;
+                self.post_site()?;
+                step.done("site 192.0.2.100 with 2 devices on net1, posted through the BGPVPN API");
+            }
+        }
 
         let step = Progress::step("plugging the VMs into their hosts");
         for vm in &self.vms {
@@ -743,16 +855,15 @@ impl Demo {
         })
     }
 
-    /// The site's BGPVPN as networking-bgpvpn and neutron-dynamic-routing would set it up,
-    /// and its routes as a BGP agent reports them (the BGP speaker issue replaces this with
-    /// routes learnt from FRR).
+    /// The site's BGPVPN as networking-bgpvpn and neutron-dynamic-routing would set it up:
+    /// on net1, with FRR's route target, served by BGP agent bgp-1's speaker.
     fn create_site(&mut self) -> anyhow::Result<()> {
         use reqwest::Method;
         let net1 = self.networks[0].0.clone();
         let vpn = self.api(
             Method::POST,
             "/v2.0/bgpvpn/bgpvpns",
-            Some(json!({"bgpvpn": {"name": "site", "type": "l2", "route_targets": ["64512:1001"], "vni": 1001}})),
+            Some(json!({"bgpvpn": {"name": "site", "type": "l2", "route_targets": [SITE_RT], "vni": 1001}})),
         )?;
         let vpn_id = vpn["bgpvpn"]["id"].as_str().unwrap_or_default().to_owned();
         self.api(
@@ -769,7 +880,7 @@ impl Demo {
         let speaker = self.api(
             Method::POST,
             "/v2.0/bgp-speakers",
-            Some(json!({"bgp_speaker": {"name": "speaker-1", "local_as": 64512}})),
+            Some(json!({"bgp_speaker": {"name": "speaker-1", "local_as": OUR_AS}})),
         )?;
         let speaker_id = speaker["bgp_speaker"]["id"]
             .as_str()
@@ -785,19 +896,24 @@ impl Demo {
             &format!("/v2.0/bgp-speakers/{speaker_id}/add_bgp_vpn"),
             Some(json!({"bgpvpn_id": vpn_id})),
         )?;
+        Ok(())
+    }
+
+    /// Without FRR: the site's routes as a BGP agent reports them, posted, and the site's
+    /// tables programmed with iproute2 the way EVPN would.
+    fn post_site(&mut self) -> anyhow::Result<()> {
+        use reqwest::Method;
         let vtep = self.site.vtep.to_string();
         self.api(
             Method::POST,
             "/v2.0/l2pop/bgp-agents/bgp-1/gateways",
-            Some(
-                json!({"gateways": [{"vtep": vtep, "route_targets": ["64512:1001"], "vni": 1001}]}),
-            ),
+            Some(json!({"gateways": [{"vtep": vtep, "route_targets": [SITE_RT], "vni": 1001}]})),
         )?;
         let devices: Vec<Value> = self
             .site
             .devices
             .iter()
-            .map(|(_, mac, ip)| json!({"mac": mac, "ip": ip.to_string(), "vtep": vtep, "route_targets": ["64512:1001"], "vni": 1001}))
+            .map(|(_, mac, ip)| json!({"mac": mac, "ip": ip.to_string(), "vtep": vtep, "route_targets": [SITE_RT], "vni": 1001}))
             .collect();
         self.api(
             Method::POST,
@@ -818,6 +934,190 @@ impl Demo {
             &net1_vms,
         )?;
         Ok(())
+    }
+
+    /// With FRR: the site's namespace on the underlay, FRR as its PE/VTEP (VNI 1001,
+    /// `advertise-all-vni`, the two devices behind its bridge), and `l2pop bgp` (config in the
+    /// state folder) peering with it, importing the BGPVPN's route target and exporting our
+    /// hosts and ports from the server's stream.
+    fn start_frr_site(&mut self) -> anyhow::Result<()> {
+        let prefix = &self.options.prefix;
+        topology::build_site_namespace(prefix, &self.site)?;
+        let n = peering_subnet(prefix);
+        let devices = self
+            .site
+            .devices
+            .iter()
+            .enumerate()
+            .map(|(index, (ns, mac, ip))| frr::Device {
+                port: format!("d{index}"),
+                mac: mac.clone(),
+                ip: Some(*ip),
+                ns: Some(ns.clone()),
+            })
+            .collect();
+        let options = frr::SiteOptions {
+            ns: self.site.ns.clone(),
+            create_ns: false,
+            dir: self.state.join("frr"),
+            host_if: format!("{prefix}-bgp"),
+            ours: Ipv4Addr::new(198, 19, n, 1),
+            pe: Ipv4Addr::new(198, 19, n, 2),
+            vtep: self.site.vtep,
+            vtep_on_loopback: false,
+            vni: self.site.vni,
+            bridge: "br0".to_owned(),
+            vxlan: "vxlan0".to_owned(),
+            // The SVI: an address of net1's subnet that the server does not hand out.
+            svi: (Ipv4Addr::new(10, 0, 1, 253), self.site.prefix_len),
+            devices,
+            local_as: SITE_AS,
+            remote_as: OUR_AS,
+            route_target: SITE_RT.to_owned(),
+            listen_port: None,
+            extra_bgp: String::new(),
+        };
+        let _ = std::fs::remove_dir_all(&options.dir);
+        let site = frr::Site::create(options)?;
+        // Recorded at once, so that a later failure or --clean removes them too.
+        let site = self.frr.insert(site);
+        let mut pids = Vec::new();
+        for daemon in ["zebra", "bgpd"] {
+            pids.push(site.start(daemon)?);
+        }
+        let (ours, pe) = (site.ours(), site.pe());
+        for pid in pids {
+            self.record_pid(pid)?;
+        }
+        let config = self.state.join("bgp.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "[bgp]\nhost = \"bgp-1\"\nlocal_as = {OUR_AS}\nrouter_id = \"{ours}\"\n\
+                 connect_retry_s = 1\nimport_route_targets = [\"{SITE_RT}\"]\n\
+                 [server]\nurl = \"{api}\"\ntoken = \"{ADMIN_TOKEN}\"\n\
+                 [bus]\nurl = \"{bus}\"\n\
+                 [[neighbors]]\naddress = \"{pe}\"\nremote_as = {SITE_AS}\nlocal_address = \"{ours}\"\n",
+                api = self.api,
+                bus = self.options.bus_url,
+            ),
+        )?;
+        self.spawn(
+            "bgp",
+            &[
+                "bgp".into(),
+                "--config".into(),
+                config.display().to_string(),
+            ],
+        )
+    }
+
+    /// compute-1's entries under the site's VTEP at the server, as (MAC, IP, source).
+    fn site_entries(&self) -> anyhow::Result<Vec<(String, String, Value)>> {
+        let fdb = self.api(
+            reqwest::Method::GET,
+            &format!("/v2.0/l2pop/hosts/{}/fdb", self.hosts[0].name),
+            None,
+        )?;
+        let vtep = self.site.vtep.to_string();
+        Ok(fdb["fdb"]["networks"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter(|n| n["segment_id"] == self.site.vni)
+            .flat_map(|n| n["vteps"].as_array().cloned().unwrap_or_default())
+            .filter(|v| v["vtep"] == vtep.as_str())
+            .flat_map(|v| v["entries"].as_array().cloned().unwrap_or_default())
+            .map(|e| {
+                (
+                    e["mac_address"].as_str().unwrap_or_default().to_owned(),
+                    e["ip_address"].as_str().unwrap_or_default().to_owned(),
+                    e["source"].clone(),
+                )
+            })
+            .collect())
+    }
+
+    /// Polls until the server holds the site's gateway (flooding entry) and both devices
+    /// (MAC and IP) under the site's VTEP, every one from the bgpvpn extension: what our
+    /// speaker learned from FRR.
+    pub fn wait_site_learned(&self, within: Duration) -> anyhow::Result<()> {
+        let deadline = Instant::now() + within;
+        let mut wanted = vec![("00:00:00:00:00:00".to_owned(), "0.0.0.0".to_owned())];
+        wanted.extend(
+            self.site
+                .devices
+                .iter()
+                .map(|(_, mac, ip)| (mac.clone(), ip.to_string())),
+        );
+        loop {
+            let entries = self.site_entries()?;
+            let missing: Vec<String> = wanted
+                .iter()
+                .filter(|(mac, ip)| !entries.iter().any(|(m, i, _)| m == mac && i == ip))
+                .map(|(mac, ip)| format!("{mac} {ip}"))
+                .collect();
+            let foreign: Vec<String> = entries
+                .iter()
+                .filter(|(_, _, source)| *source != json!({"extension": "bgpvpn"}))
+                .map(|(mac, _, source)| format!("{mac} from {source}"))
+                .collect();
+            if missing.is_empty() && foreign.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                let summary = self
+                    .frr
+                    .as_ref()
+                    .map(|s| s.show("show bgp l2vpn evpn summary"))
+                    .unwrap_or_default();
+                bail!(
+                    "missing {missing:?}, not from BGP {foreign:?}; FRR's sessions:\n{}",
+                    summary.trim_end()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
+    }
+
+    /// Polls until FRR's kernel at the site holds what our speaker exported: every net1 VM's
+    /// MAC behind its host's VTEP and its IP in the SVI's neighbours, and flooding to exactly
+    /// the hosts with a net1 port.
+    pub fn wait_site_installed(&self, within: Duration) -> anyhow::Result<()> {
+        let Some(site) = &self.frr else {
+            bail!("the site does not run on FRR");
+        };
+        let deadline = Instant::now() + within;
+        loop {
+            let (fdb, neigh) = (site.fdb(), site.neigh());
+            let mut problems = Vec::new();
+            let mut flood_to = BTreeSet::new();
+            for vm in self.vms.iter().filter(|vm| vm.vni == self.site.vni) {
+                let vtep = self.hosts[vm.host].vtep;
+                flood_to.insert(vtep);
+                if !fdb.contains(&format!("{} dst {vtep} ", vm.mac)) {
+                    problems.push(format!("no {} dst {vtep}", vm.mac));
+                }
+                if !neigh.contains(&format!("{} lladdr {}", vm.ip, vm.mac)) {
+                    problems.push(format!("no neighbour {} {}", vm.ip, vm.mac));
+                }
+            }
+            let flooding: BTreeSet<Ipv4Addr> = fdb
+                .lines()
+                .filter(|l| l.starts_with("00:00:00:00:00:00 dst "))
+                .filter_map(|l| l.split_whitespace().nth(2)?.parse().ok())
+                .collect();
+            if flooding != flood_to {
+                problems.push(format!("floods to {flooding:?}, not {flood_to:?}"));
+            }
+            if problems.is_empty() {
+                return Ok(());
+            }
+            if Instant::now() > deadline {
+                bail!("{}", problems.join("; "));
+            }
+            std::thread::sleep(Duration::from_millis(300));
+        }
     }
 
     /// Polls until every port is ACTIVE and every host's kernel holds exactly its desired table.
@@ -884,8 +1184,17 @@ impl Demo {
                 "vm2 → site device 10.0.1.202 (BGPVPN)",
             ),
         ];
+        let mut pings: Vec<(String, Ipv4Addr, &str)> = pings
+            .into_iter()
+            .map(|(from, to, what)| (from.ns, to, what))
+            .collect();
+        pings.push((
+            self.site.devices[1].0.clone(),
+            vm(2).ip,
+            "site device 10.0.1.202 → vm2 (compute-2)",
+        ));
         for (from, to, what) in pings {
-            let ok = topology::ping(&from.ns, to);
+            let ok = topology::ping(&from, to);
             self.checks
                 .push(Check::new(&format!("ping {what}"), ok, String::new()));
         }
@@ -1072,6 +1381,23 @@ impl Demo {
             "  l2pop agent status --agent http://127.0.0.1:{}",
             Demo::agent_status_port(0)
         );
+        if let Some(site) = &self.frr {
+            let ns = site.ns();
+            println!(
+                "FRR, the site's PE (its files in {}):",
+                self.state.join("frr").display()
+            );
+            for command in [
+                "show bgp l2vpn evpn summary",
+                "show bgp l2vpn evpn",
+                "show evpn vni",
+                "show evpn mac vni all",
+            ] {
+                println!("  ip netns exec {ns} {}", site.vtysh_command(command));
+            }
+            println!("  ip netns exec {ns} bridge fdb show dev vxlan0");
+            println!("  ip netns exec {ns} ip neigh show dev br0");
+        }
         println!("  logs: {}", self.state.display());
         println!("and remove everything with: l2pop demo --clean --prefix {p}");
     }
