@@ -5,10 +5,16 @@
 //!
 //! ```text
 //!   demo ── REST ──► l2pop server ── RabbitMQ ──► l2pop agent ×3 ── netlink ──► host netns ×3
-//!    │                     ▲ learned routes (standing in for the BGP speaker)        │ veth
+//!    │                   ▲   └── RabbitMQ ──► l2pop bgp ── BGP EVPN ──► FRR (site netns)   │
+//!    │                   └──── learned routes ───┘        (veth)                          │ veth
 //!    ├── ip/bridge ──► underlay switch, VM netns ×4, site netns (gateway VTEP, 2 devices)
 //!    └── dumpcap/tshark on each host's underlay link ──► ARP broadcasts, misdirected floods
 //! ```
+//!
+//! With FRR installed (and root), FRR is the site's PE/VTEP and `l2pop bgp` learns its
+//! gateway and devices and exports our hosts and VMs to it ([`frr`]); otherwise (or with
+//! `--no-frr`) the demo posts the site's routes through the REST API as a BGP agent would,
+//! and programs the site's tables with iproute2.
 //!
 //! Every name starts with the run's prefix; a run first removes what a killed run with the
 //! same prefix left (namespaces, processes recorded in its state folder), and removes
@@ -332,6 +338,8 @@ pub fn clean(prefix: &str) -> usize {
         let _ = std::fs::remove_file(&pids);
     }
     let removed = topology::cleanup(prefix);
+    // The peering veth goes with the site's namespace, once FRR's processes have left it.
+    let _ = topology::run_in(None, &["ip", "link", "del", &format!("{prefix}-bgp")]);
     let _ = std::fs::remove_dir_all(frr_run_dir(prefix));
     killed + removed
 }
@@ -1066,14 +1074,20 @@ impl Demo {
                 return Ok(());
             }
             if Instant::now() > deadline {
+                // FRR's neighbour rows (address, version, AS, …, state).
                 let summary = self
                     .frr
                     .as_ref()
                     .map(|s| s.show("show bgp l2vpn evpn summary"))
                     .unwrap_or_default();
+                let sessions: Vec<String> = summary
+                    .lines()
+                    .filter(|l| l.starts_with(|c: char| c.is_ascii_digit()))
+                    .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+                    .collect();
                 bail!(
-                    "missing {missing:?}, not from BGP {foreign:?}; FRR's sessions:\n{}",
-                    summary.trim_end()
+                    "missing {missing:?}, not from BGP {foreign:?}; FRR's session: {}",
+                    sessions.join("; ")
                 );
             }
             std::thread::sleep(Duration::from_millis(300));
