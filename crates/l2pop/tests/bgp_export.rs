@@ -13,17 +13,15 @@
 
 mod support;
 
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use l2pop::demo::frr::{Device, Site, SiteOptions, TEST_VTEP as PE_VTEP};
 use reqwest::Method;
 use serde_json::json;
 use support::{ADMIN, TestServer};
 use tokio_util::sync::CancellationToken;
 
-const FRR: &str = "/usr/lib/frr";
-const PE_VTEP: &str = "203.0.113.10";
 const WAIT: Duration = Duration::from_secs(60);
 const VM1: (&str, &str) = ("fa:16:3e:00:00:01", "10.1.0.11");
 const VM2: (&str, &str) = ("fa:16:3e:00:00:02", "10.1.0.12");
@@ -52,204 +50,43 @@ fn sh_quiet(script: &str) -> String {
         .unwrap_or_default()
 }
 
-/// The PE in its namespace, joined to the root namespace by a veth; removed on drop.
-struct Pe {
-    ns: String,
-    host_if: String,
-    dir: PathBuf,
-    run_dir: PathBuf,
-    subnet: u8,
+/// A namespace beside the PE's (`l2x…-c` for `l2x…-pe`).
+fn sibling(pe: &Site, suffix: &str) -> String {
+    format!("{}-{suffix}", &pe.ns()[..pe.ns().len() - 3])
 }
 
-impl Pe {
-    /// `variant` tells apart the tests that run at once; `underlay`: our compute host's
-    /// namespace is on a link to the PE (192.0.2.0/24), else 192.0.2.0/24 is routed to us.
-    fn create(variant: u8, underlay: bool) -> Pe {
-        let id = std::process::id();
-        let subnet = (id % 100) as u8 + 20 + 100 * variant;
-        let ns = format!("l2x{}{variant}-pe", id % 100_000);
-        let pe = Pe {
-            host_if: format!("l2x{}{variant}h", id % 100_000),
-            run_dir: PathBuf::from(format!("/var/run/frr/{ns}")),
-            dir: std::env::temp_dir().join(format!("l2pop-bgp-export-{id}-{variant}")),
-            ns,
-            subnet,
-        };
-        pe.build(underlay);
-        pe
-    }
-
-    /// A namespace beside the PE's (removed with it).
-    fn sibling(&self, suffix: &str) -> String {
-        format!("{}-{suffix}", &self.ns[..self.ns.len() - 3])
-    }
-
-    fn ours(&self) -> String {
-        format!("198.18.{}.1", self.subnet)
-    }
-
-    fn peer(&self) -> String {
-        format!("198.18.{}.2", self.subnet)
-    }
-
-    fn exec(&self, command: &str) -> String {
-        sh(&format!("ip netns exec {} {command}", self.ns))
-    }
-
-    fn build(&self, underlay: bool) {
-        let (ns, host_if, ours, peer) = (&self.ns, &self.host_if, self.ours(), self.peer());
-        let far = format!("{}p", &host_if[..host_if.len() - 1]);
-        let to_hosts = if underlay {
-            let compute = self.sibling("c");
-            format!(
-                "ip netns add {compute}
-                 ip -n {compute} link add eth0 type veth peer name ul0 netns {ns}
-                 ip -n {compute} link set lo up
-                 ip -n {compute} addr add 192.0.2.1/24 dev eth0; ip -n {compute} link set eth0 up
-                 ip -n {compute} route add {PE_VTEP}/32 via 192.0.2.254
-                 ip -n {ns} addr add 192.0.2.254/24 dev ul0; ip -n {ns} link set ul0 up"
-            )
-        } else {
-            format!("ip -n {ns} route add 192.0.2.0/24 via {ours}")
-        };
+/// The PE (no devices unless given) with FRR started. `underlay`: our compute host's
+/// namespace (`sibling(pe, "c")`, adopted by the PE) is on a link to the PE (192.0.2.0/24),
+/// else 192.0.2.0/24 is routed to us.
+fn pe(variant: u8, underlay: bool, devices: Vec<Device>) -> Site {
+    let mut pe = Site::create(SiteOptions {
+        devices,
+        ..SiteOptions::test("x", variant)
+    })
+    .unwrap();
+    let (ns, ours) = (pe.ns().to_owned(), pe.ours());
+    if underlay {
+        let compute = sibling(&pe, "c");
+        pe.adopt(&compute);
         sh(&format!(
-            "ip netns add {ns}
-             ip link add {host_if} type veth peer name {far}
-             ip link set {far} netns {ns}
-             ip addr add {ours}/24 dev {host_if}; ip link set {host_if} up
-             ip -n {ns} link set lo up
-             ip -n {ns} addr add {peer}/24 dev {far}; ip -n {ns} link set {far} up
-             ip -n {ns} addr add {PE_VTEP}/32 dev lo
-             {to_hosts}
-             ip -n {ns} link add br1001 type bridge
-             ip -n {ns} link add vxlan1001 type vxlan id 1001 local {PE_VTEP} dstport 4789 nolearning
-             ip -n {ns} link set vxlan1001 master br1001
-             ip -n {ns} link set vxlan1001 type bridge_slave neigh_suppress on learning off
-             ip -n {ns} link set vxlan1001 up; ip -n {ns} link set br1001 up
-             ip -n {ns} addr add 10.1.0.1/24 dev br1001"
+            "ip netns add {compute}
+             ip -n {compute} link add eth0 type veth peer name ul0 netns {ns}
+             ip -n {compute} link set lo up
+             ip -n {compute} addr add 192.0.2.1/24 dev eth0; ip -n {compute} link set eth0 up
+             ip -n {compute} route add {PE_VTEP}/32 via 192.0.2.254
+             ip -n {ns} addr add 192.0.2.254/24 dev ul0; ip -n {ns} link set ul0 up"
         ));
-        std::fs::create_dir_all(&self.dir).unwrap();
-        std::fs::create_dir_all(&self.run_dir).unwrap();
-        std::fs::write(self.dir.join("zebra.conf"), "hostname pe-zebra\n").unwrap();
-        std::fs::write(
-            self.dir.join("bgpd.conf"),
-            format!(
-                "hostname pe-bgpd
-log file {log}
-router bgp 65001
- bgp router-id {PE_VTEP}
- no bgp default ipv4-unicast
- no bgp ebgp-requires-policy
- neighbor {ours} remote-as 65000
- neighbor {ours} timers 3 9
- neighbor {ours} timers connect 1
- neighbor {ours} advertisement-interval 0
- address-family l2vpn evpn
-  neighbor {ours} activate
-  advertise-all-vni
-  vni 1001
-   rd {PE_VTEP}:1001
-   route-target both 65001:1001
-  exit-vni
- exit-address-family
-",
-                log = self.dir.join("bgpd.log").display()
-            ),
-        )
-        .unwrap();
-        sh(&format!(
-            "chown -R frr:frr {} {}",
-            self.dir.display(),
-            self.run_dir.display()
-        ));
-        for daemon in ["zebra", "bgpd"] {
-            let d = self.dir.display();
-            self.exec(&format!(
-                "{FRR}/{daemon} -d -N {ns} -f {d}/{daemon}.conf -i {d}/{daemon}.pid -z {d}/zserv.api --vty_socket {d} -A 127.0.0.1",
-                ns = self.ns
-            ));
-        }
+    } else {
+        pe.exec(&["ip", "route", "add", "192.0.2.0/24", "via", &ours])
+            .unwrap();
     }
-
-    fn vtysh(&self, command: &str) -> String {
-        sh_quiet(&format!(
-            "vtysh --vty_socket {} -c '{command}'",
-            self.dir.display()
-        ))
-    }
-
-    fn fdb(&self) -> String {
-        sh_quiet(&format!(
-            "ip netns exec {} bridge fdb show dev vxlan1001",
-            self.ns
-        ))
-    }
-
-    fn neigh(&self) -> String {
-        sh_quiet(&format!(
-            "ip netns exec {} ip neigh show dev br1001",
-            self.ns
-        ))
-    }
-
-    fn diagnostics(&self) -> String {
-        format!(
-            "--- show bgp l2vpn evpn summary\n{}\n--- show bgp l2vpn evpn\n{}\n--- bridge fdb\n{}\n--- ip neigh\n{}\n--- bgpd.log\n{}",
-            self.vtysh("show bgp l2vpn evpn summary"),
-            self.vtysh("show bgp l2vpn evpn"),
-            self.fdb(),
-            self.neigh(),
-            support::file_tail(&self.dir.join("bgpd.log"), 30),
-        )
-    }
-}
-
-impl Drop for Pe {
-    fn drop(&mut self) {
-        for daemon in ["bgpd", "zebra"] {
-            if let Some(pid) = std::fs::read_to_string(self.dir.join(format!("{daemon}.pid")))
-                .ok()
-                .and_then(|p| p.trim().parse::<i32>().ok())
-            {
-                let _ = Command::new("kill").arg(pid.to_string()).status();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(300));
-        for suffix in ["c", "v", "d"] {
-            let _ = Command::new("ip")
-                .args(["netns", "del", &self.sibling(suffix)])
-                .stderr(std::process::Stdio::null())
-                .status();
-        }
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-        let _ = Command::new("ip")
-            .args(["link", "del", &self.host_if])
-            .status();
-        let _ = std::fs::remove_dir_all(&self.run_dir);
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn can_run() -> bool {
-    if !l2pop::demo::is_root() {
-        eprintln!("skipped: the FRR export test needs root (network namespaces, FRR daemons)");
-        return false;
-    }
-    if !Path::new(FRR).join("bgpd").exists() {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "FRR is not installed ({FRR}/bgpd): scripts/services installs it"
-        );
-        eprintln!("skipped: FRR is not installed (apt-get install -y frr)");
-        return false;
-    }
-    true
+    pe.start("zebra").unwrap();
+    pe.start("bgpd").unwrap();
+    pe
 }
 
 /// Polls `check` until it holds; fails with the PE's state after `WAIT`. Returns how long it took.
-async fn wait_for(pe: &Pe, what: &str, check: impl Fn(&Pe) -> bool) -> Duration {
+async fn wait_for(pe: &Site, what: &str, check: impl Fn(&Site) -> bool) -> Duration {
     let started = Instant::now();
     loop {
         if check(pe) {
@@ -299,8 +136,8 @@ async fn port_up(
     port_id
 }
 
-fn has_route(pe: &Pe, kind: &str, needle: &str) -> bool {
-    pe.vtysh(&format!("show bgp l2vpn evpn route type {kind} json"))
+fn has_route(pe: &Site, kind: &str, needle: &str) -> bool {
+    pe.show(&format!("show bgp l2vpn evpn route type {kind} json"))
         .contains(needle)
 }
 
@@ -314,7 +151,7 @@ struct World {
     _store: tempfile::TempDir,
 }
 
-async fn world(pe: &Pe, variant: u8) -> World {
+async fn world(pe: &Site, variant: u8) -> World {
     let _ = tracing_subscriber::fmt()
         .with_test_writer()
         .with_env_filter(
@@ -369,7 +206,7 @@ remote_as = 65001
 local_address = "{ours}"
 "#,
         ours = pe.ours(),
-        peer = pe.peer(),
+        peer = pe.pe(),
         url = server.url,
     );
     let speaker = l2pop::bgp::config::RawConfig::parse(&config, "test")
@@ -399,10 +236,10 @@ async fn associate(world: &World) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frr_installs_our_hosts_and_ports_and_follows_port_changes() {
-    if !can_run() {
+    if !support::frr_can_run() {
         return;
     }
-    let pe = Pe::create(0, false);
+    let pe = pe(0, false, Vec::new());
     let world = world(&pe, 0).await;
     let (server, network) = (&world.server, &world.network);
     // compute-1 with VM1 before the speaker starts (it comes with the first snapshot).
@@ -427,7 +264,7 @@ async fn frr_installs_our_hosts_and_ports_and_follows_port_changes() {
     })
     .await;
     // Nothing learned from the site is exported back: under our RD, only our hosts.
-    let ours = pe.vtysh("show bgp l2vpn evpn route rd 65000:1001");
+    let ours = pe.show("show bgp l2vpn evpn route rd 65000:1001");
     assert!(ours.contains("192.0.2.1"), "{ours}");
     assert!(
         !ours.contains(PE_VTEP),
@@ -488,24 +325,20 @@ async fn frr_installs_our_hosts_and_ports_and_follows_port_changes() {
 /// the device's type-2 route, the PE's kernel answers the device's ARP from ours.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_vm_behind_our_agent_pings_a_device_behind_frr_without_arp_broadcasts() {
-    if !can_run() {
+    if !support::frr_can_run() {
         return;
     }
-    let pe = Pe::create(1, true);
-    let (compute, vm, device) = (pe.sibling("c"), pe.sibling("v"), pe.sibling("d"));
     const DEVICE: (&str, &str) = ("02:00:00:00:01:01", "10.1.0.50");
     // The device: a namespace on FRR's bridge, its MAC and IP known to the PE's SVI.
-    sh(&format!(
-        "ip netns add {device}
-         ip -n {device} link add eth0 address {mac} type veth peer name dev1 netns {pe}
-         ip -n {device} addr add {ip}/24 dev eth0; ip -n {device} link set eth0 up
-         ip -n {pe} link set dev1 master br1001; ip -n {pe} link set dev1 up
-         ip netns exec {pe} bridge fdb replace {mac} dev dev1 master static
-         ip -n {pe} neigh replace {ip} lladdr {mac} dev br1001 nud permanent",
-        pe = pe.ns,
-        mac = DEVICE.0,
-        ip = DEVICE.1,
-    ));
+    let device = Device {
+        port: "dev1".to_owned(),
+        mac: DEVICE.0.to_owned(),
+        ip: DEVICE.1.parse().ok(),
+        ns: Some(format!("l2x{}1-d", std::process::id() % 100_000)),
+    };
+    let mut pe = pe(1, true, vec![device]);
+    let (compute, vm) = (sibling(&pe, "c"), sibling(&pe, "v"));
+    pe.adopt(&vm);
     let world = world(&pe, 1).await;
     associate(&world).await;
     let port = world

@@ -21,9 +21,11 @@ use serde_json::{Value, json};
 use support::{ADMIN, TestServer};
 use tokio_util::sync::CancellationToken;
 
-#[path = "support/frr.rs"]
-mod frr;
-use frr::{DEVICE_1, DEVICE_2, Site, VTEP, WAIT, can_run};
+use l2pop::demo::frr::{
+    Site, SiteOptions, TEST_DEVICE_1 as DEVICE_1, TEST_DEVICE_2 as DEVICE_2, TEST_VTEP as VTEP,
+};
+
+const WAIT: Duration = Duration::from_secs(90);
 
 /// The server side: compute-1 with an active port on the vxlan network 1001, the l2 BGPVPN
 /// with FRR's route target associated with it, and BGP agent bgp-1 hosting a speaker bound to
@@ -149,7 +151,7 @@ async fn the_same_when_frr_connects_to_a_passive_speaker() {
 }
 
 async fn scenario(variant: u8, passive: bool) {
-    if !can_run() {
+    if !support::frr_can_run() {
         return;
     }
     let _ = tracing_subscriber::fmt()
@@ -167,9 +169,13 @@ async fn scenario(variant: u8, passive: bool) {
             .unwrap()
             .port()
     });
-    let site = Site::create(variant, listen_port);
-    site.start("zebra");
-    site.start("bgpd");
+    let site = Site::create(SiteOptions {
+        listen_port,
+        ..SiteOptions::test("e", variant)
+    })
+    .unwrap();
+    site.start("zebra").unwrap();
+    site.start("bgpd").unwrap();
 
     let store = tempfile::tempdir().unwrap();
     let server = TestServer::start(&format!(
@@ -245,7 +251,7 @@ passive = {passive}
     )
     .await;
     // A new bgpd: the session comes back and so do the entries.
-    site.start("bgpd");
+    site.start("bgpd").unwrap();
     wait_for(
         &server,
         &site,

@@ -12,15 +12,15 @@
 
 #![allow(clippy::unwrap_used)]
 
-#[path = "support/frr.rs"]
-mod frr;
 mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use frr::{DEVICE_1, DEVICE_2, Site, VTEP};
+use l2pop::demo::frr::{
+    Site, SiteOptions, TEST_DEVICE_1 as DEVICE_1, TEST_DEVICE_2 as DEVICE_2, TEST_VTEP as VTEP,
+};
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 use support::{ADMIN, TestServer};
@@ -100,6 +100,8 @@ async fn site_entries(server: &TestServer) -> Vec<String> {
     entries
 }
 
+/// How long FRR and the server get to reach a state.
+const WAIT: Duration = Duration::from_secs(90);
 const FLOOD: &str = "00:00:00:00:00:00 0.0.0.0";
 
 fn device_1() -> String {
@@ -278,7 +280,7 @@ async fn wait_for(
         {
             return;
         }
-        if started.elapsed() > frr::WAIT {
+        if started.elapsed() > WAIT {
             panic!(
                 "{what}: compute-1 holds {entries:?} for {VTEP}, wanted {present:?} without {absent:?}\n{}",
                 site.diagnostics()
@@ -297,7 +299,7 @@ async fn frr_rib(site: &Site, what: &str, done: impl Fn(&str) -> bool) {
             return;
         }
         assert!(
-            started.elapsed() < frr::WAIT,
+            started.elapsed() < WAIT,
             "{what}: not reached\n{}",
             site.diagnostics()
         );
@@ -307,7 +309,7 @@ async fn frr_rib(site: &Site, what: &str, done: impl Fn(&str) -> bool) {
 
 /// The PE loses device 2: its bridge port goes, and with it the MAC's FDB entry.
 fn drop_device_2(site: &Site) {
-    site.exec(&["ip", "link", "del", "dev2"]);
+    site.exec(&["ip", "link", "del", "dev2"]).unwrap();
 }
 
 fn speaker_config(site: &Site, server: &TestServer) -> String {
@@ -356,13 +358,17 @@ async fn server_with_site(store: &tempfile::TempDir) -> Arc<TestServer> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frr_restarting_gracefully_removes_no_entry_and_end_of_rib_removes_what_it_lost() {
-    if !frr::can_run() {
+    if !support::frr_can_run() {
         return;
     }
     tracing();
-    let site = Site::create_with(0, None, FRR_GRACEFUL);
-    site.start("zebra");
-    site.start("bgpd");
+    let site = Site::create(SiteOptions {
+        extra_bgp: FRR_GRACEFUL.to_owned(),
+        ..SiteOptions::test("e", 0)
+    })
+    .unwrap();
+    site.start("zebra").unwrap();
+    site.start("bgpd").unwrap();
     let store = tempfile::tempdir().unwrap();
     let server = server_with_site(&store).await;
     let settings = l2pop::bgp::config::RawConfig::parse(&speaker_config(&site, &server), "test")
@@ -380,8 +386,8 @@ async fn frr_restarting_gracefully_removes_no_entry_and_end_of_rib_removes_what_
     let watch = Watch::start(&server, kept_two());
     let restarted = Instant::now();
     site.kill("bgpd");
-    site.link(false);
-    site.start("bgpd");
+    site.link(false).unwrap();
+    site.start("bgpd").unwrap();
     frr_rib(&site, "the new bgpd has the site's routes", |rib| {
         rib.contains(&format!("[{}]:[32]:[{}]", DEVICE_1.0, DEVICE_1.1)) && rib.contains(DEVICE_2)
     })
@@ -391,7 +397,7 @@ async fn frr_restarting_gracefully_removes_no_entry_and_end_of_rib_removes_what_
         !rib.contains(DEVICE_2)
     })
     .await;
-    site.link(true);
+    site.link(true).unwrap();
     wait_for(
         &server,
         &site,
@@ -439,13 +445,17 @@ impl Drop for Speaker {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn our_speaker_restarting_gracefully_removes_no_entry_and_end_of_rib_removes_what_it_lost() {
-    if !frr::can_run() {
+    if !support::frr_can_run() {
         return;
     }
     tracing();
-    let site = Site::create_with(1, None, FRR_GRACEFUL);
-    site.start("zebra");
-    site.start("bgpd");
+    let site = Site::create(SiteOptions {
+        extra_bgp: FRR_GRACEFUL.to_owned(),
+        ..SiteOptions::test("e", 1)
+    })
+    .unwrap();
+    site.start("zebra").unwrap();
+    site.start("bgpd").unwrap();
     let store = tempfile::tempdir().unwrap();
     let server = server_with_site(&store).await;
     let config = store.path().join("bgp.toml");

@@ -5,10 +5,16 @@
 //!
 //! ```text
 //!   demo ── REST ──► l2pop server ── RabbitMQ ──► l2pop agent ×3 ── netlink ──► host netns ×3
-//!    │                     ▲ learned routes (standing in for the BGP speaker)        │ veth
+//!    │                   ▲   └── RabbitMQ ──► l2pop bgp ── BGP EVPN ──► FRR (site netns)   │
+//!    │                   └──── learned routes ───┘        (veth)                          │ veth
 //!    ├── ip/bridge ──► underlay switch, VM netns ×4, site netns (gateway VTEP, 2 devices)
 //!    └── dumpcap/tshark on each host's underlay link ──► ARP broadcasts, misdirected floods
 //! ```
+//!
+//! With FRR installed (and root), FRR is the site's PE/VTEP and `l2pop bgp` learns its
+//! gateway and devices and exports our hosts and VMs to it ([`frr`]); otherwise (or with
+//! `--no-frr`) the demo posts the site's routes through the REST API as a BGP agent would,
+//! and programs the site's tables with iproute2.
 //!
 //! Every name starts with the run's prefix; a run first removes what a killed run with the
 //! same prefix left (namespaces, processes recorded in its state folder), and removes
@@ -16,6 +22,8 @@
 
 pub mod capture;
 pub mod checks;
+pub mod frr;
+mod site;
 pub mod topology;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -29,6 +37,7 @@ use anyhow::{Context as _, bail};
 use serde_json::{Value, json};
 
 use self::checks::Check;
+use self::site::frr_unavailable;
 use self::topology::{HostSpec, SiteSpec, VmSpec};
 
 /// `l2pop demo` options.
@@ -50,6 +59,10 @@ pub struct Options {
     /// Only remove what an earlier run with this prefix left, then exit.
     #[arg(long)]
     pub clean: bool,
+    /// Post the VPN site's gateway and devices through the REST API instead of running FRR
+    /// as the site's PE (what the demo does anyway when FRR is not installed or not root).
+    #[arg(long)]
+    pub no_frr: bool,
     /// The l2pop binary to run the server and agents with (default: this executable; tests
     /// name the built binary).
     #[arg(skip)]
@@ -57,6 +70,13 @@ pub struct Options {
 }
 
 const ADMIN_TOKEN: &str = "demo-admin";
+
+/// The site's BGPVPN route target: the BGPVPN's, FRR's (`route-target both`) and the ones
+/// our speaker imports.
+const SITE_RT: &str = "64512:1001";
+/// Our speaker's AS and FRR's.
+const OUR_AS: u32 = 64512;
+const SITE_AS: u32 = 65001;
 
 /// Set in the demo's re-run inside an unprivileged user namespace.
 const USERNS_ENV: &str = "L2POP_DEMO_USERNS";
@@ -140,6 +160,20 @@ pub fn run(options: &Options) -> anyhow::Result<bool> {
     }
     ctrlc_cleanup(options.prefix.clone());
     let mut demo = Demo::start(options)?;
+    if demo.frr.is_some() {
+        let step = Progress::step("waiting for the site's routes from FRR over BGP");
+        let learned = demo.wait_site_learned(Duration::from_secs(60));
+        step.done(if learned.is_ok() {
+            "learned"
+        } else {
+            "not learned"
+        });
+        demo.checks.push(Check::from_result(
+            "the site's gateway 192.0.2.100 and its 2 devices learned from FRR over BGP \
+             (compute-1's FDB at the server, source bgpvpn)",
+            learned,
+        ));
+    }
     let step = Progress::step("waiting for every host's kernel to match the server");
     let converged = demo.wait_converged(Duration::from_secs(60));
     step.done(if converged.is_ok() {
@@ -151,6 +185,20 @@ pub fn run(options: &Options) -> anyhow::Result<bool> {
         "every host's kernel table equals the server's desired table",
         converged,
     ));
+    if demo.frr.is_some() {
+        let step = Progress::step("waiting for FRR to install our hosts and VMs at the site");
+        let installed = demo.wait_site_installed(Duration::from_secs(30));
+        step.done(if installed.is_ok() {
+            "installed"
+        } else {
+            "not installed"
+        });
+        demo.checks.push(Check::from_result(
+            "FRR's kernel at the site holds our net1 VMs behind their hosts' VTEPs, floods to \
+             exactly those hosts, and answers ARP for the VMs (bridge fdb, ip neigh)",
+            installed,
+        ));
+    }
     let step = Progress::step("running traffic with a capture on the underlay");
     demo.traffic()?;
     step.done("traffic done");
@@ -165,6 +213,11 @@ pub fn run(options: &Options) -> anyhow::Result<bool> {
         demo.discard_logs();
     }
     Ok(all)
+}
+
+/// FRR's run folder for the site of a prefix (its daemons' `-N` pathspace).
+fn frr_run_dir(prefix: &str) -> PathBuf {
+    PathBuf::from(format!("/var/run/frr/{prefix}-site"))
 }
 
 /// The state folder of a prefix: pid files and configs live there.
@@ -251,7 +304,11 @@ pub fn clean(prefix: &str) -> usize {
         }
         let _ = std::fs::remove_file(&pids);
     }
-    killed + topology::cleanup(prefix)
+    let removed = topology::cleanup(prefix);
+    // The peering veth goes with the site's namespace, once FRR's processes have left it.
+    let _ = topology::run_in(None, &["ip", "link", "del", &format!("{prefix}-bgp")]);
+    let _ = std::fs::remove_dir_all(frr_run_dir(prefix));
+    killed + removed
 }
 
 /// On Ctrl-C or SIGTERM: remove everything and exit 130.
@@ -343,6 +400,8 @@ pub struct Demo {
     inproc: Option<InProcess>,
     /// Keep the state folder (logs, configs, captures) when dropped: until declared good.
     keep_logs: bool,
+    /// The site's PE when FRR runs it (its gateway and devices then come over BGP).
+    frr: Option<frr::Site>,
 }
 
 /// The server and agents as tasks of this process, on the in-memory bus.
@@ -358,9 +417,18 @@ struct InProcess {
 impl Drop for Demo {
     fn drop(&mut self) {
         if self.options.keep {
+            if let Some(site) = &mut self.frr {
+                site.leave_up();
+            }
             return;
         }
         self.stop_children();
+        if let Some(mut site) = self.frr.take() {
+            if self.keep_logs || std::thread::panicking() {
+                site.keep_files();
+            }
+            drop(site);
+        }
         clean(&self.options.prefix);
         // Logs, configs and captures stay unless the run was declared good.
         if self.keep_logs || std::thread::panicking() {
@@ -433,6 +501,7 @@ impl Demo {
             removed_vms: 0,
             inproc: None,
             keep_logs: true,
+            frr: None,
         })
     }
 
@@ -461,9 +530,27 @@ impl Demo {
         self.create_resources()?;
         step.done("net1 (VNI 1001) and net2 (VNI 1002), 4 ports");
 
-        let step = Progress::step("external site: BGPVPN, gateway VTEP and two devices");
-        self.create_site()?;
-        step.done("site 192.0.2.100 with 2 devices on net1, learned through the BGPVPN API");
+        match frr_unavailable(&self.options) {
+            None => {
+                let step = Progress::step(
+                    "external site: BGPVPN, FRR as its PE/VTEP with two devices, l2pop bgp",
+                );
+                self.create_site()?;
+                self.start_frr_site()?;
+                step.done(&format!(
+                    "FRR (zebra, bgpd, AS {SITE_AS}) runs site {} with 2 devices; l2pop bgp \
+                     (AS {OUR_AS}) peers with it",
+                    self.site.vtep
+                ));
+            }
+            Some(reason) => {
+                println!("demo: {reason}");
+                let step = Progress::step("external site: BGPVPN, gateway VTEP and two devices");
+                self.create_site()?;
+                self.post_site()?;
+                step.done("site 192.0.2.100 with 2 devices on net1, posted through the BGPVPN API");
+            }
+        }
 
         let step = Progress::step("plugging the VMs into their hosts");
         for vm in &self.vms {
@@ -743,16 +830,15 @@ impl Demo {
         })
     }
 
-    /// The site's BGPVPN as networking-bgpvpn and neutron-dynamic-routing would set it up,
-    /// and its routes as a BGP agent reports them (the BGP speaker issue replaces this with
-    /// routes learnt from FRR).
+    /// The site's BGPVPN as networking-bgpvpn and neutron-dynamic-routing would set it up:
+    /// on net1, with FRR's route target, served by BGP agent bgp-1's speaker.
     fn create_site(&mut self) -> anyhow::Result<()> {
         use reqwest::Method;
         let net1 = self.networks[0].0.clone();
         let vpn = self.api(
             Method::POST,
             "/v2.0/bgpvpn/bgpvpns",
-            Some(json!({"bgpvpn": {"name": "site", "type": "l2", "route_targets": ["64512:1001"], "vni": 1001}})),
+            Some(json!({"bgpvpn": {"name": "site", "type": "l2", "route_targets": [SITE_RT], "vni": 1001}})),
         )?;
         let vpn_id = vpn["bgpvpn"]["id"].as_str().unwrap_or_default().to_owned();
         self.api(
@@ -769,7 +855,7 @@ impl Demo {
         let speaker = self.api(
             Method::POST,
             "/v2.0/bgp-speakers",
-            Some(json!({"bgp_speaker": {"name": "speaker-1", "local_as": 64512}})),
+            Some(json!({"bgp_speaker": {"name": "speaker-1", "local_as": OUR_AS}})),
         )?;
         let speaker_id = speaker["bgp_speaker"]["id"]
             .as_str()
@@ -785,19 +871,24 @@ impl Demo {
             &format!("/v2.0/bgp-speakers/{speaker_id}/add_bgp_vpn"),
             Some(json!({"bgpvpn_id": vpn_id})),
         )?;
+        Ok(())
+    }
+
+    /// Without FRR: the site's routes as a BGP agent reports them, posted, and the site's
+    /// tables programmed with iproute2 the way EVPN would.
+    fn post_site(&mut self) -> anyhow::Result<()> {
+        use reqwest::Method;
         let vtep = self.site.vtep.to_string();
         self.api(
             Method::POST,
             "/v2.0/l2pop/bgp-agents/bgp-1/gateways",
-            Some(
-                json!({"gateways": [{"vtep": vtep, "route_targets": ["64512:1001"], "vni": 1001}]}),
-            ),
+            Some(json!({"gateways": [{"vtep": vtep, "route_targets": [SITE_RT], "vni": 1001}]})),
         )?;
         let devices: Vec<Value> = self
             .site
             .devices
             .iter()
-            .map(|(_, mac, ip)| json!({"mac": mac, "ip": ip.to_string(), "vtep": vtep, "route_targets": ["64512:1001"], "vni": 1001}))
+            .map(|(_, mac, ip)| json!({"mac": mac, "ip": ip.to_string(), "vtep": vtep, "route_targets": [SITE_RT], "vni": 1001}))
             .collect();
         self.api(
             Method::POST,
@@ -884,8 +975,17 @@ impl Demo {
                 "vm2 → site device 10.0.1.202 (BGPVPN)",
             ),
         ];
+        let mut pings: Vec<(String, Ipv4Addr, &str)> = pings
+            .into_iter()
+            .map(|(from, to, what)| (from.ns, to, what))
+            .collect();
+        pings.push((
+            self.site.devices[1].0.clone(),
+            vm(2).ip,
+            "site device 10.0.1.202 → vm2 (compute-2)",
+        ));
         for (from, to, what) in pings {
-            let ok = topology::ping(&from.ns, to);
+            let ok = topology::ping(&from, to);
             self.checks
                 .push(Check::new(&format!("ping {what}"), ok, String::new()));
         }
@@ -942,6 +1042,7 @@ impl Demo {
             println!("{} (VTEP {}) kernel table:", host.name, host.vtep);
             print!("{}", checks::render_table(&desired, host.vtep, &actual));
         }
+        self.print_site_table();
         println!();
         for check in &self.checks {
             println!("{check}");
@@ -1072,6 +1173,23 @@ impl Demo {
             "  l2pop agent status --agent http://127.0.0.1:{}",
             Demo::agent_status_port(0)
         );
+        if let Some(site) = &self.frr {
+            let ns = site.ns();
+            println!(
+                "FRR, the site's PE (its files in {}):",
+                self.state.join("frr").display()
+            );
+            for command in [
+                "show bgp l2vpn evpn summary",
+                "show bgp l2vpn evpn",
+                "show evpn vni",
+                "show evpn mac vni all",
+            ] {
+                println!("  ip netns exec {ns} {}", site.vtysh_command(command));
+            }
+            println!("  ip netns exec {ns} bridge fdb show dev vxlan0");
+            println!("  ip netns exec {ns} ip neigh show dev br0");
+        }
         println!("  logs: {}", self.state.display());
         println!("and remove everything with: l2pop demo --clean --prefix {p}");
     }

@@ -205,8 +205,7 @@ pub fn plug_vm(vm: &VmSpec, host: &HostSpec) -> anyhow::Result<()> {
 /// our side (VM MACs behind compute VTEPs, the flood list) is programmed by
 /// [`program_site`].
 pub fn build_site(prefix: &str, site: &SiteSpec) -> anyhow::Result<()> {
-    add_ns(&site.ns)?;
-    plug_underlay(prefix, &site.ns, "site", site.vtep)?;
+    build_site_namespace(prefix, site)?;
     let ns = Some(site.ns.as_str());
     check_in(ns, &["ip", "link", "add", "br0", "type", "bridge"])?;
     check_in(
@@ -256,6 +255,13 @@ pub fn build_site(prefix: &str, site: &SiteSpec) -> anyhow::Result<()> {
         check_in(dev, &["ip", "link", "set", "eth0", "up"])?;
     }
     Ok(())
+}
+
+/// The site's namespace on the underlay with the gateway VTEP's address: the part of
+/// [`build_site`] that the site run by FRR shares (FRR's builder adds the rest).
+pub fn build_site_namespace(prefix: &str, site: &SiteSpec) -> anyhow::Result<()> {
+    add_ns(&site.ns)?;
+    plug_underlay(prefix, &site.ns, "site", site.vtep)
 }
 
 /// Programs the gateway's tables the way EVPN would: flood to each compute VTEP with a port

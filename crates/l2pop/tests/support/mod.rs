@@ -572,3 +572,22 @@ pub fn pg_url_with_database(url: &str, database: &str) -> String {
     }
     out
 }
+
+/// Whether an FRR interop test can run: false (skipped, with a message) when not root, or
+/// when FRR is absent outside CI; under CI=true a missing FRR fails.
+pub fn frr_can_run() -> bool {
+    if !l2pop::demo::is_root() {
+        eprintln!("skipped: the FRR interop test needs root (network namespaces, FRR daemons)");
+        return false;
+    }
+    if !l2pop::demo::frr::installed() {
+        assert!(
+            std::env::var("CI").as_deref() != Ok("true"),
+            "FRR is not installed ({}/bgpd): scripts/services installs it (apt-get install -y frr)",
+            l2pop::demo::frr::FRR_DIR
+        );
+        eprintln!("skipped: FRR is not installed (apt-get install -y frr)");
+        return false;
+    }
+    true
+}
