@@ -10,7 +10,8 @@
 use std::process::Command;
 use std::sync::Mutex;
 
-/// One demo at a time: the demos' agents answer `status` on fixed ports.
+/// One demo at a time: each starts a server, three agents, a speaker and FRR, and two at once on
+/// a two-core CI machine would test the machine's load more than the demo.
 static ONE_DEMO: Mutex<()> = Mutex::new(());
 
 const LEARNED: &str = "learned from FRR over BGP";

@@ -390,6 +390,7 @@ pub struct Demo {
     children: BTreeMap<String, Child>,
     api: String,
     server_port: u16,
+    status_ports: Vec<u16>,
     http: reqwest::blocking::Client,
     checks: Vec<Check>,
     /// (network id, VNI) of net1 and net2.
@@ -493,6 +494,7 @@ impl Demo {
             children: BTreeMap::new(),
             api: String::new(),
             server_port: 0,
+            status_ports: (0..3).map(|_| free_port()).collect::<Result<_, _>>()?,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()?,
@@ -599,7 +601,7 @@ impl Demo {
         let bus = if self.options.bus == "memory" {
             "backend = \"memory\"".to_owned()
         } else {
-            format!("backend = \"rabbit\"\nurl = \"{}\"", self.options.bus_url)
+            format!("backend = \"rabbit\"\n{}", self.bus_lines())
         };
         std::fs::write(
             &config,
@@ -666,20 +668,39 @@ impl Demo {
         Ok(())
     }
 
-    fn agent_status_port(index: usize) -> u16 {
-        19700 + index as u16
+    /// The port host `index`'s agent answers `status` on (chosen free when the demo starts,
+    /// kept across agent restarts).
+    fn agent_status_port(&self, index: usize) -> u16 {
+        self.status_ports[index]
+    }
+
+    /// The `[bus]` lines every process of this demo shares: the broker and, on RabbitMQ,
+    /// topics of the demo's own, named after its prefix, so that two demos (or a demo and a
+    /// test run) on one broker never consume each other's casts and calls. The in-memory bus
+    /// is the process's own: its processes keep the default topics.
+    fn bus_lines(&self) -> String {
+        let p = &self.options.prefix;
+        if self.options.bus == "memory" {
+            return format!("url = \"{}\"\n", self.options.bus_url);
+        }
+        format!(
+            "url = \"{}\"\ntopic = \"l2pop-{p}\"\nrpc_topic = \"l2pop-{p}-rpc\"\n",
+            self.options.bus_url
+        )
     }
 
     /// Starts (or restarts) the agent of host `index`.
     pub fn start_agent(&mut self, index: usize) -> anyhow::Result<()> {
         let host = self.hosts[index].clone();
-        let config = self.state.join("agent.toml");
+        let status_listen = format!("127.0.0.1:{}", self.agent_status_port(index));
+        // One file per host: an agent reads its file while the next one is being written.
+        let config = self.state.join(format!("agent-{}.toml", host.name));
         std::fs::write(
             &config,
             format!(
                 "[agent]\nlocal_ip = \"192.0.2.1\"\nreport_interval_s = 5\nscan_interval_ms = 1000\n\
-                 reconcile_interval_s = 10\n[bus]\nurl = \"{}\"\n",
-                self.options.bus_url
+                 reconcile_interval_s = 10\n[bus]\n{}",
+                self.bus_lines()
             ),
         )?;
         if let Some(inproc) = &mut self.inproc {
@@ -689,7 +710,7 @@ impl Demo {
                     host: Some(host.name.clone()),
                     local_ip: Some(host.vtep.to_string()),
                     netns: Some(host.ns.clone()),
-                    status_listen: Some(format!("127.0.0.1:{}", Demo::agent_status_port(index))),
+                    status_listen: Some(status_listen),
                     bus_url: None,
                 })
                 .validate()?;
@@ -717,7 +738,7 @@ impl Demo {
                 "--netns".into(),
                 host.ns.clone(),
                 "--status-listen".into(),
-                format!("127.0.0.1:{}", Demo::agent_status_port(index)),
+                status_listen,
             ],
         )
     }
@@ -1092,7 +1113,7 @@ impl Demo {
 
     /// The status of host `index`'s agent (`GET /status`).
     pub fn agent_status(&self, index: usize) -> anyhow::Result<Value> {
-        let url = format!("http://127.0.0.1:{}/status", Demo::agent_status_port(index));
+        let url = format!("http://127.0.0.1:{}/status", self.agent_status_port(index));
         Ok(self.http.get(url).send()?.json()?)
     }
 
@@ -1114,7 +1135,7 @@ impl Demo {
 
     /// Where host `index`'s agent answers `l2pop agent status`.
     pub fn agent_endpoint(&self, index: usize) -> String {
-        format!("http://127.0.0.1:{}", Demo::agent_status_port(index))
+        format!("http://127.0.0.1:{}", self.agent_status_port(index))
     }
 
     /// Declares the run good: the state folder (logs, configs, captures) goes with the demo.
@@ -1171,7 +1192,7 @@ impl Demo {
         );
         println!(
             "  l2pop agent status --agent http://127.0.0.1:{}",
-            Demo::agent_status_port(0)
+            self.agent_status_port(0)
         );
         if let Some(site) = &self.frr {
             let ns = site.ns();

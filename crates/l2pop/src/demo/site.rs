@@ -109,10 +109,10 @@ impl Demo {
                 "[bgp]\nhost = \"bgp-1\"\nlocal_as = {OUR_AS}\nrouter_id = \"{ours}\"\n\
                  connect_retry_s = 1\nimport_route_targets = [\"{SITE_RT}\"]\n\
                  [server]\nurl = \"{api}\"\ntoken = \"{ADMIN_TOKEN}\"\n\
-                 [bus]\nurl = \"{bus}\"\n\
+                 [bus]\n{bus}\
                  [[neighbors]]\naddress = \"{pe}\"\nremote_as = {SITE_AS}\nlocal_address = \"{ours}\"\n",
                 api = self.api,
-                bus = self.options.bus_url,
+                bus = self.bus_lines(),
             ),
         )?;
         self.spawn(
