@@ -185,11 +185,7 @@ fn run() -> anyhow::Result<()> {
     tally.wait(&monitors, &hosts, start + limit, "the agents")?;
     let import_dumped = tally.dumped;
     let import = tally.last.saturating_duration_since(start);
-    let cpu: Vec<f64> = pids
-        .iter()
-        .zip(&cpu_before)
-        .map(|(p, b)| cpu_ticks(*p).saturating_sub(*b) as f64 / TICKS_PER_SECOND)
-        .collect();
+    let cpu = cpu_since(&pids, &cpu_before);
     let learned = learned_at(&setup, routes + 1, wall_start, Duration::from_secs(30))?;
 
     // Export: ports on the second network → the peer holds their type-2 routes.
@@ -201,6 +197,7 @@ fn run() -> anyhow::Result<()> {
         EXPORT_VNI,
     );
     peer.expect(export_rd, routes);
+    let cpu_before: Vec<u64> = pids.iter().map(|p| cpu_ticks(*p)).collect();
     let start = Instant::now();
     runtime.block_on(create_remote_ports(
         &api.base,
@@ -213,6 +210,7 @@ fn run() -> anyhow::Result<()> {
         .wait_expected(start + limit + Duration::from_secs(600))
         .with_context(|| format!("speaker log:\n{}", setup.log_tail("bgp")))?
         .saturating_duration_since(start);
+    let export_cpu = cpu_since(&pids, &cpu_before);
     let encode = encode_floor(routes);
     peer.stop();
 
@@ -226,10 +224,19 @@ fn run() -> anyhow::Result<()> {
         cpu,
         created,
         exported,
+        export_cpu,
         encode,
     };
     outcome.print();
     Ok(())
+}
+
+/// CPU seconds each of `pids` used since `before` was read.
+fn cpu_since(pids: &[u32], before: &[u64]) -> Vec<f64> {
+    pids.iter()
+        .zip(before)
+        .map(|(p, b)| cpu_ticks(*p).saturating_sub(*b) as f64 / TICKS_PER_SECOND)
+        .collect()
 }
 
 /// The server's pid (the phase's child named `server`).
@@ -664,7 +671,10 @@ impl Tally {
         let mut progress = false;
         while !self.done() {
             let Some(wait) = deadline.checked_duration_since(Instant::now()) else {
-                bail!("{who} did not program every host in time: {}", self.missing());
+                bail!(
+                    "{who} did not program every host in time: {}",
+                    self.missing()
+                );
             };
             match monitors.recv_timeout(wait.min(Duration::from_secs(1))) {
                 Ok(seen) => {
@@ -983,6 +993,8 @@ struct Outcome {
     cpu: Vec<f64>,
     created: Duration,
     exported: Duration,
+    /// CPU seconds during the export, same processes.
+    export_cpu: Vec<f64>,
     encode: Duration,
 }
 
@@ -1032,12 +1044,15 @@ impl Outcome {
             .map(str::to_owned)
             .chain((1..=HOSTS).map(|h| format!("agent h{h}")))
             .collect();
-        let cpu: Vec<String> = names
-            .iter()
-            .zip(&self.cpu)
-            .map(|(name, c)| format!("{name} {c:.1} s"))
-            .collect();
-        println!("  CPU during the import: {}", cpu.join(", "));
+        let cpu = |seconds: &[f64]| -> String {
+            names
+                .iter()
+                .zip(seconds)
+                .map(|(name, c)| format!("{name} {c:.1} s"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        println!("  CPU during the import: {}", cpu(&self.cpu));
         println!(
             "  exported: {} ports created and active through the API in {} -> peer holds all their type-2 routes at {}  ({} routes/s)",
             thousands(self.routes as u64),
@@ -1045,6 +1060,7 @@ impl Outcome {
             s(self.exported),
             rate(self.exported)
         );
+        println!("  CPU during the export: {}", cpu(&self.export_cpu));
         println!(
             "  export floor: encoding the same routes with the codec: {}  (ratio {})",
             s(self.encode),

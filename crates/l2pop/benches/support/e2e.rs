@@ -401,7 +401,9 @@ pub fn start_monitors(setup: &Setup, hosts: &[HostSpec]) -> anyhow::Result<mpsc:
         let mut child = Command::new("ip")
             // The largest receive buffer the kernel grants (net.core.rmem_max): a burst of
             // entries overflows the default one and `ip monitor` loses lines.
-            .args(["-rcvbuf", "67108864", "-n", &host.ns, "monitor", "link", "neigh"])
+            .args([
+                "-rcvbuf", "67108864", "-n", &host.ns, "monitor", "link", "neigh",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
