@@ -328,6 +328,8 @@ pub struct Exporter {
     origin: Origin,
     view: Option<ExportView>,
     routes: Routes,
+    /// Who exports under which RD, for [`Exporter::apply`]; rebuilt with the routes.
+    index: RdIndex,
     peers: BTreeMap<IpAddr, crate::codec::ExportSession>,
     skipped: Vec<ExportSkip>,
 }
@@ -338,6 +340,7 @@ impl Exporter {
             origin,
             view: None,
             routes: Routes::new(),
+            index: RdIndex::default(),
             peers: BTreeMap::new(),
             skipped: Vec::new(),
         }
@@ -397,6 +400,7 @@ impl Exporter {
         let (routes, skipped) = routes(&view, self.origin);
         let changes = diff(&self.routes, &routes);
         self.routes = routes;
+        self.index = RdIndex::new(&view, self.origin);
         self.view = Some(view);
         let news = (skipped != self.skipped).then(|| skipped.clone());
         self.skipped = skipped;
@@ -411,18 +415,226 @@ impl Exporter {
     }
 
     /// Applies one fanout delta (already filtered: not the BGPVPN extension's, in order).
+    ///
+    /// Only the routes of the entries the delta names are recomputed, so a delta costs what it
+    /// touches, not the size of the export: exporting N ports one delta at a time is O(N log N),
+    /// not O(N²). A delta that changes what a network exports under (its type or segment, or the
+    /// network's first entries) recomputes everything, which gives the same routes.
     pub fn apply(&mut self, method: Method, payload: &FdbPayload) -> Outgoing {
-        let Some(view) = self.view.as_mut() else {
-            return Outgoing::new();
-        };
-        view.apply(method, payload);
-        let (routes, _) = routes(view, self.origin);
-        let changes = diff(&self.routes, &routes);
-        self.routes = routes;
+        let changes = self.apply_diff(method, payload);
         self.to_peers(&changes)
+    }
+
+    /// [`Exporter::apply`] without the messages: what the delta changed, as
+    /// `diff(old routes, routes(new view))` would give it.
+    pub fn apply_diff(&mut self, method: Method, payload: &FdbPayload) -> ExportDiff {
+        let Some(view) = self.view.as_mut() else {
+            return ExportDiff::default();
+        };
+        let touched = touched(view, payload);
+        let shape = |view: &ExportView| -> Vec<_> {
+            touched
+                .keys()
+                .map(|n| view.networks.get(n).map(|s| (s.network_type, s.segment_id)))
+                .collect()
+        };
+        let before = shape(view);
+        view.apply(method, payload);
+        if shape(view) != before {
+            let (routes, _) = routes(view, self.origin);
+            let changes = diff(&self.routes, &routes);
+            self.routes = routes;
+            self.index = RdIndex::new(view, self.origin);
+            return changes;
+        }
+        let mut keys = BTreeSet::new();
+        for (network, items) in &touched {
+            for rd in self.index.rds(*network) {
+                keys.extend(items.iter().map(|item| item.key(*rd)));
+            }
+        }
+        let mut changes = ExportDiff::default();
+        for key in keys {
+            let new = self.index.path(view, &key);
+            let old = match &new {
+                Some(path) => self.routes.insert(key, path.clone()),
+                None => self.routes.remove(&key),
+            };
+            match (old, new) {
+                (Some(old), None) => changes.withdraw.push((key, old)),
+                (old, Some(new)) if old.as_ref() != Some(&new) => changes.announce.push((key, new)),
+                _ => {}
+            }
+        }
+        changes
+    }
+}
+
+/// One entry of a network's state, as a delta names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Item {
+    Flood(IpAddr),
+    Entry(Mac, IpAddr),
+}
+
+impl Item {
+    fn key(self, rd: Rd) -> RouteKey {
+        match self {
+            Item::Flood(vtep) => RouteKey::Imet {
+                rd,
+                ethernet_tag: 0,
+                originator: vtep,
+            },
+            Item::Entry(mac, ip) => RouteKey::MacIp {
+                rd,
+                ethernet_tag: 0,
+                mac,
+                ip: (!ip.is_unspecified()).then_some(ip),
+            },
+        }
+    }
+}
+
+/// The entries `payload` names, per served network (what [`ExportView::apply`] may change).
+fn touched(view: &ExportView, payload: &FdbPayload) -> BTreeMap<NetworkId, Vec<Item>> {
+    let item = |entry: &PortInfo, vtep: IpAddr| {
+        if entry.mac.is_zero() {
+            Item::Flood(vtep)
+        } else {
+            Item::Entry(entry.mac, entry.ip)
+        }
+    };
+    let mut out: BTreeMap<NetworkId, Vec<Item>> = BTreeMap::new();
+    match payload {
+        FdbPayload::Entries(entries) => {
+            for (network, fdb) in &entries.0 {
+                if !view.served(*network) {
+                    continue;
+                }
+                let items = out.entry(*network).or_default();
+                for (vtep, list) in &fdb.ports {
+                    items.extend(list.iter().map(|e| item(e, *vtep)));
+                }
+            }
+        }
+        FdbPayload::ChgIp(change) => {
+            for (network, vteps) in &change.0 {
+                if !view.networks.contains_key(network) {
+                    continue;
+                }
+                let items = out.entry(*network).or_default();
+                for (vtep, ips) in vteps {
+                    items.extend(ips.before.iter().chain(&ips.after).map(|e| item(e, *vtep)));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// One (BGPVPN, network) pair that exports under an RD, in the order [`routes`] visits them.
+#[derive(Debug, Clone)]
+struct Contributor {
+    network: NetworkId,
+    vni: u32,
+    targets: BTreeSet<RouteTarget>,
+    local_pref: Option<u32>,
+}
+
+/// For each RD, the pairs exporting under it; for each network, its RDs. With it one route
+/// is recomputed from the view alone, exactly as [`routes`] computes it.
+#[derive(Debug, Clone, Default)]
+struct RdIndex {
+    by_rd: BTreeMap<Rd, Vec<Contributor>>,
+    by_network: BTreeMap<NetworkId, BTreeSet<Rd>>,
+}
+
+impl RdIndex {
+    /// Mirrors [`routes`]: the same pairs, skipped for the same reasons, in the same order.
+    fn new(view: &ExportView, origin: Origin) -> Self {
+        let mut index = RdIndex::default();
+        for vpn in &view.vpns {
+            let targets = vpn.exported_targets();
+            if targets.is_empty() {
+                continue;
+            }
+            for (position, network) in vpn.networks.iter().enumerate() {
+                let Some(state) = view.networks.get(network) else {
+                    continue;
+                };
+                let (Some(NetworkType::Vxlan), Some(vni)) = (state.network_type, state.segment_id)
+                else {
+                    continue;
+                };
+                let rd = vpn
+                    .route_distinguishers
+                    .get(position)
+                    .map(|rd| rd_of(*rd))
+                    .unwrap_or_else(|| auto_rd(origin, vni));
+                index.by_rd.entry(rd).or_default().push(Contributor {
+                    network: *network,
+                    vni,
+                    targets: targets.clone(),
+                    local_pref: vpn.local_pref,
+                });
+                index.by_network.entry(*network).or_default().insert(rd);
+            }
+        }
+        index
+    }
+
+    fn rds(&self, network: NetworkId) -> impl Iterator<Item = &Rd> {
+        self.by_network.get(&network).into_iter().flatten()
+    }
+
+    /// The path [`routes`] gives `key`: the first pair holding the entry sets next hop, VNI
+    /// and local preference; every pair holding it adds its targets.
+    fn path(&self, view: &ExportView, key: &RouteKey) -> Option<ExportPath> {
+        let (rd, items) = match *key {
+            RouteKey::Imet { rd, originator, .. } => (rd, [Some(Item::Flood(originator)), None]),
+            RouteKey::MacIp { rd, mac, ip, .. } => match ip {
+                Some(ip) => (rd, [Some(Item::Entry(mac, ip)), None]),
+                // Both unspecified addresses give the MAC-only route; IPv4 sorts first.
+                None => (
+                    rd,
+                    [
+                        Some(Item::Entry(mac, IpAddr::V4(Ipv4Addr::UNSPECIFIED))),
+                        Some(Item::Entry(
+                            mac,
+                            IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED),
+                        )),
+                    ],
+                ),
+            },
+        };
+        let mut out: Option<ExportPath> = None;
+        for c in self.by_rd.get(&rd).into_iter().flatten() {
+            let Some(state) = view.networks.get(&c.network) else {
+                continue;
+            };
+            for item in items.iter().flatten() {
+                let vtep = match *item {
+                    Item::Flood(vtep) => state.flood.contains(&vtep).then_some(vtep),
+                    Item::Entry(mac, ip) => state.entries.get(&(mac, ip)).copied(),
+                };
+                let Some(vtep) = vtep else { continue };
+                let path = out.get_or_insert_with(|| ExportPath {
+                    next_hop: vtep,
+                    vni: c.vni,
+                    route_targets: BTreeSet::new(),
+                    local_pref: c.local_pref,
+                });
+                path.route_targets.extend(c.targets.iter().copied());
+            }
+        }
+        out
     }
 }
 
 #[cfg(test)]
 #[path = "export_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "export_proptests.rs"]
+mod proptests;

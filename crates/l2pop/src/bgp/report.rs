@@ -83,6 +83,15 @@ pub fn batches(queue: impl IntoIterator<Item = Report>, batch_max: usize) -> Vec
 }
 
 impl Batch {
+    /// How many learned routes (gateways and devices) the request carries.
+    pub fn routes(&self) -> usize {
+        match self {
+            Batch::Gateways(list) => list.len(),
+            Batch::Devices(list) => list.len(),
+            Batch::Agent { .. } | Batch::EndOfRib => 0,
+        }
+    }
+
     fn request(&self, host: &Host) -> (reqwest::Method, String, Value) {
         let agent = format!("/v2.0/l2pop/bgp-agents/{host}");
         match self {
@@ -175,7 +184,11 @@ pub async fn run(
             let mut backoff = Duration::from_millis(100);
             loop {
                 match deliver(&http, &server, &host, &batch).await {
-                    Delivery::Done => break,
+                    Delivery::Done => {
+                        // What the server took, for benchmarks (bgp_routes) and debugging.
+                        tracing::debug!(routes = batch.routes(), "reported to the server");
+                        break;
+                    }
                     Delivery::Refused(why) => {
                         tracing::error!(?batch, %why, "the server refused a BGP report; dropped");
                         metrics::counter!("l2pop_bgp_reports_refused_total").increment(1);
