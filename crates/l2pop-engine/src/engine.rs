@@ -16,8 +16,8 @@ use serde::Serialize;
 use crate::change::{Change, Origin};
 use crate::error::{EventError, QueryError, RegistryError};
 use crate::event::{
-    AgentReport, DeviceDown, DeviceUp, Event, NetworkCreate, PortCreate, PortUpdate, RouterSpec,
-    SubnetCreate, SubnetDelete,
+    AgentReport, DeviceDown, DeviceUp, Event, NetworkCreate, NetworkSegment, PortCreate,
+    PortUpdate, RouterSpec, SubnetCreate, SubnetDelete,
 };
 use crate::extension::{
     ExtensionChanges, ExtensionClaims, ExtensionError, ExtensionStats, FdbExtension, MacClaim,
@@ -134,6 +134,7 @@ impl Engine {
         match event {
             Event::Agent(report) => self.agent_report(report, &mut change)?,
             Event::Network(create) => self.network_create(create)?,
+            Event::NetworkSegment(segment) => self.network_segment(segment)?,
             Event::NetworkDelete(delete) => self.network_delete(delete.id)?,
             Event::Subnet(create) => self.subnet_create(create)?,
             Event::SubnetDelete(delete) => self.subnet_delete(delete)?,
@@ -221,26 +222,31 @@ impl Engine {
         }
     }
 
-    fn network_create(&mut self, create: &NetworkCreate) -> Result<(), EventError> {
-        let segment = Segment::new(
-            create.network_type,
-            create.segmentation_id,
-            create.physical_network.clone(),
-        )
-        .map_err(|e| {
-            let field = match e {
-                ModelError::PhysicalNetworkRequired(_)
-                | ModelError::PhysicalNetworkNotAllowed { .. }
-                | ModelError::InvalidPhysicalNetwork(_) => "physical_network",
-                _ => "segmentation_id",
-            };
-            EventError::Invalid { field, source: e }
-        })?;
-        if self.topology.networks.contains_key(&create.id) {
-            return Err(EventError::NetworkExists(create.id));
-        }
+    /// A segment checked as ML2's type drivers check one, and free: no other network's segment
+    /// has its key (`network` itself may hold it, for a replacement).
+    fn free_segment(
+        &self,
+        network: NetworkId,
+        network_type: NetworkType,
+        segmentation_id: Option<u64>,
+        physical_network: Option<String>,
+    ) -> Result<Segment, EventError> {
+        let segment =
+            Segment::new(network_type, segmentation_id, physical_network).map_err(|e| {
+                let field = match e {
+                    ModelError::PhysicalNetworkRequired(_)
+                    | ModelError::PhysicalNetworkNotAllowed { .. }
+                    | ModelError::InvalidPhysicalNetwork(_) => "physical_network",
+                    _ => "segmentation_id",
+                };
+                EventError::Invalid { field, source: e }
+            })?;
         let key = Self::segment_key(&segment);
-        if let Some(owner) = key.as_ref().and_then(|k| self.segments.get(k)) {
+        if let Some(owner) = key
+            .as_ref()
+            .and_then(|k| self.segments.get(k))
+            .filter(|owner| **owner != network)
+        {
             return Err(match segment.segmentation_id() {
                 Some(id) => EventError::SegmentInUse {
                     network_type: segment.network_type(),
@@ -253,7 +259,20 @@ impl Engine {
                 },
             });
         }
-        if let Some(key) = key {
+        Ok(segment)
+    }
+
+    fn network_create(&mut self, create: &NetworkCreate) -> Result<(), EventError> {
+        let segment = self.free_segment(
+            create.id,
+            create.network_type,
+            create.segmentation_id,
+            create.physical_network.clone(),
+        )?;
+        if self.topology.networks.contains_key(&create.id) {
+            return Err(EventError::NetworkExists(create.id));
+        }
+        if let Some(key) = Self::segment_key(&segment) {
             self.segments.insert(key, create.id);
         }
         self.topology.networks.insert(
@@ -271,6 +290,41 @@ impl Engine {
                 claims: ExtensionClaims::default(),
             },
         );
+        Ok(())
+    }
+
+    /// Replaces the segment of a network none of whose ports is bound (see [`NetworkSegment`]).
+    fn network_segment(&mut self, change: &NetworkSegment) -> Result<(), EventError> {
+        let id = change.id;
+        if !self.topology.networks.contains_key(&id) {
+            return Err(EventError::UnknownNetwork { field: "id", id });
+        }
+        let segment = self.free_segment(
+            id,
+            change.network_type,
+            change.segmentation_id,
+            change.physical_network.clone(),
+        )?;
+        if let Some(port) = self
+            .topology
+            .ports
+            .values()
+            .filter(|p| p.port.network_id == id && p.port.host.is_some())
+            .map(|p| p.port.id)
+            .min()
+        {
+            return Err(EventError::NetworkBound { network: id, port });
+        }
+        let Some(state) = self.topology.networks.get_mut(&id) else {
+            return Err(EventError::UnknownNetwork { field: "id", id });
+        };
+        if let Some(old) = Self::segment_key(&state.network.segment) {
+            self.segments.remove(&old);
+        }
+        if let Some(key) = Self::segment_key(&segment) {
+            self.segments.insert(key, id);
+        }
+        state.network.segment = segment;
         Ok(())
     }
 

@@ -28,8 +28,8 @@ mod topology;
 pub use engine::{DesiredNetwork, DesiredTable, Engine, EngineBuilder, FullFdb, TopologyView};
 pub use error::{EventError, QueryError, RegistryError};
 pub use event::{
-    AgentReport, DeviceDown, DeviceUp, Event, NetworkCreate, NetworkDelete, PortCreate, PortDelete,
-    PortUpdate, RouterDelete, RouterSpec, SubnetCreate, SubnetDelete,
+    AgentReport, DeviceDown, DeviceUp, Event, NetworkCreate, NetworkDelete, NetworkSegment,
+    PortCreate, PortDelete, PortUpdate, RouterDelete, RouterSpec, SubnetCreate, SubnetDelete,
 };
 pub use extension::{
     ExtensionChanges, ExtensionEntries, ExtensionError, ExtensionStats, FdbExtension,
