@@ -123,6 +123,25 @@ impl<'a> TopologyView<'a> {
     }
 }
 
+/// A segment checked as ML2's type drivers check one (the type's id range, a physical network
+/// exactly for vlan and flat); the refusal names the field. For every layer that validates
+/// segments, so that they refuse alike.
+pub fn checked_segment(
+    network_type: NetworkType,
+    segmentation_id: Option<u64>,
+    physical_network: Option<String>,
+) -> Result<Segment, EventError> {
+    Segment::new(network_type, segmentation_id, physical_network).map_err(|e| {
+        let field = match e {
+            ModelError::PhysicalNetworkRequired(_)
+            | ModelError::PhysicalNetworkNotAllowed { .. }
+            | ModelError::InvalidPhysicalNetwork(_) => "physical_network",
+            _ => "segmentation_id",
+        };
+        EventError::Invalid { field, source: e }
+    })
+}
+
 impl Engine {
     pub fn new() -> Self {
         Self::default()
@@ -231,16 +250,7 @@ impl Engine {
         segmentation_id: Option<u64>,
         physical_network: Option<String>,
     ) -> Result<Segment, EventError> {
-        let segment =
-            Segment::new(network_type, segmentation_id, physical_network).map_err(|e| {
-                let field = match e {
-                    ModelError::PhysicalNetworkRequired(_)
-                    | ModelError::PhysicalNetworkNotAllowed { .. }
-                    | ModelError::InvalidPhysicalNetwork(_) => "physical_network",
-                    _ => "segmentation_id",
-                };
-                EventError::Invalid { field, source: e }
-            })?;
+        let segment = checked_segment(network_type, segmentation_id, physical_network)?;
         let key = Self::segment_key(&segment);
         if let Some(owner) = key
             .as_ref()

@@ -25,7 +25,9 @@ mod image;
 mod sorted;
 mod topology;
 
-pub use engine::{DesiredNetwork, DesiredTable, Engine, EngineBuilder, FullFdb, TopologyView};
+pub use engine::{
+    DesiredNetwork, DesiredTable, Engine, EngineBuilder, FullFdb, TopologyView, checked_segment,
+};
 pub use error::{EventError, QueryError, RegistryError};
 pub use event::{
     AgentReport, DeviceDown, DeviceUp, Event, NetworkCreate, NetworkDelete, NetworkSegment,

@@ -594,20 +594,18 @@ impl NeutronState {
         if self.catalog.segments.contains_key(&segment.id) {
             return Err(segment_exists(segment.id));
         }
-        l2pop_model::Segment::new(
+        l2pop_engine::checked_segment(
             segment.network_type,
             segment.segmentation_id.map(u64::from),
             segment.physical_network.clone(),
         )
-        .map_err(|source| {
-            let field = match source {
-                l2pop_model::ModelError::PhysicalNetworkRequired(_)
-                | l2pop_model::ModelError::PhysicalNetworkNotAllowed { .. }
-                | l2pop_model::ModelError::InvalidPhysicalNetwork(_) => "physical_network",
+        .map_err(|error| {
+            // The segments API names its attributes without `provider:`.
+            let field = match &error {
+                l2pop_engine::EventError::Invalid { field, .. } => *field,
                 _ => "segmentation_id",
             };
-            NeutronError::from(l2pop_engine::EventError::Invalid { field, source })
-                .with_field(field)
+            NeutronError::from(error).with_field(field)
         })?;
         self.check_segment_free(segment).map_err(|error| {
             let field = if segment.segmentation_id.is_some() {
