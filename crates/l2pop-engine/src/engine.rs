@@ -9,7 +9,7 @@ use std::net::IpAddr;
 use l2pop_model::{
     Agent, FLOODING_ENTRY, FdbEntries, FdbPayload, Host, Mac, Method, ModelError, Network,
     NetworkFdb, NetworkId, NetworkType, Notification, Port, PortId, PortInfo, PortStatus, RouterId,
-    Segment, Subnet, Target,
+    Subnet, Target,
 };
 use serde::Serialize;
 
@@ -134,6 +134,7 @@ impl Engine {
         match event {
             Event::Agent(report) => self.agent_report(report, &mut change)?,
             Event::Network(create) => self.network_create(create)?,
+            Event::NetworkSegment(segment) => self.network_segment(segment)?,
             Event::NetworkDelete(delete) => self.network_delete(delete.id)?,
             Event::Subnet(create) => self.subnet_create(create)?,
             Event::SubnetDelete(delete) => self.subnet_delete(delete)?,
@@ -210,50 +211,17 @@ impl Engine {
 
     // ---- networks and subnets ----
 
-    fn segment_key(segment: &Segment) -> Option<(NetworkType, Option<String>, Option<u32>)> {
-        match segment.network_type() {
-            NetworkType::Local => None,
-            t => Some((
-                t,
-                segment.physical_network().map(str::to_owned),
-                segment.segmentation_id(),
-            )),
-        }
-    }
-
     fn network_create(&mut self, create: &NetworkCreate) -> Result<(), EventError> {
-        let segment = Segment::new(
+        let segment = self.free_segment(
+            create.id,
             create.network_type,
             create.segmentation_id,
             create.physical_network.clone(),
-        )
-        .map_err(|e| {
-            let field = match e {
-                ModelError::PhysicalNetworkRequired(_)
-                | ModelError::PhysicalNetworkNotAllowed { .. }
-                | ModelError::InvalidPhysicalNetwork(_) => "physical_network",
-                _ => "segmentation_id",
-            };
-            EventError::Invalid { field, source: e }
-        })?;
+        )?;
         if self.topology.networks.contains_key(&create.id) {
             return Err(EventError::NetworkExists(create.id));
         }
-        let key = Self::segment_key(&segment);
-        if let Some(owner) = key.as_ref().and_then(|k| self.segments.get(k)) {
-            return Err(match segment.segmentation_id() {
-                Some(id) => EventError::SegmentInUse {
-                    network_type: segment.network_type(),
-                    segmentation_id: id,
-                    network: *owner,
-                },
-                None => EventError::FlatNetworkInUse {
-                    physical_network: segment.physical_network().unwrap_or_default().to_owned(),
-                    network: *owner,
-                },
-            });
-        }
-        if let Some(key) = key {
+        if let Some(key) = Self::segment_key(&segment) {
             self.segments.insert(key, create.id);
         }
         self.topology.networks.insert(

@@ -64,6 +64,8 @@ pub enum EventError {
     IpInUse { ip: IpAddr, port: PortId },
     #[error("fixed_ips: {0} is listed twice")]
     DuplicateFixedIp(IpAddr),
+    #[error("id: port {port} of network {network} is bound to a host; its segment cannot change")]
+    NetworkBound { network: NetworkId, port: PortId },
     #[error("id: network {network} still has {ports} port(s)")]
     NetworkInUse { network: NetworkId, ports: usize },
     #[error("tunneling_ip: {ip} already belongs to the agent of host {host}")]

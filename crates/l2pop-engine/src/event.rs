@@ -13,6 +13,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub enum Event {
     Agent(AgentReport),
     Network(NetworkCreate),
+    NetworkSegment(NetworkSegment),
     NetworkDelete(NetworkDelete),
     Subnet(SubnetCreate),
     SubnetDelete(SubnetDelete),
@@ -44,6 +45,20 @@ pub struct AgentReport {
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkCreate {
+    pub id: NetworkId,
+    pub network_type: NetworkType,
+    #[serde(default)]
+    pub segmentation_id: Option<u64>,
+    #[serde(default)]
+    pub physical_network: Option<String>,
+}
+
+/// Replaces a network's segment (the resource layer's first segment was deleted and the next
+/// one takes its place). Refused while a port of the network is bound to a host: nothing was
+/// announced with the old segment, so nothing is withdrawn or re-announced.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NetworkSegment {
     pub id: NetworkId,
     pub network_type: NetworkType,
     #[serde(default)]

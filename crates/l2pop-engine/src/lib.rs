@@ -22,14 +22,15 @@ mod extension;
 pub mod extensions;
 mod full_fdb;
 mod image;
+mod segments;
 mod sorted;
 mod topology;
 
 pub use engine::{DesiredNetwork, DesiredTable, Engine, EngineBuilder, FullFdb, TopologyView};
 pub use error::{EventError, QueryError, RegistryError};
 pub use event::{
-    AgentReport, DeviceDown, DeviceUp, Event, NetworkCreate, NetworkDelete, PortCreate, PortDelete,
-    PortUpdate, RouterDelete, RouterSpec, SubnetCreate, SubnetDelete,
+    AgentReport, DeviceDown, DeviceUp, Event, NetworkCreate, NetworkDelete, NetworkSegment,
+    PortCreate, PortDelete, PortUpdate, RouterDelete, RouterSpec, SubnetCreate, SubnetDelete,
 };
 pub use extension::{
     ExtensionChanges, ExtensionEntries, ExtensionError, ExtensionStats, FdbExtension,
@@ -37,3 +38,4 @@ pub use extension::{
 };
 pub use full_fdb::Provenance;
 pub use image::EngineImage;
+pub use segments::checked_segment;

@@ -19,7 +19,9 @@ use l2pop_bgpvpn::SpeakerId;
 use l2pop_model::{Host, NetworkId, PortId, Uuid};
 use serde::{Deserialize, Serialize};
 
-use crate::command::{AssociationRecord, NetworkRecord, PortRecord, SubnetId, SubnetRecord};
+use crate::command::{
+    AssociationRecord, NetworkRecord, PortRecord, SegmentId, SegmentRecord, SubnetId, SubnetRecord,
+};
 use crate::policy::Caller;
 use crate::time::Time;
 
@@ -95,11 +97,35 @@ pub struct BgpvpnMaps {
     pub agents: OrdMap<Host, l2pop_bgpvpn::AgentState>,
 }
 
+/// What Neutron's type drivers allocate once across all segments: the type and segmentation
+/// id, with the physical network for vlan and flat. Local segments have none.
+pub type SegmentKey = (l2pop_model::NetworkType, Option<String>, Option<u32>);
+
+/// The key of `segment` (see [`SegmentKey`]).
+pub fn segment_key(segment: &SegmentRecord) -> Option<SegmentKey> {
+    use l2pop_model::NetworkType;
+    match segment.network_type {
+        NetworkType::Local => None,
+        t @ (NetworkType::Vlan | NetworkType::Flat) => {
+            Some((t, segment.physical_network.clone(), segment.segmentation_id))
+        }
+        t => Some((t, None, segment.segmentation_id)),
+    }
+}
+
 /// See the module documentation.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 pub struct Catalog {
     pub networks: OrdMap<NetworkId, Arc<NetworkRecord>>,
     pub subnets: OrdMap<SubnetId, Arc<SubnetRecord>>,
+    /// Every network's segments (snapshots taken before segments were kept have none: restoring
+    /// one makes each network's segment 0).
+    #[serde(default)]
+    pub segments: OrdMap<SegmentId, Arc<SegmentRecord>>,
+    /// The index of [`Catalog::segments`] by key (see [`SegmentKey`]), for the uniqueness check
+    /// of every create; rebuilt when a snapshot is restored.
+    #[serde(skip)]
+    pub segment_keys: OrdMap<SegmentKey, SegmentId>,
     /// Ordered by id: listings need no sort, and a `tap…` device name is a range.
     pub ports: OrdMap<PortId, Arc<PortRecord>>,
     /// Ports of each network, for listing by network and deletion checks.
@@ -138,6 +164,45 @@ impl Catalog {
             .get(&id)
             .map(|p| &**p)
             .filter(|p| caller.sees(&p.project_id))
+    }
+
+    /// Adds (or replaces) a segment, with its key.
+    pub(crate) fn insert_segment(&mut self, segment: SegmentRecord) {
+        if let Some(key) = segment_key(&segment) {
+            self.segment_keys.insert(key, segment.id);
+        }
+        self.segments.insert(segment.id, Arc::new(segment));
+    }
+
+    /// Removes a segment, with its key.
+    pub(crate) fn remove_segment(&mut self, id: SegmentId) {
+        if let Some(segment) = self.segments.remove(&id)
+            && let Some(key) = segment_key(&segment)
+            && self.segment_keys.get(&key) == Some(&id)
+        {
+            self.segment_keys.remove(&key);
+        }
+    }
+
+    /// Rebuilds [`Catalog::segment_keys`] (after a snapshot is restored).
+    pub(crate) fn index_segments(&mut self) {
+        self.segment_keys = self
+            .segments
+            .values()
+            .filter_map(|s| Some((segment_key(s)?, s.id)))
+            .collect();
+    }
+
+    /// The segments of network `id` in `segment_index` order (the first is the network's).
+    pub fn network_segments(&self, id: NetworkId) -> Vec<&SegmentRecord> {
+        let mut segments: Vec<&SegmentRecord> = self
+            .segments
+            .values()
+            .map(|s| &**s)
+            .filter(|s| s.network_id == id)
+            .collect();
+        segments.sort_by_key(|s| s.segment_index);
+        segments
     }
 
     /// Whether the L2 agent on `host` was heard from within the down time, at `now`.

@@ -19,7 +19,12 @@ use serde::{Deserialize, Serialize};
 /// A Neutron subnet id.
 pub type SubnetId = Uuid;
 
-/// A network as Neutron's API shows it; the engine keeps its segment.
+/// A Neutron network segment id.
+pub type SegmentId = Uuid;
+
+/// A network as Neutron's API shows it. Its `provider:*` attributes are its first segment's
+/// (lowest `segment_index`), which is the segment the engine keeps: the segment commands keep
+/// them equal.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NetworkRecord {
@@ -39,6 +44,46 @@ pub struct NetworkRecord {
     /// Kept and shown only: l2pop enforces no port security (see docs/server.md).
     #[serde(default = "yes")]
     pub port_security_enabled: bool,
+    /// The id of segment 0, which the network create makes from the provider attributes;
+    /// `None` (networks logged before segments were kept) names it with the network's id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment_id: Option<SegmentId>,
+}
+
+impl NetworkRecord {
+    /// Segment 0, as the network create makes it (Neutron's `segment_index` 0, no name).
+    pub fn first_segment(&self) -> SegmentRecord {
+        SegmentRecord {
+            id: self.segment_id.unwrap_or(self.id.0),
+            network_id: self.id,
+            name: None,
+            description: String::new(),
+            network_type: self.network_type,
+            segmentation_id: self.segmentation_id,
+            physical_network: self.physical_network.clone(),
+            segment_index: 0,
+        }
+    }
+}
+
+/// A network segment as Neutron's segments extension shows it. l2pop serves a network on its
+/// first segment only (every port is taken as bound to it; see docs/openstack.md); the others
+/// are kept, shown, and hold their segmentation ids.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentRecord {
+    pub id: SegmentId,
+    pub network_id: NetworkId,
+    /// Neutron's `type:string_or_none`: `None` when not given.
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    pub network_type: NetworkType,
+    pub segmentation_id: Option<u32>,
+    pub physical_network: Option<String>,
+    /// Neutron's order of a network's segments: one more than the network's last when created.
+    pub segment_index: u32,
 }
 
 fn yes() -> bool {
@@ -227,6 +272,26 @@ pub enum Command {
     /// Logged only while no port has an address in the subnet.
     SubnetDelete {
         id: SubnetId,
+    },
+    SegmentCreate {
+        segment: SegmentRecord,
+    },
+    SegmentUpdate {
+        id: SegmentId,
+        /// `Some(None)` clears the name.
+        #[serde(
+            default,
+            skip_serializing_if = "Option::is_none",
+            with = "double_option"
+        )]
+        name: Option<Option<String>>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+    /// Deleting a network's first segment makes the next one the network's (and the engine's)
+    /// segment; refused while a port of the network is bound, or for its only segment.
+    SegmentDelete {
+        id: SegmentId,
     },
     PortCreate {
         port: PortRecord,

@@ -117,6 +117,7 @@ mod tests {
             created_at: String::new(),
             mtu: None,
             port_security_enabled: true,
+            segment_id: None,
         };
         state
             .execute(&Command::NetworkCreate { network: record })

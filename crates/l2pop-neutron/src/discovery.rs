@@ -72,6 +72,12 @@ pub const EXTENSIONS: &[Extension] = &[
         updated: "2012-09-07T10:00:00-00:00",
     },
     Extension {
+        alias: "segment",
+        name: "Segment",
+        description: "Segments extension.",
+        updated: "2016-02-24T17:00:00-00:00",
+    },
+    Extension {
         alias: "sorting",
         name: "Sorting support",
         description: "Extension that indicates that sorting is enabled.",

@@ -74,6 +74,7 @@ impl NeutronError {
             "bgpvpn" => "BGPVPNNotFound",
             "network_association" => "BGPVPNNetAssocNotFound",
             "bgp_speaker" => "BgpSpeakerNotFound",
+            "segment" => "SegmentNotFound",
             _ => "HTTPNotFound",
         };
         let mut error = NeutronError::new(
@@ -178,6 +179,7 @@ impl From<EventError> for NeutronError {
             EventError::MacInUse { .. } => (ErrorKind::Conflict, "MacAddressInUse"),
             EventError::IpInUse { .. } => (ErrorKind::Conflict, "IpAddressInUse"),
             EventError::NetworkInUse { .. } => (ErrorKind::Conflict, "NetworkInUse"),
+            EventError::NetworkBound { .. } => (ErrorKind::Conflict, "SegmentInUse"),
             EventError::UnknownSubnet { .. } => (ErrorKind::NotFound, "SubnetNotFound"),
             EventError::SubnetInUse { .. } => (ErrorKind::Conflict, "SubnetInUse"),
             EventError::MacChangeOnActivePort(_) => (ErrorKind::Conflict, "PortBound"),
@@ -230,6 +232,7 @@ fn event_value(error: &EventError) -> Option<Value> {
         EventError::UnknownRouter(id) => text(id),
         EventError::NetworkExists(id) => text(id),
         EventError::NetworkInUse { network, .. } => text(network),
+        EventError::NetworkBound { network, .. } => text(network),
         EventError::SegmentInUse {
             segmentation_id, ..
         } => Some(json!(segmentation_id)),

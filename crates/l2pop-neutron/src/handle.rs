@@ -7,7 +7,7 @@ use l2pop_bgpvpn::{BgpvpnId, SpeakerId};
 use l2pop_model::{FdbEntries, Host, NetworkId, Notification, PortId, Uuid};
 use serde_json::{Value, json};
 
-use crate::command::{Command, SubnetId};
+use crate::command::{Command, SegmentId, SubnetId};
 use crate::device::resolve_device;
 use crate::error::NeutronError;
 use crate::policy::Caller;
@@ -21,6 +21,7 @@ use crate::view::{bgpvpn_view, desired_table_view};
 pub enum Answer {
     Network(NetworkId),
     Subnet(SubnetId),
+    Segment(SegmentId),
     Port(PortId),
     Bgpvpn(BgpvpnId),
     Association(Uuid),
@@ -186,6 +187,15 @@ impl NeutronState {
                 self.plan_subnet_update(caller, id, body)?,
                 Answer::Subnet(id),
             ),
+            Request::SegmentCreate(body) => {
+                let (id, command) = self.plan_segment_create(caller, body, tenant, fresh)?;
+                Planned::new(command, Answer::Segment(id))
+            }
+            Request::SegmentUpdate(id, body) => Planned::new(
+                self.plan_segment_update(caller, id, body)?,
+                Answer::Segment(id),
+            ),
+            Request::SegmentDelete(id) => Planned::deleted(self.plan_segment_delete(caller, id)?),
             Request::PortCreate(body) => {
                 let (id, command) = self.plan_port_create(caller, body, fresh)?;
                 Planned::new(command, Answer::Port(id))
@@ -357,6 +367,7 @@ impl NeutronState {
         match answer {
             Answer::Network(id) => catalog.network_answer(id, caller),
             Answer::Subnet(id) => catalog.subnet_answer(id, caller),
+            Answer::Segment(id) => catalog.segment_answer(id, caller),
             Answer::Port(id) => catalog.port_answer(id, caller),
             Answer::Bgpvpn(id) => self.bgpvpn_answer(id, caller),
             Answer::Association(id) => {

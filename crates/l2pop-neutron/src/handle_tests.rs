@@ -1110,3 +1110,271 @@ fn subnet_network(fixture: &mut Fixture) -> String {
     .unwrap();
     network
 }
+
+// ---- segments ----
+
+fn segment_create(fixture: &mut Fixture, segment: Value) -> Result<Value, crate::NeutronError> {
+    let request = Request::SegmentCreate(body(json!({ "segment": segment }), "segment")?);
+    Ok(fixture.handle(request)?.1["segment"].take())
+}
+
+fn segments_of(fixture: &Fixture, network: &str) -> Vec<Value> {
+    let params = ListParams::parse([("network_id".to_owned(), network.to_owned())]).unwrap();
+    let catalog = fixture.state.catalog();
+    let page = catalog
+        .page(
+            Collection::Segments,
+            &Caller::Admin,
+            &params,
+            None,
+            100,
+            Time(0),
+        )
+        .unwrap();
+    let mut items = page.items;
+    items.sort_by_key(|s| s["segment_index"].as_u64());
+    items
+}
+
+#[test]
+fn a_network_create_makes_segment_0_and_segments_follow_with_their_index() {
+    let mut fixture = Fixture::new();
+    let (network, _) = fixture.network_with_port("compute-1");
+    let first = segments_of(&fixture, &network);
+    assert_eq!(first.len(), 1);
+    let vni = first[0]["segmentation_id"].clone();
+    let shown = fixture
+        .state
+        .catalog()
+        .network_answer(network.parse().unwrap(), &Caller::Admin);
+    assert_eq!(shown.unwrap()["network"]["provider:segmentation_id"], vni);
+    assert_eq!(
+        first[0],
+        json!({
+            "id": first[0]["id"], "network_id": network, "name": null, "description": "",
+            "network_type": "vxlan", "physical_network": null, "segmentation_id": vni,
+            "segment_index": 0,
+        })
+    );
+    let second = segment_create(
+        &mut fixture,
+        json!({"network_id": network, "network_type": "vxlan", "segmentation_id": "5000", "name": "b"}),
+    )
+    .unwrap();
+    assert_eq!(second["segment_index"], 1);
+    assert_eq!(second["segmentation_id"], 5000);
+    assert_eq!(second["name"], "b");
+    // A tunnel segment without an id takes the lowest free one of the tenant ranges.
+    let third = segment_create(
+        &mut fixture,
+        json!({"network_id": network, "network_type": "vxlan"}),
+    )
+    .unwrap();
+    assert_eq!(third["segment_index"], 2);
+    assert_ne!(third["segmentation_id"], vni);
+    assert_eq!(segments_of(&fixture, &network).len(), 3);
+    // The network keeps serving its first segment.
+    let engine_vni = fixture
+        .state
+        .engine()
+        .network(network.parse().unwrap())
+        .unwrap()
+        .segment
+        .segmentation_id();
+    assert_eq!(json!(engine_vni), vni);
+    // Name and description change; `null` clears the name.
+    let id: Uuid = second["id"].as_str().unwrap().parse().unwrap();
+    let update = |value: Value| {
+        Request::SegmentUpdate(id, body(json!({ "segment": value }), "segment").unwrap())
+    };
+    let (_, answer) = fixture.handle(update(json!({"description": "d"}))).unwrap();
+    assert_eq!(answer["segment"]["description"], "d");
+    assert_eq!(answer["segment"]["name"], "b");
+    let (_, answer) = fixture.handle(update(json!({"name": null}))).unwrap();
+    assert_eq!(answer["segment"]["name"], Value::Null);
+    let refused = body::<crate::request::SegmentUpdateBody>(
+        json!({"segment": {"segmentation_id": 7}}),
+        "segment",
+    )
+    .unwrap_err();
+    assert_eq!(refused.field.as_deref(), Some("segmentation_id"));
+}
+
+#[test]
+fn segment_ids_are_unique_across_every_segment_and_a_refusal_changes_nothing() {
+    let mut fixture = Fixture::new();
+    let (network, _) = fixture.network_with_port("compute-1");
+    segment_create(
+        &mut fixture,
+        json!({"network_id": network, "network_type": "vlan", "segmentation_id": 10, "physical_network": "physnet1"}),
+    )
+    .unwrap();
+    segment_create(
+        &mut fixture,
+        json!({"network_id": network, "network_type": "vxlan", "segmentation_id": 5000}),
+    )
+    .unwrap();
+    let executed = fixture.state.executed();
+    let cases = [
+        (
+            json!({"network_id": network, "network_type": "vxlan", "segmentation_id": 5000}),
+            ErrorKind::Conflict,
+            "segmentation_id",
+            json!(5000),
+        ),
+        (
+            json!({"network_id": network, "network_type": "vlan", "segmentation_id": 10, "physical_network": "physnet1"}),
+            ErrorKind::Conflict,
+            "segmentation_id",
+            json!(10),
+        ),
+        (
+            json!({"network_id": network, "network_type": "vxlan", "segmentation_id": 16_777_216}),
+            ErrorKind::BadRequest,
+            "segmentation_id",
+            json!(16_777_216),
+        ),
+        (
+            json!({"network_id": network, "network_type": "vlan", "segmentation_id": 11}),
+            ErrorKind::BadRequest,
+            "physical_network",
+            Value::Null,
+        ),
+        (
+            json!({"network_id": Uuid::from_u128(999), "network_type": "vxlan"}),
+            ErrorKind::NotFound,
+            "network_id",
+            json!(Uuid::from_u128(999).to_string()),
+        ),
+    ];
+    for (segment, kind, field, value) in cases {
+        let refused = segment_create(&mut fixture, segment.clone()).unwrap_err();
+        assert_eq!(refused.kind, kind, "{segment}: {refused}");
+        assert_eq!(
+            refused.field.as_deref(),
+            Some(field),
+            "{segment}: {refused}"
+        );
+        if !value.is_null() {
+            assert_eq!(refused.value, Some(value), "{segment}: {refused}");
+        }
+    }
+    // Another vlan id on the same physical network, and the same id on another, are free.
+    segment_create(
+        &mut fixture,
+        json!({"network_id": network, "network_type": "vlan", "segmentation_id": 10, "physical_network": "physnet2"}),
+    )
+    .unwrap();
+    // A network's provider attributes are checked against later segments too (the engine
+    // knows only first segments).
+    let refused = fixture
+        .handle(Request::NetworkCreate(
+            body(
+                json!({"network": {"provider:network_type": "vxlan", "provider:segmentation_id": 5000}}),
+                "network",
+            )
+            .unwrap(),
+        ))
+        .unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Conflict);
+    assert_eq!(refused.field.as_deref(), Some("provider:segmentation_id"));
+    assert_eq!(fixture.state.executed(), executed + 1);
+    // Segments are admin only.
+    let project = Caller::Project("alice".to_owned());
+    let denied = fixture.state.handle(
+        &project,
+        Request::SegmentCreate(
+            body(
+                json!({"segment": {"network_id": network, "network_type": "vxlan"}}),
+                "segment",
+            )
+            .unwrap(),
+        ),
+        &fixture.tenant,
+        &mut fixture.fresh,
+    );
+    assert_eq!(denied.unwrap_err().kind, ErrorKind::Forbidden);
+    let listed = fixture.state.catalog().page(
+        Collection::Segments,
+        &project,
+        &ListParams::default(),
+        None,
+        10,
+        Time(0),
+    );
+    assert_eq!(listed.unwrap_err().kind, ErrorKind::Forbidden);
+}
+
+#[test]
+fn deleting_the_first_segment_moves_the_network_to_the_next_while_no_port_is_bound() {
+    let mut fixture = Fixture::new();
+    let (network, port) = fixture.network_with_port("compute-1");
+    let network_id: l2pop_model::NetworkId = network.parse().unwrap();
+    let first: Uuid = segments_of(&fixture, &network)[0]["id"]
+        .as_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let second = segment_create(
+        &mut fixture,
+        json!({"network_id": network, "network_type": "vxlan", "segmentation_id": 5000}),
+    )
+    .unwrap();
+    let second: Uuid = second["id"].as_str().unwrap().parse().unwrap();
+    let third = segment_create(
+        &mut fixture,
+        json!({"network_id": network, "network_type": "vxlan", "segmentation_id": 6000}),
+    )
+    .unwrap();
+    let third: Uuid = third["id"].as_str().unwrap().parse().unwrap();
+    let executed = fixture.state.executed();
+    let refused = fixture.handle(Request::SegmentDelete(first)).unwrap_err();
+    assert_eq!(refused.kind, ErrorKind::Conflict);
+    assert_eq!(refused.name, "SegmentInUse");
+    assert_eq!(fixture.state.executed(), executed);
+    // A later segment goes while ports are bound: no port is on it.
+    fixture.handle(Request::SegmentDelete(third)).unwrap();
+    let unbind = body(json!({"port": {"binding:host_id": ""}}), "port").unwrap();
+    fixture.handle(Request::PortUpdate(port, unbind)).unwrap();
+    let (command, _) = fixture.handle(Request::SegmentDelete(first)).unwrap();
+    assert_eq!(command.as_deref(), Some("segment_delete"));
+    let shown = fixture
+        .state
+        .catalog()
+        .network_answer(network_id, &Caller::Admin)
+        .unwrap();
+    assert_eq!(shown["network"]["provider:segmentation_id"], 5000);
+    let segment = &fixture.state.engine().network(network_id).unwrap().segment;
+    assert_eq!(segment.segmentation_id(), Some(5000));
+    // The network's only segment stays.
+    let refused = fixture.handle(Request::SegmentDelete(second)).unwrap_err();
+    assert_eq!(refused.name, "SegmentInUse");
+    // The first segment's id is free for another network.
+    fixture.tenant.vni_ranges = vec![(1, 1)];
+    fixture
+        .handle(Request::NetworkCreate(
+            body(json!({"network": {"name": "again"}}), "network").unwrap(),
+        ))
+        .unwrap();
+
+    // Replaying the log, and restoring a snapshot, give the same segments and networks.
+    let mut replayed = NeutronState::new();
+    for command in &fixture.log {
+        replayed.execute(command).unwrap();
+    }
+    let restored = NeutronState::restore(&fixture.state.save().unwrap()).unwrap();
+    for other in [&replayed, &restored] {
+        for (id, segment) in &fixture.state.catalog().segments {
+            assert_eq!(other.catalog().segments.get(id), Some(segment));
+        }
+        assert_eq!(other.catalog().segments.len(), 2);
+        assert_eq!(
+            other.catalog().segment_keys,
+            fixture.state.catalog().segment_keys
+        );
+        assert_eq!(
+            other.catalog().networks.get(&network_id),
+            fixture.state.catalog().networks.get(&network_id)
+        );
+    }
+}

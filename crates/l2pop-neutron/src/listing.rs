@@ -18,6 +18,7 @@ use crate::time::Time;
 pub enum Collection {
     Networks,
     Subnets,
+    Segments,
     Ports,
     Agents,
     BgpSpeakers,
@@ -29,6 +30,7 @@ impl Collection {
         match self {
             Collection::Networks => "networks",
             Collection::Subnets => "subnets",
+            Collection::Segments => "segments",
             Collection::Ports => "ports",
             Collection::Agents => "agents",
             Collection::BgpSpeakers => "bgp_speakers",
@@ -74,6 +76,16 @@ impl Collection {
                 "ipv6_ra_mode",
                 "subnetpool_id",
                 "service_types",
+            ],
+            Collection::Segments => &[
+                "id",
+                "network_id",
+                "name",
+                "description",
+                "network_type",
+                "physical_network",
+                "segmentation_id",
+                "segment_index",
             ],
             Collection::Ports => &[
                 "id",
@@ -413,6 +425,13 @@ impl Catalog {
                     let range = bounds(parse_marker(after)?, reverse);
                     for_each(self.subnets.range(range), reverse, |(id, s)| {
                         !caller.sees(&s.project_id) || take(id.to_string(), self.subnet_view(s))
+                    });
+                }
+                Collection::Segments => {
+                    caller.require_admin("get_segment")?;
+                    let range = bounds(parse_marker(after)?, reverse);
+                    for_each(self.segments.range(range), reverse, |(id, s)| {
+                        take(id.to_string(), crate::view::segment_view(s))
                     });
                 }
                 Collection::Ports => {

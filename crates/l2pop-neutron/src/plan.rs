@@ -15,16 +15,16 @@ use serde_json::Value;
 use crate::addresses::{address_index, nth_address};
 use crate::command::{
     AllocationPool, AssociationRecord, Command, FixedIp, HostRoute, NetworkRecord, PortRecord,
-    SpeakerRecord, SubnetId, SubnetRecord,
+    SegmentId, SegmentRecord, SpeakerRecord, SubnetId, SubnetRecord,
 };
 use crate::error::NeutronError;
 use crate::policy::Caller;
 use crate::request::{
     AgentReportBody, AssociationBody, BgpAgentBody, BgpvpnCreateBody, BgpvpnUpdateBody,
     DESCRIPTION_MAX_LEN, DeviceBody, FixedIpRequest, Fresh, NAME_MAX_LEN, NetworkCreateBody,
-    NetworkUpdateBody, PortCreateBody, PortUpdateBody, SpeakerCreateBody, SpeakerUpdateBody,
-    SpeakerVpnBody, SubnetCreateBody, SubnetUpdateBody, TenantNetworks, check_len,
-    check_security_groups,
+    NetworkUpdateBody, PortCreateBody, PortUpdateBody, SegmentCreateBody, SegmentUpdateBody,
+    SpeakerCreateBody, SpeakerUpdateBody, SpeakerVpnBody, SubnetCreateBody, SubnetUpdateBody,
+    TenantNetworks, check_len, check_security_groups,
 };
 use crate::state::NeutronState;
 
@@ -118,11 +118,12 @@ impl NeutronState {
             created_at: fresh.now().to_string(),
             mtu: body.mtu,
             port_security_enabled: body.port_security_enabled,
+            segment_id: Some(fresh.uuid()),
         };
         Ok((id, Command::NetworkCreate { network }))
     }
 
-    /// The lowest segmentation id of `network_type` in `ranges` no network uses.
+    /// The lowest segmentation id of `network_type` in `ranges` no segment uses.
     fn free_segment(
         &self,
         network_type: NetworkType,
@@ -130,10 +131,10 @@ impl NeutronState {
     ) -> Result<u32, NeutronError> {
         let used: std::collections::BTreeSet<u32> = self
             .catalog
-            .networks
-            .values()
-            .filter(|n| n.network_type == network_type)
-            .filter_map(|n| n.segmentation_id)
+            .segment_keys
+            .keys()
+            .filter(|(t, _, _)| *t == network_type)
+            .filter_map(|(_, _, id)| *id)
             .collect();
         for &(low, high) in ranges {
             let mut candidate = low;
@@ -193,6 +194,108 @@ impl NeutronState {
             .visible_network(id, caller)
             .ok_or_else(|| NeutronError::not_found("network", id))?;
         Ok(Command::NetworkDelete { id })
+    }
+}
+
+// ---- segments ----
+
+impl NeutronState {
+    /// Neutron's segments extension (admin only, as its policy): a segment after the network's
+    /// last, its segmentation id allocated from the tenant ranges for a tunnel type when not
+    /// given (ML2's type driver does the same). Its attributes are checked when executed.
+    pub fn plan_segment_create(
+        &self,
+        caller: &Caller,
+        body: SegmentCreateBody,
+        tenant: &TenantNetworks,
+        fresh: &mut dyn Fresh,
+    ) -> Result<(SegmentId, Command), NeutronError> {
+        caller.require_admin("create_segment")?;
+        check_len("name", body.name.as_deref(), NAME_MAX_LEN)?;
+        check_len("description", Some(&body.description), DESCRIPTION_MAX_LEN)?;
+        if !self.catalog.networks.contains_key(&body.network_id) {
+            return Err(
+                NeutronError::not_found("network", body.network_id).with_field("network_id")
+            );
+        }
+        let segmentation_id = match (body.network_type, body.segmentation_id) {
+            (_, Some(id)) => Some(id),
+            (NetworkType::Vxlan | NetworkType::Gre | NetworkType::Geneve, None) => Some(
+                self.free_segment(body.network_type, &tenant.vni_ranges)
+                    .map_err(|e| e.with_field("segmentation_id"))?,
+            ),
+            (NetworkType::Vlan, None) => {
+                return Err(NeutronError::invalid(
+                    "segmentation_id",
+                    Value::Null,
+                    "is required for a vlan segment",
+                ));
+            }
+            (NetworkType::Flat | NetworkType::Local, None) => None,
+        };
+        let id = match body.id {
+            Some(id) => {
+                caller.require_admin("create_segment:id")?;
+                id
+            }
+            None => fresh.uuid(),
+        };
+        let segment_index = self
+            .catalog
+            .network_segments(body.network_id)
+            .last()
+            .map_or(0, |last| last.segment_index + 1);
+        let segment = SegmentRecord {
+            id,
+            network_id: body.network_id,
+            name: body.name,
+            description: body.description,
+            network_type: body.network_type,
+            segmentation_id,
+            physical_network: body.physical_network,
+            segment_index,
+        };
+        Ok((id, Command::SegmentCreate { segment }))
+    }
+
+    pub fn plan_segment_update(
+        &self,
+        caller: &Caller,
+        id: SegmentId,
+        body: SegmentUpdateBody,
+    ) -> Result<Command, NeutronError> {
+        caller.require_admin("update_segment")?;
+        check_len(
+            "name",
+            body.name.as_ref().and_then(|n| n.as_deref()),
+            NAME_MAX_LEN,
+        )?;
+        check_len(
+            "description",
+            body.description.as_deref(),
+            DESCRIPTION_MAX_LEN,
+        )?;
+        if !self.catalog.segments.contains_key(&id) {
+            return Err(NeutronError::not_found("segment", id));
+        }
+        Ok(Command::SegmentUpdate {
+            id,
+            name: body.name,
+            description: body.description,
+        })
+    }
+
+    /// The refusals (`SegmentInUse`) are the execution's (see `NeutronState::segment_delete`).
+    pub fn plan_segment_delete(
+        &self,
+        caller: &Caller,
+        id: SegmentId,
+    ) -> Result<Command, NeutronError> {
+        caller.require_admin("delete_segment")?;
+        if !self.catalog.segments.contains_key(&id) {
+            return Err(NeutronError::not_found("segment", id));
+        }
+        Ok(Command::SegmentDelete { id })
     }
 }
 

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-use crate::command::{AllocationPool, HostRoute, Ipv6Mode, SubnetId, VnicType};
+use crate::command::{AllocationPool, HostRoute, Ipv6Mode, SegmentId, SubnetId, VnicType};
 use crate::error::NeutronError;
 
 /// What a project network gets when it names no provider attributes (Neutron's
@@ -267,6 +267,38 @@ pub struct NetworkUpdateBody {
     #[serde(default, deserialize_with = "int::option::deserialize")]
     pub mtu: Option<u32>,
     pub port_security_enabled: Option<bool>,
+}
+
+/// Neutron's segments extension's create body (`tenant_id`/`project_id` accepted, as Neutron
+/// accepts them, and not shown).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentCreateBody {
+    /// A caller-chosen id (admin only): the ML2 driver sends Neutron's.
+    pub id: Option<Uuid>,
+    pub network_id: NetworkId,
+    pub name: Option<String>,
+    #[serde(default)]
+    pub description: String,
+    pub network_type: NetworkType,
+    #[serde(default, deserialize_with = "int::option::deserialize")]
+    pub segmentation_id: Option<u32>,
+    pub physical_network: Option<String>,
+    pub project_id: Option<String>,
+    pub tenant_id: Option<String>,
+}
+
+/// Only `name` and `description` may change (Neutron's `allow_put`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentUpdateBody {
+    /// `null` clears it.
+    #[serde(
+        default,
+        deserialize_with = "crate::command::double_option::deserialize"
+    )]
+    pub name: Option<Option<String>>,
+    pub description: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -557,6 +589,9 @@ pub enum Request {
     SubnetCreate(SubnetCreateBody),
     SubnetUpdate(SubnetId, SubnetUpdateBody),
     SubnetDelete(SubnetId),
+    SegmentCreate(SegmentCreateBody),
+    SegmentUpdate(SegmentId, SegmentUpdateBody),
+    SegmentDelete(SegmentId),
     PortCreate(PortCreateBody),
     PortUpdate(PortId, PortUpdateBody),
     PortDelete(PortId),

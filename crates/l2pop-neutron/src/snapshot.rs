@@ -82,6 +82,23 @@ impl NeutronState {
             executed: image.executed,
             max_fixed_ips_per_port: DEFAULT_MAX_FIXED_IPS_PER_PORT,
         };
+        let segmented: std::collections::HashSet<_> = state
+            .catalog
+            .segments
+            .values()
+            .map(|s| s.network_id)
+            .collect();
+        let unsegmented: Vec<_> = state
+            .catalog
+            .networks
+            .values()
+            .filter(|n| !segmented.contains(&n.id))
+            .map(|n| n.first_segment())
+            .collect();
+        for segment in unsegmented {
+            state.catalog.insert_segment(segment);
+        }
+        state.catalog.index_segments();
         state.publish_extension_maps();
         Ok(state)
     }

@@ -18,7 +18,9 @@ use l2pop_engine::{Engine, EngineBuilder, Event, ExtensionError, NetworkCreate, 
 use l2pop_model::{Host, NetworkId, Notification, PortId};
 
 use crate::catalog::{AgentRecord, BgpAgentRecord, Catalog, SpeakerMeta, WithoutMatching as _};
-use crate::command::{Command, FixedIp, NetworkRecord, PortRecord, SubnetId, SubnetRecord};
+use crate::command::{
+    Command, FixedIp, NetworkRecord, PortRecord, SegmentId, SegmentRecord, SubnetId, SubnetRecord,
+};
 use crate::error::NeutronError;
 use crate::time::Time;
 
@@ -237,6 +239,27 @@ impl NeutronState {
                 Ok(Vec::new())
             }
             Command::SubnetDelete { id } => self.subnet_delete(*id),
+            Command::SegmentCreate { segment } => self.segment_create(segment),
+            Command::SegmentUpdate {
+                id,
+                name,
+                description,
+            } => {
+                let segment = self
+                    .catalog
+                    .segments
+                    .get_mut(id)
+                    .map(Arc::make_mut)
+                    .ok_or_else(|| NeutronError::not_found("segment", id))?;
+                if let Some(name) = name {
+                    segment.name.clone_from(name);
+                }
+                if let Some(description) = description {
+                    segment.description.clone_from(description);
+                }
+                Ok(Vec::new())
+            }
+            Command::SegmentDelete { id } => self.segment_delete(*id),
             Command::PortCreate { port } => self.port_create(port),
             Command::PortUpdate { .. } => self.port_update(command),
             Command::PortDelete { id } => self.port_delete(*id),
@@ -506,6 +529,11 @@ impl NeutronState {
         &mut self,
         network: &NetworkRecord,
     ) -> Result<Vec<Notification>, NeutronError> {
+        let first = network.first_segment();
+        self.check_segment_free(&first)?;
+        if self.catalog.segments.contains_key(&first.id) {
+            return Err(segment_exists(first.id));
+        }
         let event = Event::Network(NetworkCreate {
             id: network.id,
             network_type: network.network_type,
@@ -516,6 +544,148 @@ impl NeutronState {
         self.catalog
             .networks
             .insert(network.id, Arc::new(network.clone()));
+        self.catalog.insert_segment(first);
+        Ok(notifications)
+    }
+
+    /// 409 when another segment, of any network, has `segment`'s key: its type and
+    /// segmentation id (vlan: and physical network; flat: its physical network). Neutron's
+    /// type drivers allocate each key once across all segments; the engine knows only first
+    /// segments, so this is checked here for all of them.
+    fn check_segment_free(&self, segment: &SegmentRecord) -> Result<(), NeutronError> {
+        let Some(key) = crate::catalog::segment_key(segment) else {
+            return Ok(());
+        };
+        let Some(owner) = self
+            .catalog
+            .segment_keys
+            .get(&key)
+            .filter(|owner| **owner != segment.id)
+            .and_then(|owner| self.catalog.segments.get(owner))
+        else {
+            return Ok(());
+        };
+        let network = owner.network_id;
+        Err(match segment.segmentation_id {
+            Some(segmentation_id) => l2pop_engine::EventError::SegmentInUse {
+                network_type: segment.network_type,
+                segmentation_id,
+                network,
+            },
+            None => l2pop_engine::EventError::FlatNetworkInUse {
+                physical_network: segment.physical_network.clone().unwrap_or_default(),
+                network,
+            },
+        }
+        .into())
+    }
+
+    /// A segment after the network's first: checked as ML2's type drivers check one (the
+    /// engine checks a network's first segment) and kept; l2pop serves no port on it.
+    fn segment_create(
+        &mut self,
+        segment: &SegmentRecord,
+    ) -> Result<Vec<Notification>, NeutronError> {
+        if !self.catalog.networks.contains_key(&segment.network_id) {
+            return Err(
+                NeutronError::not_found("network", segment.network_id).with_field("network_id")
+            );
+        }
+        if self.catalog.segments.contains_key(&segment.id) {
+            return Err(segment_exists(segment.id));
+        }
+        l2pop_engine::checked_segment(
+            segment.network_type,
+            segment.segmentation_id.map(u64::from),
+            segment.physical_network.clone(),
+        )
+        .map_err(|error| {
+            // The segments API names its attributes without `provider:`.
+            let field = match &error {
+                l2pop_engine::EventError::Invalid { field, .. } => *field,
+                _ => "segmentation_id",
+            };
+            NeutronError::from(error).with_field(field)
+        })?;
+        self.check_segment_free(segment).map_err(|error| {
+            let field = if segment.segmentation_id.is_some() {
+                "segmentation_id"
+            } else {
+                "physical_network"
+            };
+            error.with_field(field)
+        })?;
+        self.catalog.insert_segment(segment.clone());
+        Ok(Vec::new())
+    }
+
+    /// Neutron's segment delete, with l2pop's rule that every port is bound to the network's
+    /// first segment: deleting the first is refused (`SegmentInUse`) while a port of the network
+    /// has a binding host, and then the next segment becomes the network's, in the engine too
+    /// (`network_segment`). The network's only segment is not deleted: the engine serves a
+    /// network on exactly one.
+    fn segment_delete(&mut self, id: SegmentId) -> Result<Vec<Notification>, NeutronError> {
+        let segment = self
+            .catalog
+            .segments
+            .get(&id)
+            .ok_or_else(|| NeutronError::not_found("segment", id))?;
+        let network_id = segment.network_id;
+        let segments = self.catalog.network_segments(network_id);
+        let in_use = |reason: String| {
+            let mut error = NeutronError::conflict(
+                "SegmentInUse",
+                format!("Segment '{id}' cannot be deleted: {reason}."),
+            )
+            .with_field("id");
+            error.value = Some(serde_json::Value::String(id.to_string()));
+            error
+        };
+        let next = match segments.as_slice() {
+            [only] if only.id == id => {
+                return Err(in_use(format!(
+                    "it is the only segment of network {network_id}, and l2pop serves a network on one segment"
+                )));
+            }
+            [first, next, ..] if first.id == id => Some((*next).clone()),
+            _ => None,
+        };
+        let mut notifications = Vec::new();
+        if let Some(next) = next {
+            let bound = self
+                .catalog
+                .network_ports
+                .get(&network_id)
+                .into_iter()
+                .flatten()
+                .filter_map(|port| self.catalog.ports.get(port))
+                .filter(|port| port.host.is_some())
+                .count();
+            if bound > 0 {
+                return Err(in_use(format!(
+                    "The segment is still bound with {bound} port(s)"
+                )));
+            }
+            notifications =
+                self.engine
+                    .apply(&Event::NetworkSegment(l2pop_engine::NetworkSegment {
+                        id: network_id,
+                        network_type: next.network_type,
+                        segmentation_id: next.segmentation_id.map(u64::from),
+                        physical_network: next.physical_network.clone(),
+                    }))?;
+            if let Some(network) = self
+                .catalog
+                .networks
+                .get_mut(&network_id)
+                .map(Arc::make_mut)
+            {
+                network.network_type = next.network_type;
+                network.segmentation_id = next.segmentation_id;
+                network.physical_network = next.physical_network;
+            }
+        }
+        self.catalog.remove_segment(id);
         Ok(notifications)
     }
 
@@ -537,6 +707,15 @@ impl NeutronState {
             .apply(&Event::NetworkDelete(l2pop_engine::NetworkDelete { id }))?;
         self.catalog.networks.remove(&id);
         self.catalog.network_ports.remove(&id);
+        let segments: Vec<SegmentId> = self
+            .catalog
+            .network_segments(id)
+            .iter()
+            .map(|s| s.id)
+            .collect();
+        for segment in segments {
+            self.catalog.remove_segment(segment);
+        }
         let subnets: Vec<SubnetId> = self
             .catalog
             .subnets
@@ -853,4 +1032,15 @@ impl NeutronState {
     pub fn set_agent_down_time(&mut self, seconds: u64) {
         self.catalog.agent_down_time = seconds;
     }
+}
+
+/// 409 for a segment id in use.
+fn segment_exists(id: SegmentId) -> NeutronError {
+    let mut error = NeutronError::conflict(
+        "Conflict",
+        format!("Unable to create the segment: id {id} is in use."),
+    )
+    .with_field("id");
+    error.value = Some(serde_json::Value::String(id.to_string()));
+    error
 }

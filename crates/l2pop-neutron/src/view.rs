@@ -10,11 +10,28 @@ use l2pop_model::{NetworkId, PortId, Uuid};
 use serde_json::{Map, Value, json};
 
 use crate::catalog::{AgentRecord, BGP_AGENT_TYPE, BgpAgentRecord, Catalog, SpeakerMeta};
-use crate::command::{AssociationRecord, NetworkRecord, PortRecord, SubnetId, SubnetRecord};
+use crate::command::{
+    AssociationRecord, NetworkRecord, PortRecord, SegmentId, SegmentRecord, SubnetId, SubnetRecord,
+};
 use crate::error::NeutronError;
 use crate::policy::Caller;
 use crate::state::NeutronState;
 use crate::time::Time;
+
+/// A segment as Neutron's segments extension shows it, without `hosts` (the hosts whose agents
+/// map the segment's physical network, which l2pop does not keep).
+pub fn segment_view(segment: &SegmentRecord) -> Value {
+    json!({
+        "id": segment.id,
+        "network_id": segment.network_id,
+        "name": segment.name,
+        "description": segment.description,
+        "network_type": segment.network_type,
+        "physical_network": segment.physical_network,
+        "segmentation_id": segment.segmentation_id,
+        "segment_index": segment.segment_index,
+    })
+}
 
 impl Catalog {
     /// `{"network": view}` of a network the caller may see (show, and the answer to a write).
@@ -30,6 +47,16 @@ impl Catalog {
             .visible_subnet(id, caller)
             .ok_or_else(|| NeutronError::not_found("subnet", id))?;
         Ok(json!({ "subnet": self.subnet_view(subnet) }))
+    }
+
+    /// `{"segment": view}` (admin only, as Neutron's `get_segment` policy).
+    pub fn segment_answer(&self, id: SegmentId, caller: &Caller) -> Result<Value, NeutronError> {
+        caller.require_admin("get_segment")?;
+        let segment = self
+            .segments
+            .get(&id)
+            .ok_or_else(|| NeutronError::not_found("segment", id))?;
+        Ok(json!({ "segment": segment_view(segment) }))
     }
 
     pub fn port_answer(&self, id: PortId, caller: &Caller) -> Result<Value, NeutronError> {

@@ -984,6 +984,7 @@ fn owner_rate(n: u64) -> anyhow::Result<f64> {
                 segmentation_id: Some(SEGMENTATION_ID),
                 physical_network: None,
                 created_at: created_at.clone(),
+                segment_id: None,
             },
         })
         .map_err(api)?;

@@ -966,3 +966,154 @@ async fn a_subnet_is_deleted_once_no_port_uses_it() {
         .await;
     server.stop().await;
 }
+
+/// `/v2.0/segments` as Neutron's segments extension (admin only, filters and paging); deleting
+/// a network's first segment moves it, and its ports' entries, to the next once no port is
+/// bound; a restart replays the same segments.
+#[tokio::test]
+async fn segments_are_admin_only_and_the_first_one_serves_the_network() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let server = TestServer::start(&url).await;
+    let (network_id, ports) = small_topology(&server).await;
+    let created = server
+        .admin(
+            Method::POST,
+            "/v2.0/segments",
+            Some(json!({"segment": {"network_id": network_id, "network_type": "vxlan", "segmentation_id": "2001", "name": "second"}})),
+        )
+        .await;
+    assert_eq!(created["segment"]["segment_index"], 1, "{created}");
+    assert_eq!(created["segment"]["segmentation_id"], 2001);
+    let second = created["segment"]["id"].as_str().unwrap().to_owned();
+    for (method, path, body) in [
+        (Method::GET, "/v2.0/segments".to_owned(), None),
+        (Method::GET, format!("/v2.0/segments/{second}"), None),
+        (
+            Method::POST,
+            "/v2.0/segments".to_owned(),
+            Some(json!({"segment": {"network_id": network_id, "network_type": "vxlan"}})),
+        ),
+        (Method::DELETE, format!("/v2.0/segments/{second}"), None),
+    ] {
+        let (status, error) = server.call(Some(ALICE), method.clone(), &path, body).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{method} {path}: {error}");
+    }
+    // Refusals name the field and value and change nothing.
+    let (status, error) = server
+        .call(
+            Some(ADMIN),
+            Method::POST,
+            "/v2.0/segments",
+            Some(json!({"segment": {"network_id": network_id, "network_type": "vxlan", "segmentation_id": 2001}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["NeutronError"]["field"], "segmentation_id");
+    assert_eq!(error["NeutronError"]["value"], 2001);
+    let (status, error) = server
+        .call(
+            Some(ADMIN),
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"provider:network_type": "vxlan", "provider:segmentation_id": 2001}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    // Listing: a filter, a sort key and paging.
+    let page = server
+        .admin(
+            Method::GET,
+            &format!(
+                "/v2.0/segments?network_id={network_id}&sort_key=segment_index&sort_dir=desc&limit=1"
+            ),
+            None,
+        )
+        .await;
+    assert_eq!(page["segments"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["segments"][0]["id"], second.as_str());
+    assert_eq!(page["segments_links"][0]["rel"], "next", "{page}");
+    let all = server
+        .admin(
+            Method::GET,
+            &format!("/v2.0/segments?network_id={network_id}&sort_key=segment_index"),
+            None,
+        )
+        .await;
+    let first = all["segments"][0]["id"].as_str().unwrap().to_owned();
+    assert_eq!(all["segments"][0]["segmentation_id"], 1001, "{all}");
+    assert_eq!(all["segments"].as_array().unwrap().len(), 2);
+    let (status, error) = server
+        .call(
+            Some(ADMIN),
+            Method::DELETE,
+            &format!("/v2.0/segments/{first}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{error}");
+    assert_eq!(error["NeutronError"]["type"], "SegmentInUse");
+    for port in &ports {
+        server
+            .admin(Method::DELETE, &format!("/v2.0/ports/{port}"), None)
+            .await;
+    }
+    let (status, error) = server
+        .call(
+            Some(ADMIN),
+            Method::DELETE,
+            &format!("/v2.0/segments/{first}"),
+            None,
+        )
+        .await;
+    assert_eq!(status, StatusCode::NO_CONTENT, "{error}");
+    let network = server
+        .admin(Method::GET, &format!("/v2.0/networks/{network_id}"), None)
+        .await;
+    assert_eq!(network["network"]["provider:segmentation_id"], 2001);
+    for (n, host) in ["compute-1", "compute-2"].iter().enumerate() {
+        let port = server
+            .admin(
+                Method::POST,
+                "/v2.0/ports",
+                Some(json!({"port": {"network_id": network_id, "mac_address": format!("fa:16:3e:00:01:0{n}"), "binding:host_id": host}})),
+            )
+            .await;
+        let id = port["port"]["id"].as_str().unwrap();
+        server
+            .admin(
+                Method::POST,
+                &format!("/v2.0/l2pop/devices/{id}/up"),
+                Some(json!({"device": {"host": host}})),
+            )
+            .await;
+    }
+    let fdb = server
+        .admin(Method::GET, "/v2.0/l2pop/hosts/compute-1/fdb", None)
+        .await;
+    assert_eq!(fdb["fdb"]["networks"][0]["segment_id"], 2001, "{fdb}");
+    // 1001 is free again.
+    server
+        .admin(
+            Method::POST,
+            "/v2.0/networks",
+            Some(json!({"network": {"provider:network_type": "vxlan", "provider:segmentation_id": 1001}})),
+        )
+        .await;
+    let extensions = server.admin(Method::GET, "/v2.0/extensions", None).await;
+    assert!(
+        extensions["extensions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["alias"] == "segment"),
+        "{extensions}"
+    );
+    let before = server.admin(Method::GET, "/v2.0/segments", None).await;
+    assert_eq!(before["segments"].as_array().unwrap().len(), 2, "{before}");
+    server.stop().await;
+    let server = TestServer::start(&url).await;
+    let after = server.admin(Method::GET, "/v2.0/segments", None).await;
+    assert_eq!(before, after);
+    server.stop().await;
+}

@@ -3,7 +3,12 @@
 What is journalled (precommit, in the transaction of the change), and how l2pop reads it:
 
 - network create/delete, with the network's first segment (type, segmentation id,
-  physical network);
+  physical network, and its id, which l2pop gives the network's segment 0 as its name);
+- segment create/delete (``resources.SEGMENT`` PRECOMMIT_CREATE/PRECOMMIT_DELETE, the segments
+  service plugin's ``/v2.0/segments``; a network create's later segments, multiprovidernet):
+  l2pop serves a network on its first segment and takes every port as bound to it; deleting
+  the first moves the network to the next. Dynamic segments (hierarchical binding) and the
+  segment deletes of a network delete are not sent;
 - subnet create/delete (the CIDR: l2pop checks that fixed IPs lie in a subnet of the network);
 - port create/update/delete with the attributes l2pop reads (MAC, fixed IPs, device_owner,
   device_id, binding host, admin_state_up); an update journals only what changed;
@@ -38,6 +43,8 @@ from neutron_lib.plugins.ml2 import api
 from oslo_config import cfg
 from oslo_log import log as logging
 
+from neutron.db import segments_db
+
 from networking_l2pop import config
 from networking_l2pop import journal
 from networking_l2pop import translate
@@ -63,6 +70,33 @@ def project_of(resource):
     return resource.get("project_id") or resource.get("tenant_id") or cfg.CONF[config.GROUP].default_project_id
 
 
+def segment_fields(segment, network_id):
+    """The journal form of a segment (a dict or Neutron's ``NetworkSegment`` object)."""
+
+    def get(key):
+        return segment.get(key) if isinstance(segment, dict) else getattr(segment, key, None)
+
+    return {
+        "id": get("id"),
+        "network_id": network_id,
+        "network_type": get(api.NETWORK_TYPE),
+        "segmentation_id": get(api.SEGMENTATION_ID),
+        "physical_network": get(api.PHYSICAL_NETWORK),
+    }
+
+
+def network_row(network, segment):
+    """The journal form of a network create with its first segment."""
+    return {
+        "id": network["id"],
+        "project_id": project_of(network),
+        "network_type": segment[api.NETWORK_TYPE],
+        "segmentation_id": segment.get(api.SEGMENTATION_ID),
+        "physical_network": segment.get(api.PHYSICAL_NETWORK),
+        "segment_id": segment.get("id"),
+    }
+
+
 def port_fields(port):
     """The attributes of a Neutron port dict that l2pop reads (journal form)."""
     return {
@@ -84,6 +118,8 @@ class L2popServerMechanismDriver(api.MechanismDriver):
             registry.subscribe(self._agent_reported, resources.AGENT, event)
         registry.subscribe(self._agent_deleted, resources.AGENT, events.AFTER_DELETE)
         registry.subscribe(self._process_started, resources.PROCESS, events.AFTER_INIT)
+        registry.subscribe(self._segment_created, resources.SEGMENT, events.PRECOMMIT_CREATE)
+        registry.subscribe(self._segment_deleted, resources.SEGMENT, events.PRECOMMIT_DELETE)
 
     # ---- plumbing ----
 
@@ -124,24 +160,12 @@ class L2popServerMechanismDriver(api.MechanismDriver):
         if not segments:
             LOG.warning("network %s has no segment: not sent to l2pop", network["id"])
             return
-        if len(segments) > 1:
-            LOG.warning(
-                "network %s has %d segments: l2pop gets the first only", network["id"], len(segments)
-            )
-        segment = segments[0]
         self._record(
-            context,
-            translate.NETWORK,
-            network["id"],
-            translate.CREATE,
-            {
-                "id": network["id"],
-                "project_id": project_of(network),
-                "network_type": segment[api.NETWORK_TYPE],
-                "segmentation_id": segment.get(api.SEGMENTATION_ID),
-                "physical_network": segment.get(api.PHYSICAL_NETWORK),
-            },
+            context, translate.NETWORK, network["id"], translate.CREATE, network_row(network, segments[0])
         )
+        for segment in segments[1:]:
+            data = segment_fields(segment, network["id"])
+            self._record(context, translate.SEGMENT, data["id"], translate.CREATE, data)
 
     create_network_postcommit = _kick
 
@@ -179,6 +203,27 @@ class L2popServerMechanismDriver(api.MechanismDriver):
         )
 
     delete_subnet_postcommit = _kick
+
+    def _segment_created(self, resource, event, trigger, payload=None):
+        # A network create's segments come with the network (create_network_precommit); a
+        # dynamic segment (hierarchical binding) is no segment l2pop serves.
+        if trigger is segments_db.add_network_segment:
+            return
+        segment = payload.states[0]
+        data = segment_fields(segment, getattr(segment, "network_id", None))
+        self._ensure_alias()
+        journal.record(payload.context, translate.SEGMENT, data["id"], translate.CREATE, data)
+        self.journal.kick()
+
+    def _segment_deleted(self, resource, event, trigger, payload=None):
+        # A network delete deletes its segments: l2pop's go with the network.
+        if (payload.metadata or {}).get("for_net_delete"):
+            return
+        segment = payload.states[0]
+        data = {"id": segment["id"], "network_id": segment["network_id"]}
+        self._ensure_alias()
+        journal.record(payload.context, translate.SEGMENT, data["id"], translate.DELETE, data)
+        self.journal.kick()
 
     # ---- ports ----
 

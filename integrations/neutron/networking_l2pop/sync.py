@@ -3,7 +3,7 @@
 For a first start (a cloud that ran Neutron's own ``l2population`` before), and after the
 l2pop server lost its state (a new store, a restore from an old backup). It writes, in one
 transaction, the rows that describe the present: every L2 agent's report, every network with
-its first segment, every subnet, every port (create, then an update with all its attributes,
+its first segment, then its other segments, every subnet, every port (create, then an update with all its attributes,
 for a port l2pop already has), and its status (ACTIVE: ``up`` from its host; otherwise ``down``;
 a DVR interface port: one per host binding, ``DistributedPortBinding``).
 The rows are delivered like any others, after whatever is already in the journal; every one of
@@ -22,21 +22,21 @@ import time
 from neutron_lib import constants as const
 from neutron_lib import context as n_context
 from neutron_lib.api.definitions import portbindings
-from neutron_lib.api.definitions import provider_net as pnet
 from neutron_lib.db import api as db_api
 from neutron_lib.plugins import directory
 
+from neutron.objects import network as network_obj
 from neutron.plugins.ml2 import db as ml2_db
 
 from networking_l2pop import journal
 from networking_l2pop import translate
-from networking_l2pop.mech_driver import AGENT_KEYS, port_fields, project_of
+from networking_l2pop.mech_driver import AGENT_KEYS, network_row, port_fields, project_of, segment_fields
 
 
-def _segment(network):
-    if network.get("segments"):
-        return network["segments"][0]
-    return network
+def _segments(context, network_id):
+    """The network's static segments in ``segment_index`` order, as dicts."""
+    objects = network_obj.NetworkSegment.get_objects(context, network_id=network_id, is_dynamic=False)
+    return [segment_fields(segment, network_id) for segment in sorted(objects, key=lambda s: s.segment_index)]
 
 
 def full_sync(plugin, context, driver):
@@ -55,23 +55,16 @@ def full_sync(plugin, context, driver):
         written += 1
     with db_api.CONTEXT_WRITER.using(context):
         for network in networks:
-            segment = _segment(network)
-            if not segment.get(pnet.NETWORK_TYPE):
+            segments = _segments(context, network["id"])
+            if not segments:
                 continue
             journal.record(
-                context,
-                translate.NETWORK,
-                network["id"],
-                translate.CREATE,
-                {
-                    "id": network["id"],
-                    "project_id": project_of(network),
-                    "network_type": segment[pnet.NETWORK_TYPE],
-                    "segmentation_id": segment.get(pnet.SEGMENTATION_ID),
-                    "physical_network": segment.get(pnet.PHYSICAL_NETWORK),
-                },
+                context, translate.NETWORK, network["id"], translate.CREATE, network_row(network, segments[0])
             )
             written += 1
+            for segment in segments[1:]:
+                journal.record(context, translate.SEGMENT, segment["id"], translate.CREATE, segment)
+                written += 1
         for subnet in subnets:
             journal.record(
                 context,

@@ -7,7 +7,9 @@ a row delivered twice — the answer lost, the row retried — changes nothing t
 
 | row                         | request                                                        |
 |-----------------------------|----------------------------------------------------------------|
-| network create / delete     | POST /v2.0/networks (provider attributes) / DELETE             |
+| network create / delete     | POST /v2.0/networks (provider attributes), then its segment 0  |
+|                             | named after Neutron's first segment (PUT /v2.0/segments) / DELETE |
+| segment create / delete     | POST /v2.0/segments / DELETE                                   |
 | subnet create / delete      | POST /v2.0/subnets (cidr; no gateway: l2pop needs none) / DELETE |
 | port create / update / delete | POST / PUT / DELETE /v2.0/ports (mac, fixed IPs, owner, host) |
 | port up / down              | POST /v2.0/l2pop/devices/{port}/up|down (host, refresh_tunnels)|
@@ -19,6 +21,7 @@ from networking_l2pop.client import DONE, Outcome
 
 NETWORK = "network"
 SUBNET = "subnet"
+SEGMENT = "segment"
 PORT = "port"
 AGENT = "agent"
 
@@ -67,6 +70,31 @@ def network_attributes(data):
     return body
 
 
+def segment_attributes(data, network):
+    body = {"network_id": network, "network_type": data["network_type"]}
+    if data.get("segmentation_id") is not None:
+        body["segmentation_id"] = data["segmentation_id"]
+    if data.get("physical_network"):
+        body["physical_network"] = data["physical_network"]
+    return body
+
+
+def _name_first_segment(client, network, segment_id):
+    """Names the l2pop network's first segment after Neutron's (a network create makes it
+    unnamed), so that a segment delete finds it; one named already is left as it is."""
+    status, body = client.call(
+        "GET", "/v2.0/segments?network_id=%s&sort_key=segment_index&sort_dir=asc&limit=1" % network
+    )
+    outcome = l2pop_client.classify(status, body)
+    if outcome.kind != DONE or not body.get("segments"):
+        return outcome
+    first = body["segments"][0]
+    if first.get("name") is not None:
+        return outcome
+    status, body = client.call("PUT", "/v2.0/segments/%s" % first["id"], {"segment": {"name": segment_id}})
+    return l2pop_client.classify(status, body)
+
+
 def _missing(collection, neutron_id):
     # Its create was refused before (a failed row), or it never reached l2pop.
     return Outcome(l2pop_client.REFUSED, "no %s named %s in l2pop" % (collection[:-1], neutron_id))
@@ -99,8 +127,10 @@ def _delete(client, collection, neutron_id):
 def deliver(client, object_type, operation, data):
     """Sends one journal row; its Outcome."""
     if object_type == NETWORK and operation == CREATE:
-        outcome, _ = client.create("networks", data["id"], network_attributes(data))
-        return outcome
+        outcome, network = client.create("networks", data["id"], network_attributes(data))
+        if outcome.kind != DONE or not data.get("segment_id"):
+            return outcome
+        return _name_first_segment(client, network, data["segment_id"])
     if object_type == NETWORK and operation == DELETE:
         return _delete(client, "networks", data["id"])
     if object_type == SUBNET and operation == CREATE:
@@ -119,6 +149,14 @@ def deliver(client, object_type, operation, data):
             },
         )
         return outcome
+    if object_type == SEGMENT and operation == CREATE:
+        outcome, network = _resolved(client, "networks", data["network_id"])
+        if network is None:
+            return outcome
+        outcome, _ = client.create("segments", data["id"], segment_attributes(data, network))
+        return outcome
+    if object_type == SEGMENT and operation == DELETE:
+        return _delete(client, "segments", data["id"])
     if object_type == SUBNET and operation == DELETE:
         return _delete(client, "subnets", data["id"])
     if object_type == PORT and operation == CREATE:

@@ -27,6 +27,10 @@ Script steps (names are the script's; ids, hosts and VTEPs are made per run):
     ("mac", port, mac)                 MAC changed (Neutron: only on an unbound port)
     ("delete", port) / ("delete_network", net)
     ("delete_subnet", net, cidr)       a subnet no port has an address in
+    ("segment", net, vni)              a vxlan segment added to the network (the segments
+                                       service plugin's create_segment)
+    ("delete_segment", net, vni)       the network's segment with that id deleted (its network
+                                       body read again: its provider attributes may change)
     ("dvr_port", port, net, mac, ips)  a DVR router interface (network:router_interface_distributed)
     ("dvr_bind", port, host)           its DistributedPortBinding on host (as the L3 DVR
                                        scheduler makes it: update_distributed_port_binding)
@@ -43,6 +47,7 @@ import unittest
 import uuid
 from unittest import mock
 
+from neutron_lib import constants as const
 from neutron_lib import context as n_context
 from neutron_lib import fixture as nl_fixture
 from neutron_lib.agent import topics
@@ -52,8 +57,10 @@ from neutron_lib.db import api as db_api
 from neutron_lib.plugins import directory
 from oslo_config import cfg
 
+from neutron.db import segments_db
 from neutron.plugins.ml2 import managers
 from neutron.plugins.ml2 import rpc as ml2_rpc
+from neutron.services.segments import db as segments_plugin_db
 from neutron.tests.common import helpers
 from neutron.tests.unit.plugins.ml2 import test_plugin
 
@@ -262,6 +269,25 @@ class Runner:
     def step_delete_subnet(self, net, cidr):
         self.case._delete("subnets", self.subnets.pop((net, cidr)), as_admin=True)
 
+    def step_segment(self, net, vni):
+        unset = const.ATTR_NOT_SPECIFIED
+        segment = {
+            "network_id": self.networks[net]["id"],
+            "network_type": "vxlan",
+            "segmentation_id": vni,
+            "physical_network": unset,
+            "name": unset,
+            "description": unset,
+        }
+        segments_plugin_db.SegmentDbMixin().create_segment(self.context, {"segment": segment})
+
+    def step_delete_segment(self, net, vni):
+        network_id = self.networks[net]["id"]
+        segments = segments_db.get_network_segments(self.context, network_id)
+        (segment,) = [s for s in segments if s[segments_db.SEGMENTATION_ID] == vni]
+        segments_plugin_db.SegmentDbMixin().delete_segment(self.context, segment["id"])
+        self.networks[net] = self.case._show("networks", network_id, as_admin=True)["network"]
+
     def step_port(self, port, net, host, mac, ips):
         body = self.case._make_port(
             self.case.fmt,
@@ -370,7 +396,8 @@ class Runner:
         return None
 
     def learn_networks(self):
-        """Wire ids of the scenario's networks (Neutron's, or l2pop's named after them)."""
+        """Wire ids of the scenario's networks (Neutron's, or l2pop's named after them), and
+        their segments as Neutron has them."""
         by_id = {neutron_id: net for net, neutron_id in self.net_ids.items()}
         if not self.l2pop:
             for net, body in self.networks.items():
@@ -381,7 +408,10 @@ class Runner:
             net = by_id.get(network["name"])
             if net is not None:
                 self.names[network["id"]] = net
-                self.segments[network["id"]] = (network["provider:network_type"], network["provider:segmentation_id"])
+                # An agent knows its network's segment from Neutron (the port's bound
+                # segment): casts that name another are not for it.
+                known = self.networks.get(net, network)
+                self.segments[network["id"]] = (known["provider:network_type"], known["provider:segmentation_id"])
 
     def ours(self, cast):
         if cast.method == SENTINEL:

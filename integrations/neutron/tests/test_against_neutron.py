@@ -135,6 +135,8 @@ ADOPTION_SCRIPT = (
     ("port", "a3", "A", H3, "fa:16:3e:00:01:03", ["10.1.0.13"]),
     ("port", "b1", "B", H1, "fa:16:3e:00:02:01", ["10.2.0.11"]),
     ("port", "b2", "B", H3, "fa:16:3e:00:02:02", ["10.2.0.12"]),
+    # A second segment of A: the sync sends it after A (every segment, in order).
+    ("segment", "A", 2001),
     ("up", "a1"),
     ("up", "a2"),
     ("up", "a3"),
@@ -193,6 +195,37 @@ DVR_SCRIPT = (
     ("subnet", "A", "10.9.0.0/16"),
     ("port", "a2", "A", H2, "fa:16:3e:00:01:02", ["10.9.1.2"]),
     ("up", "a2"),
+)
+
+# A network given a second segment, ports up and down around it, its first segment deleted once
+# no port is left on it, new ports (bound to the second segment, now the first), and a later
+# segment added and deleted while ports are bound. Neutron binds each port to the first segment
+# its agent can bind (segment_index order): the network's first here, which is the segment
+# l2pop serves a network on.
+SEGMENT_SCRIPT = (
+    ("agent", H1, "192.0.2.11"),
+    ("agent", H2, "192.0.2.12"),
+    ("agent", H3, "192.0.2.13"),
+    ("network", "A", 1001),
+    ("subnet", "A", "10.1.0.0/24"),
+    ("port", "a1", "A", H1, "fa:16:3e:00:01:01", ["10.1.0.11"]),
+    ("port", "a2", "A", H2, "fa:16:3e:00:01:02", ["10.1.0.12"]),
+    ("up", "a1"),
+    ("up", "a2"),
+    ("segment", "A", 2001),
+    ("down", "a2"),
+    ("up", "a2"),
+    ("delete", "a1"),
+    ("delete", "a2"),
+    ("delete_segment", "A", 1001),
+    ("port", "a3", "A", H1, "fa:16:3e:00:01:03", ["10.1.0.13"]),
+    ("port", "a4", "A", H3, "fa:16:3e:00:01:04", ["10.1.0.14"]),
+    ("up", "a3"),
+    ("up", "a4"),
+    ("segment", "A", 3001),
+    ("delete_segment", "A", 3001),
+    ("down", "a3"),
+    ("up", "a3"),
 )
 
 # Differences that change a host's table, from DESIGN.md / scenarios/README.md (★ entries).
@@ -314,6 +347,24 @@ class AgainstNeutron(unittest.TestCase):
         self.assertNotEqual(ours[up][2][H1], ours[up - 1][2][H1])
         self.assertNotEqual(ours[up + 1][2][H1], ours[up][2][H1])
 
+    def test_segments_added_and_deleted_converge_like_neutron(self):
+        self.server.start()
+        neutron, _ = harness.run(harness.NEUTRON, SEGMENT_SCRIPT)
+        ours, run = harness.run(harness.L2POP, SEGMENT_SCRIPT, self.server)
+        self.assertEqual(run.failed, [], "journal rows the l2pop server refused")
+        problems = differences(neutron, ours)
+        self.assertEqual(problems, [], "\n".join(problems))
+        # Not vacuous: after the first segment went, the new ports' entries reached h1 and h3
+        # under the second segment (the tables filter on the network's segment).
+        up = SEGMENT_SCRIPT.index(("up", "a4"))
+        self.assertTrue(ours[up][2].get(H1))
+        self.assertTrue(ours[up][2].get(H3))
+        segments = self.server.get("/v2.0/segments")["segments"]
+        self.assertEqual(
+            sorted((s["segmentation_id"], s["segment_index"]) for s in segments if s["segmentation_id"] in (1001, 2001, 3001)),
+            [(2001, 1)],
+        )
+
     def test_journal_delivers_everything_after_an_outage(self):
         self.server.start()
         neutron, _ = harness.run(harness.NEUTRON, OUTAGE_SCRIPT)
@@ -338,6 +389,11 @@ class AgainstNeutron(unittest.TestCase):
         self.assertTrue(all(not any(view.values()) for _, _, view in ours[:sync]))
         problems = differences(neutron, ours, skip=range(sync))
         self.assertEqual(problems, [], "\n".join(problems))
+        # Every segment of A reached l2pop, named after Neutron's (the first by its network).
+        segments = self.server.get("/v2.0/segments?sort_key=segment_index")["segments"]
+        a = [s for s in segments if s["segmentation_id"] in (1001, 2001)]
+        self.assertEqual([(s["segmentation_id"], s["segment_index"]) for s in a], [(1001, 0), (2001, 1)])
+        self.assertTrue(all(s["name"] for s in a), a)
 
 
 if __name__ == "__main__":

@@ -35,6 +35,8 @@ use super::links::{links_base, page_links};
 use super::openapi::RouteDoc;
 use super::owner::{self, OwnerHandle};
 
+mod segments;
+
 /// Shared by every handler.
 #[derive(Clone, Debug)]
 pub struct App {
@@ -1429,6 +1431,9 @@ pub fn routes() -> Vec<Route> {
             get(openapi),
         )),
     ]
+    .into_iter()
+    .chain(segments::routes())
+    .collect()
 }
 
 pub fn router(app: App) -> Router {

@@ -175,6 +175,18 @@ check(shown["description"] == "drained", shown)
 agent = net.update_agent(listed[0]["ID"], is_admin_state_up=True)
 check(agent.is_admin_state_up and agent.description == "drained", agent)
 cli("network", "list", "--long", "-f", "json")
+# Segments (the segments extension): a second segment of cli-net, listed, changed, deleted.
+seg = cli("network", "segment", "create", "--network", "cli-net", "--network-type", "vxlan",
+          "--segment", "2003", "cli-seg", "-f", "json")
+check(seg["segmentation_id"] == 2003, seg)
+listed = cli("network", "segment", "list", "--network", "cli-net", "-f", "json")
+check(sorted(s["Segment"] for s in listed) == [2002, 2003], listed)
+cli("network", "segment", "set", "--description", "second", "cli-seg")
+shown = cli("network", "segment", "show", "cli-seg", "-f", "json")
+check(shown["description"] == "second", shown)
+cli("network", "segment", "create", "--network", "cli-net", "--network-type", "vxlan",
+    "--segment", "2003", "dup-seg", ok=False)
+cli("network", "segment", "delete", "cli-seg")
 cli("port", "delete", "cli-port")
 cli("subnet", "delete", "cli-sub")
 cli("subnet", "show", "cli-sub", ok=False)
