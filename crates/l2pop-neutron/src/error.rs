@@ -74,6 +74,7 @@ impl NeutronError {
             "bgpvpn" => "BGPVPNNotFound",
             "network_association" => "BGPVPNNetAssocNotFound",
             "bgp_speaker" => "BgpSpeakerNotFound",
+            "router" => "RouterNotFound",
             _ => "HTTPNotFound",
         };
         let mut error = NeutronError::new(

@@ -1110,3 +1110,6 @@ fn subnet_network(fixture: &mut Fixture) -> String {
     .unwrap();
     network
 }
+
+#[path = "router_tests.rs"]
+mod router;
