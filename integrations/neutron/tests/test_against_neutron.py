@@ -225,6 +225,28 @@ HA_SCRIPT = (
     ("ha_leave", "r", H2),
 )
 
+# The full sync of a cloud with an HA router active on h1 and standing by on h2: the router's
+# hosts are sent before its interface's status, so the sync's state is Neutron's.
+HA_ADOPTION_SCRIPT = (
+    ("agent", H1, "192.0.2.11"),
+    ("agent", H2, "192.0.2.12"),
+    ("agent", H3, "192.0.2.13"),
+    ("network", "A", 1001),
+    ("subnet", "A", "10.1.0.0/24", "10.1.0.1"),
+    ("port", "a3", "A", H3, "fa:16:3e:00:01:03", ["10.1.0.13"]),
+    ("up", "a3"),
+    ("ha_router", "r", [H1, H2]),
+    ("ha_interface", "ri", "r", "A"),
+    ("ha_active", "r", H1),
+    ("ha_up", "ri", H1),
+    ("ha_up", "ri", H2),
+    ("discard_journal",),
+    ("start_server",),
+    ("full_sync",),
+    ("down", "a3"),
+    ("up", "a3"),
+)
+
 # Differences that change a host's table, from DESIGN.md / scenarios/README.md (★ entries).
 # A script step that meets one names it in MET: at that step the tables must differ, and
 # exactly by what the difference says.
@@ -386,6 +408,16 @@ class AgainstNeutron(unittest.TestCase):
             self.assertIn("192.0.2.12", flood(run_views[second][2]))
         self.assertNotIn("192.0.2.12", flood(ours[-1][2]))
         self.assertIn("192.0.2.12", flood(neutron[-1][2]))
+
+    def test_full_sync_sends_ha_routers(self):
+        neutron, _ = harness.run(harness.NEUTRON, HA_ADOPTION_SCRIPT)
+        ours, run = harness.run(harness.L2POP, HA_ADOPTION_SCRIPT, self.server)
+        sync = HA_ADOPTION_SCRIPT.index(("full_sync",))
+        self.assertEqual(run.failed, [], "journal rows the l2pop server refused")
+        problems = differences(neutron, ours, skip=range(sync))
+        self.assertEqual(problems, [], "\n".join(problems))
+        # Not vacuous: h2, which has only the router's interface, is known on h3 after the sync.
+        self.assertIn("192.0.2.12", ours[sync][2][H3]["A"]["flood"])
 
     def test_journal_delivers_everything_after_an_outage(self):
         self.server.start()
