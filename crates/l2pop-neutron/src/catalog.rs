@@ -136,6 +136,9 @@ pub struct Catalog {
     pub bgp_agents: OrdMap<Host, BgpAgentRecord>,
     pub associations: OrdMap<Uuid, AssociationRecord>,
     pub speakers: OrdMap<SpeakerId, Arc<SpeakerMeta>>,
+    /// Routers as `/v2.0/l2pop/routers` shows them (the engine holds what counts).
+    #[serde(default)]
+    pub routers: OrdMap<l2pop_model::RouterId, Arc<crate::router::RouterRecord>>,
     /// The extension's, published with the catalog: not saved in snapshots (the extension's
     /// own state is), set again when a snapshot is restored.
     #[serde(skip)]

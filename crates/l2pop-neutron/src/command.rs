@@ -394,6 +394,13 @@ pub enum Command {
     BgpEndOfRib {
         host: Host,
     },
+    /// `PUT /v2.0/l2pop/routers/{id}`: a router's L3-agent hosts (create or replace).
+    RouterPut {
+        router: crate::router::RouterRecord,
+    },
+    RouterDelete {
+        id: l2pop_model::RouterId,
+    },
     /// A bulk create (`{"ports": [...]}`): network, subnet or port creates, applied in order,
     /// all or none.
     Bulk {

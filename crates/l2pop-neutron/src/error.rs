@@ -75,6 +75,7 @@ impl NeutronError {
             "network_association" => "BGPVPNNetAssocNotFound",
             "bgp_speaker" => "BgpSpeakerNotFound",
             "segment" => "SegmentNotFound",
+            "router" => "RouterNotFound",
             _ => "HTTPNotFound",
         };
         let mut error = NeutronError::new(

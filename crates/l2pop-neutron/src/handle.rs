@@ -28,6 +28,7 @@ pub enum Answer {
     Speaker(SpeakerId),
     Agent(Host),
     BgpAgent(Host),
+    Router(l2pop_model::RouterId),
     /// A bulk create: `{"<collection>": [each item's resource]}`.
     Bulk(&'static str, Vec<Answer>),
     /// Known when planning (`{"accepted": n}`, `"new"`, a delete's nothing).
@@ -346,6 +347,14 @@ impl NeutronState {
                     Answer::Fixed(json!({ "accepted": count })),
                 )
             }
+            Request::RouterPut(record) => {
+                let id = record.id;
+                Planned {
+                    command: self.plan_router_put(caller, record)?,
+                    answer: Answer::Router(id),
+                }
+            }
+            Request::RouterDelete(id) => Planned::deleted(self.plan_router_delete(caller, id)?),
             Request::BgpEndOfRib(host) => {
                 caller.require_admin("l2pop:bgp_routes")?;
                 Planned::new(
@@ -378,6 +387,7 @@ impl NeutronState {
                 Ok(json!({ "network_association": catalog.association_view(association, caller) }))
             }
             Answer::Speaker(id) => catalog.speaker_answer(id),
+            Answer::Router(id) => catalog.router_answer(id, caller),
             Answer::Agent(host) => {
                 let agent = catalog
                     .agents

@@ -24,6 +24,7 @@ pub mod listing;
 pub mod plan;
 pub mod policy;
 pub mod request;
+pub mod router;
 pub mod snapshot;
 pub mod state;
 pub mod time;

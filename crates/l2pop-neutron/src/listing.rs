@@ -22,6 +22,8 @@ pub enum Collection {
     Ports,
     Agents,
     BgpSpeakers,
+    /// `/v2.0/l2pop/routers`.
+    Routers,
 }
 
 impl Collection {
@@ -34,6 +36,7 @@ impl Collection {
             Collection::Ports => "ports",
             Collection::Agents => "agents",
             Collection::BgpSpeakers => "bgp_speakers",
+            Collection::Routers => "routers",
         }
     }
 
@@ -133,6 +136,7 @@ impl Collection {
                 "advertise_floating_ip_host_routes",
                 "advertise_tenant_networks",
             ],
+            Collection::Routers => &["id", "ha", "hosts"],
         }
     }
 }
@@ -492,6 +496,13 @@ impl Catalog {
                     let range = bounds(parse_marker(after)?.map(l2pop_bgpvpn::SpeakerId), reverse);
                     for_each(self.speakers.range(range), reverse, |(id, s)| {
                         take(id.to_string(), self.speaker_view(s))
+                    });
+                }
+                Collection::Routers => {
+                    caller.require_admin(crate::router::ROUTER_RULE)?;
+                    let range = bounds(parse_marker(after)?.map(l2pop_model::RouterId), reverse);
+                    for_each(self.routers.range(range), reverse, |(id, r)| {
+                        take(id.to_string(), crate::router::router_view(r))
                     });
                 }
             }

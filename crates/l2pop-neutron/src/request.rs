@@ -637,6 +637,9 @@ pub enum Request {
     BgpDevices(DeviceRoutes),
     /// `POST /v2.0/l2pop/bgp-agents/{host}/end-of-rib`.
     BgpEndOfRib(Host),
+    /// `PUT /v2.0/l2pop/routers/{id}` (the body already checked into a record).
+    RouterPut(crate::router::RouterRecord),
+    RouterDelete(l2pop_model::RouterId),
     /// A bulk create of `collection` (`networks`, `subnets`, `ports`): its items are creates of
     /// that resource, planned and executed in order, all or none (see `handle`).
     Bulk {

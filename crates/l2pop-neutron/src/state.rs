@@ -320,6 +320,8 @@ impl NeutronState {
                 }
                 Ok(Vec::new())
             }
+            Command::RouterPut { router } => self.router_put(router),
+            Command::RouterDelete { id } => self.router_delete(*id),
             Command::DeviceUp(up) => {
                 let notifications = self.engine.apply(&Event::DeviceUp(up.clone()))?;
                 self.sync_status(up.id);

@@ -1115,5 +1115,145 @@ async fn segments_are_admin_only_and_the_first_one_serves_the_network() {
     let server = TestServer::start(&url).await;
     let after = server.admin(Method::GET, "/v2.0/segments", None).await;
     assert_eq!(before, after);
+/// `/v2.0/l2pop/routers`: an HA router's hosts (issue 12, docs/openstack.md) carry its active
+/// HA interface's flood to every other host (rule 12); a host leaving takes it back; bad input
+/// names the field and value and changes nothing; a restart replays the routers from the log.
+#[tokio::test]
+async fn ha_router_hosts_reach_the_fdb_and_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = sqlite_url(&dir);
+    let server = TestServer::start(&url).await;
+    let (network_id, _) = small_topology(&server).await;
+    for (host, ip) in [("l3-1", "192.0.2.11"), ("l3-2", "192.0.2.12")] {
+        server
+            .admin(
+                Method::POST,
+                "/v2.0/l2pop/agents",
+                Some(json!({"agent": {"host": host, "tunneling_ip": ip, "tunnel_types": ["vxlan"], "start_flag": true}})),
+            )
+            .await;
+    }
+    let router = "0a000000-0000-0000-0000-00000000000a";
+    let path = format!("/v2.0/l2pop/routers/{router}");
+    let port = server
+        .admin(
+            Method::POST,
+            "/v2.0/ports",
+            Some(
+                json!({"port": {"network_id": network_id, "binding:host_id": "l3-1",
+                "device_owner": "network:ha_router_replicated_interface", "device_id": router}}),
+            ),
+        )
+        .await;
+    let port = port["port"]["id"].as_str().unwrap().to_owned();
+    let put = server
+        .admin(
+            Method::PUT,
+            &path,
+            Some(json!({"router": {"ha": true, "hosts": ["l3-2", "l3-1"]}})),
+        )
+        .await;
+    assert_eq!(
+        put,
+        json!({"router": {"id": router, "ha": true, "hosts": ["l3-1", "l3-2"]}})
+    );
+    server
+        .admin(
+            Method::POST,
+            &format!("/v2.0/l2pop/devices/{port}/up"),
+            Some(json!({"device": {"host": "l3-1"}})),
+        )
+        .await;
+    // Sorted as text.
+    let vteps = |fdb: &Value| -> Vec<String> {
+        let mut vteps: Vec<String> = fdb["fdb"]["networks"][0]["vteps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v["vtep"].as_str().unwrap().to_owned())
+            .collect();
+        vteps.sort();
+        vteps
+    };
+    let fdb = server
+        .admin(Method::GET, "/v2.0/l2pop/hosts/compute-1/fdb", None)
+        .await;
+    assert_eq!(vteps(&fdb), ["192.0.2.11", "192.0.2.12", "192.0.2.2"]);
+
+    // Bad input: named, and nothing changes.
+    for (body, field) in [
+        (json!({"router": {"ha": "yes", "hosts": []}}), "ha"),
+        (
+            json!({"router": {"ha": true, "hosts": ["l3 1"]}}),
+            "hosts[0]",
+        ),
+        (
+            json!({"router": {"ha": true, "hosts": ["l3-1", "l3-1"]}}),
+            "hosts[1]",
+        ),
+        (
+            json!({"router": {"ha": true, "hosts": [], "distributed": false}}),
+            "distributed",
+        ),
+    ] {
+        let (status, error) = server
+            .call(Some(ADMIN), Method::PUT, &path, Some(body.clone()))
+            .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{body}: {error}");
+        assert_eq!(error["NeutronError"]["field"], field, "{body}: {error}");
+    }
+    let (status, _) = server
+        .call(
+            Some(ALICE),
+            Method::PUT,
+            &path,
+            Some(json!({"router": {"ha": true, "hosts": []}})),
+        )
+        .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(server.admin(Method::GET, &path, None).await, put);
+
+    // l3-2 leaves.
+    server
+        .admin(
+            Method::PUT,
+            &path,
+            Some(json!({"router": {"ha": true, "hosts": ["l3-1"]}})),
+        )
+        .await;
+    let fdb = server
+        .admin(Method::GET, "/v2.0/l2pop/hosts/compute-1/fdb", None)
+        .await;
+    assert_eq!(vteps(&fdb), ["192.0.2.11", "192.0.2.2"]);
+    let listed = server
+        .admin(Method::GET, "/v2.0/l2pop/routers?hosts=l3-1", None)
+        .await;
+    assert_eq!(listed["routers"][0]["hosts"], json!(["l3-1"]));
+
+    // A restart replays the routers.
+    let before = (
+        server.admin(Method::GET, "/v2.0/l2pop/routers", None).await,
+        fdb,
+    );
+    server.stop().await;
+    let server = TestServer::start(&url).await;
+    let after = (
+        server.admin(Method::GET, "/v2.0/l2pop/routers", None).await,
+        server
+            .admin(Method::GET, "/v2.0/l2pop/hosts/compute-1/fdb", None)
+            .await,
+    );
+    assert_eq!(before, after);
+
+    // Delete: the interface counts nowhere; the router is gone.
+    let (status, _) = server.call(Some(ADMIN), Method::DELETE, &path, None).await;
+    assert_eq!(status, StatusCode::NO_CONTENT);
+    let (status, error) = server.call(Some(ADMIN), Method::GET, &path, None).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{error}");
+    assert_eq!(error["NeutronError"]["type"], "RouterNotFound");
+    let fdb = server
+        .admin(Method::GET, "/v2.0/l2pop/hosts/compute-1/fdb", None)
+        .await;
+    assert_eq!(vteps(&fdb), ["192.0.2.2"]);
     server.stop().await;
 }

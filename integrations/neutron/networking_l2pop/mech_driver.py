@@ -21,6 +21,13 @@ What is journalled (precommit, in the transaction of the change), and how l2pop 
   ``l2population`` (``neutron/plugins/ml2/rpc.py: notify_l2pop_port_wiring``). This driver
   answers to that name too (an alias in the plugin's driver table, only when Neutron's own
   driver is not loaded) and journals a refresh ``up`` for each such device;
+- HA routers: the hosts of an HA router's L3 agents are the binding hosts of its HA network
+  ports (``network:router_ha_interface``, ``device_id`` = the router), which pass through this
+  driver like every port. On their create, update (host or router changed) and delete, a
+  ``router put`` row with the router's present hosts (queried in the same transaction) and
+  ``ha: true``; a router with no HA port left, a ``router delete``. l2pop's engine then counts
+  the router's HA interfaces (``network:ha_router_replicated_interface``, and its
+  ``network:router_centralized_snat``) on every one of those hosts (reference D5, D6, rule 12);
 - L2 agent reports (``resources.AGENT`` callbacks, after Neutron's commit): tunneling_ip,
   tunnel_types, l2pop_network_types, start_flag — only when they differ from what l2pop was
   last told (table ``l2pop_agents``) or the agent restarted; a heartbeat journals nothing.
@@ -31,6 +38,8 @@ precommit, so that Neutron refuses what l2pop would refuse.
 
 import json
 
+import sqlalchemy as sa
+
 from neutron_lib import constants as const
 from neutron_lib import context as n_context
 from neutron_lib import exceptions
@@ -40,6 +49,8 @@ from neutron_lib.callbacks import resources
 from neutron_lib.db import api as db_api
 from neutron_lib.plugins import directory
 from neutron_lib.plugins.ml2 import api
+from neutron.db import models_v2
+from neutron.plugins.ml2 import models as ml2_models
 from oslo_config import cfg
 from oslo_log import log as logging
 
@@ -107,6 +118,29 @@ def port_fields(port):
         "host": port.get("binding:host_id") or None,
         "admin_state_up": port.get("admin_state_up", True),
     }
+
+
+def ha_router_ports(plugin_context, router, exclude=None):
+    """The active binding's host (None: unbound) of each of ``router``'s HA network ports but
+    ``exclude``, read in the caller's transaction."""
+    binding = ml2_models.PortBinding
+    query = (
+        plugin_context.session.query(models_v2.Port.id, binding.host)
+        .outerjoin(
+            binding,
+            sa.and_(binding.port_id == models_v2.Port.id, binding.status == const.ACTIVE),
+        )
+        .filter(models_v2.Port.device_owner == const.DEVICE_OWNER_ROUTER_HA_INTF)
+        .filter(models_v2.Port.device_id == router)
+    )
+    return [host or None for port_id, host in query if port_id != exclude]
+
+
+def router_row(router, hosts):
+    """(operation, data) of the journal row for ``router`` whose HA ports have ``hosts``."""
+    if not hosts:
+        return translate.DELETE, {"id": router}
+    return translate.PUT, {"id": router, "ha": True, "hosts": sorted({h for h in hosts if h})}
 
 
 class L2popServerMechanismDriver(api.MechanismDriver):
@@ -225,6 +259,22 @@ class L2popServerMechanismDriver(api.MechanismDriver):
         journal.record(payload.context, translate.SEGMENT, data["id"], translate.DELETE, data)
         self.journal.kick()
 
+    # ---- HA routers ----
+
+    def _ha_router_changed(self, context, port, original=None, deleted=False):
+        """Journals the router of HA network port ``port`` (and of ``original``'s, if another)."""
+        routers = []
+        for candidate in (original, port):
+            if candidate is not None and candidate.get("device_owner") == const.DEVICE_OWNER_ROUTER_HA_INTF:
+                if candidate.get("device_id") and candidate["device_id"] not in routers:
+                    routers.append(candidate["device_id"])
+        for router in routers:
+            ports = ha_router_ports(context._plugin_context, router, exclude=port["id"])
+            mine = port.get("device_owner") == const.DEVICE_OWNER_ROUTER_HA_INTF and port.get("device_id") == router
+            if mine and not deleted:
+                ports.append(port.get("binding:host_id") or None)
+            self._record(context, translate.ROUTER, router, *router_row(router, ports))
+
     # ---- ports ----
 
     def create_port_precommit(self, context):
@@ -236,6 +286,7 @@ class L2popServerMechanismDriver(api.MechanismDriver):
         self._record(context, translate.PORT, port["id"], translate.CREATE, data)
         if port.get("status") == const.PORT_STATUS_ACTIVE and data["host"]:
             self._record(context, translate.PORT, port["id"], translate.UP, {"id": port["id"], "host": data["host"]})
+        self._ha_router_changed(context, port)
 
     create_port_postcommit = _kick
 
@@ -259,6 +310,8 @@ class L2popServerMechanismDriver(api.MechanismDriver):
         if changed:
             changed["id"] = port["id"]
             self._record(context, translate.PORT, port["id"], translate.UPDATE, changed)
+        if {"host", "device_id", "device_owner"} & set(changed):
+            self._ha_router_changed(context, port, original)
         if status == active and original_status != active and now["host"]:
             self._record(context, translate.PORT, port["id"], translate.UP, {"id": port["id"], "host": now["host"]})
 
@@ -293,6 +346,7 @@ class L2popServerMechanismDriver(api.MechanismDriver):
     def delete_port_precommit(self, context):
         port = context.current
         self._record(context, translate.PORT, port["id"], translate.DELETE, {"id": port["id"]})
+        self._ha_router_changed(context, port, deleted=True)
 
     delete_port_postcommit = _kick
 

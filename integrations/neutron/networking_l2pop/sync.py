@@ -5,7 +5,9 @@ l2pop server lost its state (a new store, a restore from an old backup). It writ
 transaction, the rows that describe the present: every L2 agent's report, every network with
 its first segment, then its other segments, every subnet, every port (create, then an update with all its attributes,
 for a port l2pop already has), and its status (ACTIVE: ``up`` from its host; otherwise ``down``;
-a DVR interface port: one per host binding, ``DistributedPortBinding``).
+a DVR interface port: one per host binding, ``DistributedPortBinding``), and every HA router
+with the binding hosts of its HA network ports (before the ports, so that its interfaces'
+``up`` rows count on those hosts).
 The rows are delivered like any others, after whatever is already in the journal; every one of
 them is idempotent, so a sync of an l2pop that is already right changes nothing.
 
@@ -30,7 +32,15 @@ from neutron.plugins.ml2 import db as ml2_db
 
 from networking_l2pop import journal
 from networking_l2pop import translate
-from networking_l2pop.mech_driver import AGENT_KEYS, network_row, port_fields, project_of, segment_fields
+from networking_l2pop.mech_driver import (
+    AGENT_KEYS,
+    ha_router_ports,
+    network_row,
+    port_fields,
+    project_of,
+    router_row,
+    segment_fields,
+)
 
 
 def _segments(context, network_id):
@@ -78,6 +88,13 @@ def full_sync(plugin, context, driver):
                     "project_id": project_of(subnet),
                 },
             )
+            written += 1
+        routers = sorted(
+            {p["device_id"] for p in ports if p.get("device_owner") == const.DEVICE_OWNER_ROUTER_HA_INTF and p.get("device_id")}
+        )
+        for router in routers:
+            operation, data = router_row(router, ha_router_ports(context, router))
+            journal.record(context, translate.ROUTER, router, operation, data)
             written += 1
         for port in ports:
             fields = port_fields(port)

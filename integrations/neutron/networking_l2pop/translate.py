@@ -14,6 +14,7 @@ a row delivered twice — the answer lost, the row retried — changes nothing t
 | port create / update / delete | POST / PUT / DELETE /v2.0/ports (mac, fixed IPs, owner, host) |
 | port up / down              | POST /v2.0/l2pop/devices/{port}/up|down (host, refresh_tunnels)|
 | agent report                | POST /v2.0/l2pop/agents                                        |
+| router put / delete         | PUT / DELETE /v2.0/l2pop/routers/{router} (ha, hosts; Neutron's id) |
 """
 
 from networking_l2pop import client as l2pop_client
@@ -24,6 +25,7 @@ SUBNET = "subnet"
 SEGMENT = "segment"
 PORT = "port"
 AGENT = "agent"
+ROUTER = "router"
 
 CREATE = "create"
 UPDATE = "update"
@@ -31,6 +33,7 @@ DELETE = "delete"
 UP = "up"
 DOWN = "down"
 REPORT = "report"
+PUT = "put"
 
 # Port attributes l2pop reads, as journalled (Neutron names) -> l2pop API names.
 PORT_FIELDS = {
@@ -197,4 +200,13 @@ def deliver(client, object_type, operation, data):
     if object_type == AGENT and operation == REPORT:
         status, body = client.call("POST", "/v2.0/l2pop/agents", {"agent": data})
         return l2pop_client.classify(status, body)
+    if object_type == ROUTER and operation == PUT:
+        body = {"router": {"ha": bool(data["ha"]), "hosts": list(data["hosts"])}}
+        status, answer = client.call("PUT", "/v2.0/l2pop/routers/%s" % data["id"], body)
+        return l2pop_client.classify(status, answer)
+    if object_type == ROUTER and operation == DELETE:
+        status, answer = client.call("DELETE", "/v2.0/l2pop/routers/%s" % data["id"])
+        if status == 404:
+            return Outcome(DONE)
+        return l2pop_client.classify(status, answer)
     return Outcome(l2pop_client.REFUSED, "unknown journal row %s %s" % (object_type, operation))

@@ -18,7 +18,7 @@ Script steps (names are the script's; ids, hosts and VTEPs are made per run):
                                        ACTIVE port of the host up with refresh_tunnels (OVS's
                                        first loop)
     ("network", net, vni)              a vxlan network (provider attributes)
-    ("subnet", net, cidr)
+    ("subnet", net, cidr[, gateway])
     ("port", port, net, host, mac, ips)  a compute port bound to host
     ("up", port) / ("down", port)      the port's host reports the device up / down
     ("move", port, host)               binding:host_id changes (migration)
@@ -35,6 +35,18 @@ Script steps (names are the script's; ids, hosts and VTEPs are made per run):
     ("dvr_bind", port, host)           its DistributedPortBinding on host (as the L3 DVR
                                        scheduler makes it: update_distributed_port_binding)
     ("dvr_up", port, host) / ("dvr_down", port, host)  host's agent reports the device up / down
+    ("ha_router", router, hosts)       an HA router hosted by the L3 agents of ``hosts`` (as
+                                       Neutron's l2pop tests make one: FakeL3PluginWithAgents,
+                                       create_ha_port_and_bind, its HA network ports bound)
+    ("ha_interface", port, router, net)  its interface on ``net`` (add_router_interface by the
+                                       subnet, whose gateway address it takes): an
+                                       ``network:ha_router_replicated_interface`` port
+    ("ha_active", router, host)        the router is active on host (update_routers_states):
+                                       the interfaces are bound there
+    ("ha_up", port, host)              host's agent reports the interface up (plugged on every
+                                       host of the router: each of them has the network)
+    ("ha_leave", router, host)         host's L3 agent no longer hosts the router
+                                       (remove_router_from_l3_agent: its HA port is deleted)
     ("kill_server",) / ("start_server",)  l2pop only: SIGKILL the server / start it again
     ("discard_journal",)               l2pop only: the journal so far is lost (driver not yet
                                        installed: a cloud moving from Neutron's l2population)
@@ -51,15 +63,22 @@ from neutron_lib import constants as const
 from neutron_lib import context as n_context
 from neutron_lib import fixture as nl_fixture
 from neutron_lib.agent import topics
+from neutron_lib.api import attributes
+from neutron_lib.api.definitions import network_ha
 from neutron_lib.api.definitions import portbindings
 from neutron_lib.api.definitions import provider_net as pnet
 from neutron_lib.db import api as db_api
+from neutron_lib.plugins import constants as plugin_constants
 from neutron_lib.plugins import directory
 from oslo_config import cfg
 
+from neutron.db import agents_db
+from neutron.db import l3_agentschedulers_db
+from neutron.db import l3_hamode_db
 from neutron.db import segments_db
 from neutron.plugins.ml2 import managers
 from neutron.plugins.ml2 import rpc as ml2_rpc
+from neutron.scheduler import l3_agent_scheduler
 from neutron.services.segments import db as segments_plugin_db
 from neutron.tests.common import helpers
 from neutron.tests.unit.plugins.ml2 import test_plugin
@@ -76,6 +95,12 @@ L2POP = ["openvswitch", "l2pop_server"]
 COMPUTE = "compute:nova"
 DVR_INTERFACE = "network:router_interface_distributed"
 SENTINEL = "l2pop_test_sentinel"
+
+
+class FakeL3PluginWithAgents(
+    l3_hamode_db.L3_HA_NAT_db_mixin, l3_agentschedulers_db.L3AgentSchedulerDbMixin, agents_db.AgentDbMixin
+):
+    """The L3 plugin of Neutron's own l2pop tests (test_mech_driver.py): L3 HA on the real DB."""
 
 
 class RabbitRPCFixture(nl_fixture.RPCFixture):
@@ -148,6 +173,10 @@ class Runner:
         self.capture = None
         self.server_up = self.l2pop and case.server.process is not None
         self.seen_ids = set()
+        self.l3 = None  # the L3 HA plugin, made by the first ha_router step
+        self.routers = {}  # script router -> neutron router id
+        self.router_hosts = {}  # script router -> script hosts of its L3 agents
+        self.ha_ports = {}  # script HA interface -> script router
 
     # ---- helpers ----
 
@@ -202,9 +231,21 @@ class Runner:
     def wiring(self, step):
         """(host, net id, port) wired before the step / unwired after it."""
         kind = step[0]
+        if kind == "ha_up":
+            # The interface is plugged on every host of its router (keepalived runs there).
+            port = self.ports[step[1]]
+            hosts = self.router_hosts[self.ha_ports[step[1]]]
+            return [(host, port["network_id"], step[1]) for host in sorted(hosts)], []
+        if kind == "ha_leave":
+            leaving = [p for p, router in self.ha_ports.items() if router == step[1]]
+            return [], [(step[2], self.ports[p]["network_id"], p) for p in leaving]
         if kind in ("dvr_up", "dvr_down"):
             net = self.ports[step[1]]["network_id"]
             return ([(step[2], net, step[1])], []) if kind == "dvr_up" else ([], [(step[2], net, step[1])])
+        if kind == "delete" and step[1] in self.ha_ports:
+            net = self.ports[step[1]]["network_id"]
+            hosts = self.router_hosts[self.ha_ports[step[1]]]
+            return [], [(host, net, step[1]) for host in sorted(hosts)]
         if kind == "delete" and step[1] in self.dvr_hosts:
             net = self.ports[step[1]]["network_id"]
             return [], [(host, net, step[1]) for host in sorted(self.dvr_hosts[step[1]])]
@@ -259,10 +300,15 @@ class Runner:
         self.networks[net] = body["network"]
         self.net_ids[net] = body["network"]["id"]
 
-    def step_subnet(self, net, cidr):
+    def step_subnet(self, net, cidr, gateway=None):
         version = 6 if ":" in cidr else 4
         body = self.case._make_subnet(
-            self.case.fmt, {"network": self.networks[net]}, gateway=None, cidr=cidr, ip_version=version, enable_dhcp=False
+            self.case.fmt,
+            {"network": self.networks[net]},
+            gateway=gateway,
+            cidr=cidr,
+            ip_version=version,
+            enable_dhcp=False,
         )
         self.subnets[(net, cidr)] = body["subnet"]["id"]
 
@@ -332,6 +378,78 @@ class Runner:
         real = self.host(host)
         self.callbacks.update_device_down(self.context, agent_id=real, device=self.ports[port]["id"], host=real)
         self.dvr_hosts[port].discard(host)
+
+    def l3_plugin(self):
+        """The L3 HA plugin, set up as Neutron's l2pop tests do (``_setup_l3``)."""
+        if self.l3 is None:
+            patcher = mock.patch.object(l3_hamode_db.L3_HA_NAT_db_mixin, "_notify_router_updated")
+            patcher.start()
+            self.case.addCleanup(patcher.stop)
+            saved = dict(attributes.RESOURCES[network_ha.COLLECTION_NAME])
+            attributes.RESOURCES[network_ha.COLLECTION_NAME].update(
+                network_ha.RESOURCE_ATTRIBUTE_MAP[network_ha.COLLECTION_NAME]
+            )
+
+            def restore():
+                attributes.RESOURCES[network_ha.COLLECTION_NAME].clear()
+                attributes.RESOURCES[network_ha.COLLECTION_NAME].update(saved)
+
+            self.case.addCleanup(restore)
+            self.l3 = FakeL3PluginWithAgents()
+            directory.add_plugin(plugin_constants.L3, self.l3)
+        return self.l3
+
+    def l3_agent(self, host):
+        agents = self.l3.get_agent_objects(
+            self.context, filters={"agent_type": [const.AGENT_TYPE_L3], "host": [self.host(host)]}
+        )
+        return agents[0]
+
+    def step_ha_router(self, router, hosts):
+        l3 = self.l3_plugin()
+        for host in hosts:
+            helpers.register_l3_agent(host=self.host(host))
+        context = n_context.get_admin_context()
+        context.tenant_id = "tenant1"
+        body = l3.create_router(
+            context, {"router": {"name": router, "admin_state_up": True, "tenant_id": "tenant1", "ha": True}}
+        )
+        self.routers[router] = body["id"]
+        self.router_hosts[router] = set(hosts)
+        scheduler = l3_agent_scheduler.ChanceScheduler()
+        for host in hosts:
+            scheduler.create_ha_port_and_bind(l3, self.context, body["id"], "tenant1", self.l3_agent(host))
+        agents = {self.l3_agent(host).id: self.host(host) for host in hosts}
+        for binding in l3.get_ha_router_port_bindings(self.context, [body["id"]]):
+            attributes_ = {portbindings.HOST_ID: agents[binding.l3_agent_id]}
+            self.plugin.update_port(self.context, binding.port_id, {"port": attributes_})
+
+    def step_ha_interface(self, port, router, net):
+        subnet = next(sid for (name, _), sid in self.subnets.items() if name == net)
+        self.l3.add_router_interface(self.context, self.routers[router], {"subnet_id": subnet})
+        found = self.plugin.get_ports(
+            self.context,
+            filters={"device_id": [self.routers[router]], "device_owner": [const.DEVICE_OWNER_HA_REPLICATED_INT]},
+        )
+        self.ports[port] = next(p for p in found if p["network_id"] == self.networks[net]["id"])
+        self.ha_ports[port] = router
+
+    def step_ha_active(self, router, host):
+        self.l3.update_routers_states(
+            self.context, {self.routers[router]: const.HA_ROUTER_STATE_ACTIVE}, self.host(host)
+        )
+        for port, owner in self.ha_ports.items():
+            if owner == router:
+                self.refresh_port(port)
+
+    def step_ha_up(self, port, host):
+        real = self.host(host)
+        self.callbacks.update_device_up(self.context, agent_id=real, device=self.ports[port]["id"], host=real)
+        self.refresh_port(port)
+
+    def step_ha_leave(self, router, host):
+        self.l3.remove_router_from_l3_agent(self.context, self.l3_agent(host).id, self.routers[router])
+        self.router_hosts[router].discard(host)
 
     def step_up(self, port):
         host = self.port_host(port)

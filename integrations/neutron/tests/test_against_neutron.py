@@ -228,6 +228,58 @@ SEGMENT_SCRIPT = (
     ("up", "a3"),
 )
 
+# An HA router hosted on h1 and h2 (Neutron's l2pop tests' L3 HA plugin), its interface on A
+# active on h1: flood to both hosts everywhere (rule 12), a new VM host gets both (Neutron's
+# test_other_agents_get_flood_entries_for_ha_agents), then h2's L3 agent stops hosting it.
+HA_SCRIPT = (
+    ("agent", H1, "192.0.2.11"),
+    ("agent", H2, "192.0.2.12"),
+    ("agent", H3, "192.0.2.13"),
+    ("agent", H4, "192.0.2.14"),
+    ("network", "A", 1001),
+    ("subnet", "A", "10.1.0.0/24", "10.1.0.1"),
+    ("port", "a3", "A", H3, "fa:16:3e:00:01:03", ["10.1.0.13"]),
+    ("up", "a3"),
+    ("ha_router", "r", [H1, H2]),
+    ("ha_interface", "ri", "r", "A"),
+    ("ha_active", "r", H1),
+    # The interface is plugged on both hosts; h1's agent reports it first. Neutron announces h1
+    # only, and h2 once h2's agent reports; l2pop counts it on both hosts at the first up (D6).
+    # Known difference "ha-standby-before-its-report"; h2's report evens it out.
+    ("ha_up", "ri", H1),
+    ("ha_up", "ri", H2),
+    ("port", "a4", "A", H4, "fa:16:3e:00:01:04", ["10.1.0.14"]),
+    ("up", "a4"),
+    ("down", "a3"),
+    ("up", "a3"),
+    # h2's L3 agent stops hosting the router: Neutron deletes its HA network port and sends
+    # nothing, so every host keeps flooding to h2; l2pop takes h2's flood back. Known difference
+    # "ha-host-leaves"; last, because Neutron's tables stay behind from then on.
+    ("ha_leave", "r", H2),
+)
+
+# The full sync of a cloud with an HA router active on h1 and standing by on h2: the router's
+# hosts are sent before its interface's status, so the sync's state is Neutron's.
+HA_ADOPTION_SCRIPT = (
+    ("agent", H1, "192.0.2.11"),
+    ("agent", H2, "192.0.2.12"),
+    ("agent", H3, "192.0.2.13"),
+    ("network", "A", 1001),
+    ("subnet", "A", "10.1.0.0/24", "10.1.0.1"),
+    ("port", "a3", "A", H3, "fa:16:3e:00:01:03", ["10.1.0.13"]),
+    ("up", "a3"),
+    ("ha_router", "r", [H1, H2]),
+    ("ha_interface", "ri", "r", "A"),
+    ("ha_active", "r", H1),
+    ("ha_up", "ri", H1),
+    ("ha_up", "ri", H2),
+    ("discard_journal",),
+    ("start_server",),
+    ("full_sync",),
+    ("down", "a3"),
+    ("up", "a3"),
+)
+
 # Differences that change a host's table, from DESIGN.md / scenarios/README.md (★ entries).
 # A script step that meets one names it in MET: at that step the tables must differ, and
 # exactly by what the difference says.
@@ -242,6 +294,14 @@ KNOWN_DIFFERENCES = {
     "not, once the DVR port is ACTIVE on some host (l2pop/db.py `_get_dvr_active_network_ports` "
     "filters on the port's status, not the binding's); l2pop only to hosts whose binding is "
     "ACTIVE, as its fanouts do (scenarios/README.md, presence)",
+    "ha-standby-before-its-report": "Neutron announces an active HA interface on a host of its "
+    "router when that host's agent reports the device up (update_port_up with that host); l2pop "
+    "on every host of the router at the first report, as Neutron's own count C(H, N) has it "
+    "(reference D6, rule 12)",
+    "ha-host-leaves": "Neutron announces nothing when an L3 agent stops hosting an HA router "
+    "(its HA network port is deleted, its replicated interfaces are untouched), so every host "
+    "keeps flooding to it; l2pop removes the host's presence with the router's hosts "
+    "(PUT /v2.0/l2pop/routers, docs/openstack.md)",
     "vtep-change": "Neutron never re-announces a host whose tunneling_ip changed; l2pop "
     "removes its entries under the old VTEP and adds them under the new one "
     "(scenarios/README.md, event `agent`)",
@@ -264,7 +324,25 @@ MET = {
     ),
     ("agent", H2, "192.0.2.22"): ("vtep-change", without_vtep("192.0.2.22", "192.0.2.12")),
     ("dvr_up", "r1", H1): ("dvr-down-binding", lambda view: without_flood(view, H1, "192.0.2.12")),
+    ("ha_up", "ri", H1): ("ha-standby-before-its-report", lambda view: without_host(view, H2, "192.0.2.12")),
+    ("ha_leave", "r", H2): ("ha-host-leaves", lambda view: without_flood_anywhere(view, "192.0.2.12")),
 }
+
+
+def without_host(view, host, vtep):
+    """``view`` without ``host``'s table and without anyone's flooding entries to ``vtep``."""
+    return without_flood_anywhere({name: table for name, table in view.items() if name != host}, vtep)
+
+
+def without_flood_anywhere(view, vtep):
+    """``view`` without any host's flooding entries to ``vtep`` (and networks left empty)."""
+    trimmed = view
+    for host in view:
+        trimmed = without_flood(trimmed, host, vtep)
+    return {
+        host: {net: table for net, table in networks.items() if table["flood"] or table["ucast"] or table["arp"]}
+        for host, networks in trimmed.items()
+    }
 
 
 def without_flood(view, host, vtep):
@@ -364,6 +442,33 @@ class AgainstNeutron(unittest.TestCase):
             sorted((s["segmentation_id"], s["segment_index"]) for s in segments if s["segmentation_id"] in (1001, 2001, 3001)),
             [(2001, 1)],
         )
+
+    def test_ha_router_hosts_converge_like_neutron(self):
+        self.server.start()
+        neutron, _ = harness.run(harness.NEUTRON, HA_SCRIPT)
+        ours, run = harness.run(harness.L2POP, HA_SCRIPT, self.server)
+        self.assertEqual(run.failed, [], "journal rows the l2pop server refused")
+        problems = differences(neutron, ours)
+        self.assertEqual(problems, [], "\n".join(problems))
+        # Not vacuous: the interface made h2 (no VM, only the router) known on h3 in both runs,
+        # and l2pop took it back when h2 left.
+        first, second = HA_SCRIPT.index(("ha_up", "ri", H1)), HA_SCRIPT.index(("ha_up", "ri", H2))
+        flood = lambda view: view.get(H3, {}).get("A", {}).get("flood", [])  # noqa: E731
+        for run_views in (neutron, ours):
+            self.assertNotIn("192.0.2.12", flood(run_views[first - 1][2]))
+            self.assertIn("192.0.2.12", flood(run_views[second][2]))
+        self.assertNotIn("192.0.2.12", flood(ours[-1][2]))
+        self.assertIn("192.0.2.12", flood(neutron[-1][2]))
+
+    def test_full_sync_sends_ha_routers(self):
+        neutron, _ = harness.run(harness.NEUTRON, HA_ADOPTION_SCRIPT)
+        ours, run = harness.run(harness.L2POP, HA_ADOPTION_SCRIPT, self.server)
+        sync = HA_ADOPTION_SCRIPT.index(("full_sync",))
+        self.assertEqual(run.failed, [], "journal rows the l2pop server refused")
+        problems = differences(neutron, ours, skip=range(sync))
+        self.assertEqual(problems, [], "\n".join(problems))
+        # Not vacuous: h2, which has only the router's interface, is known on h3 after the sync.
+        self.assertIn("192.0.2.12", ours[sync][2][H3]["A"]["flood"])
 
     def test_journal_delivers_everything_after_an_outage(self):
         self.server.start()

@@ -19,13 +19,14 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
 use l2pop_bgpvpn::{BgpvpnId, DeviceRoutes, GatewayRoutes, SpeakerId};
-use l2pop_model::{Host, NetworkId, PortId, Uuid};
+use l2pop_model::{Host, NetworkId, PortId, RouterId, Uuid};
 use l2pop_neutron::discovery;
 use l2pop_neutron::listing::{BGPVPN_ATTRIBUTES, Collection, ListParams};
 use l2pop_neutron::request::{
     self as req, DeviceBody, DeviceName, DeviceReply, DevicesBody, GatewaysBody, ReportReply, body,
     tracked,
 };
+use l2pop_neutron::router::{ROUTER_RULE, RouterBody};
 use l2pop_neutron::{Caller, Catalog, NeutronError, Query, Request, Time, Tokens};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -849,6 +850,56 @@ async fn host_fdb(
         .await
 }
 
+// ---- l2pop: routers (the L3-agent hosts of HA routers) ----
+
+async fn l2pop_routers_list(
+    State(app): State<App>,
+    headers: HeaderMap,
+    uri: Uri,
+    UrlQuery(pairs): Pairs,
+) -> Response {
+    app.list(&headers, &uri, pairs, Collection::Routers).await
+}
+
+async fn l2pop_router_show(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    app.read(&headers, |catalog, caller, _| {
+        catalog.router_answer(path_id("router", &id)?, caller)
+    })
+    .await
+}
+
+/// `PUT /v2.0/l2pop/routers/{id}`: creates or replaces the router's hosts.
+async fn l2pop_router_put(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    bytes: Bytes,
+) -> Response {
+    app.write(&headers, StatusCode::OK, |caller| {
+        caller.require_admin(ROUTER_RULE)?;
+        let id: RouterId = path_id("router", &id)?;
+        let router: RouterBody = body(json_body(&bytes)?, "router")?;
+        Ok(Request::RouterPut(router.record(id)?))
+    })
+    .await
+}
+
+async fn l2pop_router_delete(
+    State(app): State<App>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    app.write(&headers, StatusCode::NO_CONTENT, |caller| {
+        caller.require_admin(ROUTER_RULE)?;
+        Ok(Request::RouterDelete(path_id("router", &id)?))
+    })
+    .await
+}
+
 // ---- discovery: version documents and extensions ----
 
 /// `http://<host>` of the request: where the version documents link.
@@ -1401,6 +1452,34 @@ pub fn routes() -> Vec<Route> {
             "End-of-RIB after a graceful restart: the agent's routes still stale are purged",
             None,
             post(bgp_end_of_rib),
+        ),
+        route(
+            "GET",
+            "/v2.0/l2pop/routers",
+            "Routers and the hosts of their L3 agents (admin)",
+            None,
+            get(l2pop_routers_list),
+        ),
+        route(
+            "GET",
+            "/v2.0/l2pop/routers/{id}",
+            "Show a router's hosts (admin)",
+            None,
+            get(l2pop_router_show),
+        ),
+        route(
+            "PUT",
+            "/v2.0/l2pop/routers/{id}",
+            "Create or replace a router's hosts: every L3 agent hosting it (admin)",
+            Some("router"),
+            put(l2pop_router_put),
+        ),
+        route(
+            "DELETE",
+            "/v2.0/l2pop/routers/{id}",
+            "Forget a router (admin)",
+            None,
+            delete(l2pop_router_delete),
         ),
         route(
             "GET",
