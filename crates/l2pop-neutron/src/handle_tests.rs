@@ -1378,5 +1378,6 @@ fn deleting_the_first_segment_moves_the_network_to_the_next_while_no_port_is_bou
         );
     }
 }
+
 #[path = "router_tests.rs"]
 mod router;

@@ -1115,6 +1115,9 @@ async fn segments_are_admin_only_and_the_first_one_serves_the_network() {
     let server = TestServer::start(&url).await;
     let after = server.admin(Method::GET, "/v2.0/segments", None).await;
     assert_eq!(before, after);
+    server.stop().await;
+}
+
 /// `/v2.0/l2pop/routers`: an HA router's hosts (issue 12, docs/openstack.md) carry its active
 /// HA interface's flood to every other host (rule 12); a host leaving takes it back; bad input
 /// names the field and value and changes nothing; a restart replays the routers from the log.

@@ -18,15 +18,11 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
-use l2pop_bgpvpn::{BgpvpnId, DeviceRoutes, GatewayRoutes, SpeakerId};
-use l2pop_model::{Host, NetworkId, PortId, RouterId, Uuid};
+use l2pop_bgpvpn::{BgpvpnId, SpeakerId};
+use l2pop_model::{Host, NetworkId, PortId, Uuid};
 use l2pop_neutron::discovery;
 use l2pop_neutron::listing::{BGPVPN_ATTRIBUTES, Collection, ListParams};
-use l2pop_neutron::request::{
-    self as req, DeviceBody, DeviceName, DeviceReply, DevicesBody, GatewaysBody, ReportReply, body,
-    tracked,
-};
-use l2pop_neutron::router::{ROUTER_RULE, RouterBody};
+use l2pop_neutron::request::{self as req, body, tracked};
 use l2pop_neutron::{Caller, Catalog, NeutronError, Query, Request, Time, Tokens};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -36,6 +32,7 @@ use super::links::{links_base, page_links};
 use super::openapi::RouteDoc;
 use super::owner::{self, OwnerHandle};
 
+mod l2pop;
 mod segments;
 
 /// Shared by every handler.
@@ -711,195 +708,6 @@ async fn speaker_remove_vpn(
     speaker_vpn(app, headers, id, bytes, false).await
 }
 
-// ---- l2pop: agent reports, device state, BGP agents' routes, desired FDB ----
-
-/// `POST /v2.0/l2pop/agents`: an L2 agent's `report_state` (the bus RPC carries the same).
-async fn l2pop_agent_report(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin("l2pop:report_state")?;
-        Ok(Request::AgentReport {
-            body: body(json_body(&bytes)?, "agent")?,
-            reply: ReportReply::Agent,
-        })
-    })
-    .await
-}
-
-async fn l2pop_device(
-    app: App,
-    headers: HeaderMap,
-    port: String,
-    bytes: Bytes,
-    up: bool,
-) -> Response {
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin("l2pop:update_device")?;
-        let port: PortId = path_id("port", &port)?;
-        let device: DeviceBody = body(json_body(&bytes)?, "device")?;
-        Ok(Request::Device {
-            device: DeviceName::Port(port),
-            up,
-            body: device,
-            reply: DeviceReply::Port,
-        })
-    })
-    .await
-}
-
-async fn l2pop_device_up(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(port): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    l2pop_device(app, headers, port, bytes, true).await
-}
-
-async fn l2pop_device_down(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(port): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    l2pop_device(app, headers, port, bytes, false).await
-}
-
-/// `PUT /v2.0/l2pop/bgp-agents/{host}`: a BGP agent's state (up/down, restart).
-async fn bgp_agent_report(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(host): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin("l2pop:bgp_agent")?;
-        let host = host_param(&host)?;
-        let report: req::BgpAgentBody = body(json_body(&bytes)?, "bgp_agent")?;
-        Ok(Request::BgpAgentReport(host, report))
-    })
-    .await
-}
-
-/// `POST /v2.0/l2pop/bgp-agents/{host}/gateways`: EVPN type-3 routes learned or withdrawn.
-async fn bgp_gateways(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(host): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin("l2pop:bgp_routes")?;
-        let host = host_param(&host)?;
-        let routes: GatewaysBody = whole_body(&bytes)?;
-        Ok(Request::BgpGateways(GatewayRoutes {
-            host,
-            gateways: routes.gateways,
-        }))
-    })
-    .await
-}
-
-/// `POST /v2.0/l2pop/bgp-agents/{host}/devices`: EVPN type-2 routes learned or withdrawn.
-async fn bgp_devices(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(host): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin("l2pop:bgp_routes")?;
-        let host = host_param(&host)?;
-        let routes: DevicesBody = whole_body(&bytes)?;
-        Ok(Request::BgpDevices(DeviceRoutes {
-            host,
-            devices: routes.devices,
-        }))
-    })
-    .await
-}
-
-/// `POST /v2.0/l2pop/bgp-agents/{host}/end-of-rib`: after a graceful restart, the agent
-/// re-learned what it will; its routes still stale are purged. The body is empty or `{}`.
-async fn bgp_end_of_rib(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(host): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    #[derive(serde::Deserialize)]
-    #[serde(deny_unknown_fields)]
-    struct Empty {}
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin("l2pop:bgp_routes")?;
-        let host = host_param(&host)?;
-        if !bytes.iter().all(u8::is_ascii_whitespace) {
-            let Empty {} = whole_body(&bytes)?;
-        }
-        Ok(Request::BgpEndOfRib(host))
-    })
-    .await
-}
-
-/// `GET /v2.0/l2pop/hosts/{host}/fdb`: the host's desired table with provenance.
-async fn host_fdb(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(host): Path<String>,
-) -> Response {
-    app.query(&headers, || Ok(Query::HostFdb(host_param(&host)?)))
-        .await
-}
-
-// ---- l2pop: routers (the L3-agent hosts of HA routers) ----
-
-async fn l2pop_routers_list(
-    State(app): State<App>,
-    headers: HeaderMap,
-    uri: Uri,
-    UrlQuery(pairs): Pairs,
-) -> Response {
-    app.list(&headers, &uri, pairs, Collection::Routers).await
-}
-
-async fn l2pop_router_show(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.read(&headers, |catalog, caller, _| {
-        catalog.router_answer(path_id("router", &id)?, caller)
-    })
-    .await
-}
-
-/// `PUT /v2.0/l2pop/routers/{id}`: creates or replaces the router's hosts.
-async fn l2pop_router_put(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin(ROUTER_RULE)?;
-        let id: RouterId = path_id("router", &id)?;
-        let router: RouterBody = body(json_body(&bytes)?, "router")?;
-        Ok(Request::RouterPut(router.record(id)?))
-    })
-    .await
-}
-
-async fn l2pop_router_delete(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, |caller| {
-        caller.require_admin(ROUTER_RULE)?;
-        Ok(Request::RouterDelete(path_id("router", &id)?))
-    })
-    .await
-}
-
 // ---- discovery: version documents and extensions ----
 
 /// `http://<host>` of the request: where the version documents link.
@@ -1404,90 +1212,6 @@ pub fn routes() -> Vec<Route> {
             Some("bgpvpn_id"),
             put(speaker_remove_vpn),
         ),
-        route(
-            "POST",
-            "/v2.0/l2pop/agents",
-            "An L2 agent's report_state",
-            Some("agent"),
-            post(l2pop_agent_report),
-        ),
-        route(
-            "POST",
-            "/v2.0/l2pop/devices/{port_id}/up",
-            "update_device_up (refresh_tunnels)",
-            Some("device"),
-            post(l2pop_device_up),
-        ),
-        route(
-            "POST",
-            "/v2.0/l2pop/devices/{port_id}/down",
-            "update_device_down",
-            Some("device"),
-            post(l2pop_device_down),
-        ),
-        route(
-            "PUT",
-            "/v2.0/l2pop/bgp-agents/{host}",
-            "A BGP agent's state (alive, admin_state_up, start_flag, graceful_restart)",
-            Some("bgp_agent"),
-            put(bgp_agent_report),
-        ),
-        route(
-            "POST",
-            "/v2.0/l2pop/bgp-agents/{host}/gateways",
-            "EVPN type-3 routes learned or withdrawn",
-            Some("gateways"),
-            post(bgp_gateways),
-        ),
-        route(
-            "POST",
-            "/v2.0/l2pop/bgp-agents/{host}/devices",
-            "EVPN type-2 routes learned or withdrawn",
-            Some("devices"),
-            post(bgp_devices),
-        ),
-        route(
-            "POST",
-            "/v2.0/l2pop/bgp-agents/{host}/end-of-rib",
-            "End-of-RIB after a graceful restart: the agent's routes still stale are purged",
-            None,
-            post(bgp_end_of_rib),
-        ),
-        route(
-            "GET",
-            "/v2.0/l2pop/routers",
-            "Routers and the hosts of their L3 agents (admin)",
-            None,
-            get(l2pop_routers_list),
-        ),
-        route(
-            "GET",
-            "/v2.0/l2pop/routers/{id}",
-            "Show a router's hosts (admin)",
-            None,
-            get(l2pop_router_show),
-        ),
-        route(
-            "PUT",
-            "/v2.0/l2pop/routers/{id}",
-            "Create or replace a router's hosts: every L3 agent hosting it (admin)",
-            Some("router"),
-            put(l2pop_router_put),
-        ),
-        route(
-            "DELETE",
-            "/v2.0/l2pop/routers/{id}",
-            "Forget a router (admin)",
-            None,
-            delete(l2pop_router_delete),
-        ),
-        route(
-            "GET",
-            "/v2.0/l2pop/hosts/{host}/fdb",
-            "A host's desired FDB with the provenance of every entry",
-            None,
-            get(host_fdb),
-        ),
         open(route(
             "GET",
             "/metrics",
@@ -1511,6 +1235,7 @@ pub fn routes() -> Vec<Route> {
         )),
     ]
     .into_iter()
+    .chain(l2pop::routes())
     .chain(segments::routes())
     .collect()
 }
