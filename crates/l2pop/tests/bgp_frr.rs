@@ -27,57 +27,6 @@ use l2pop::demo::frr::{
 
 const WAIT: Duration = Duration::from_secs(90);
 
-/// The server side: compute-1 with an active port on the vxlan network 1001, the l2 BGPVPN
-/// with FRR's route target associated with it, and BGP agent bgp-1 hosting a speaker bound to
-/// the BGPVPN.
-async fn neutron(server: &TestServer) {
-    server
-        .admin(
-            Method::POST,
-            "/v2.0/l2pop/agents",
-            Some(json!({"agent": {"host": "compute-1", "tunneling_ip": "192.0.2.1", "tunnel_types": ["vxlan"], "start_flag": true}})),
-        )
-        .await;
-    let network = server
-        .admin(
-            Method::POST,
-            "/v2.0/networks",
-            Some(json!({"network": {"name": "net1", "provider:network_type": "vxlan", "provider:segmentation_id": 1001}})),
-        )
-        .await;
-    let network_id = network["network"]["id"].as_str().unwrap().to_owned();
-    server
-        .admin(
-            Method::POST,
-            "/v2.0/subnets",
-            Some(json!({"subnet": {"network_id": network_id, "cidr": "10.1.0.0/24"}})),
-        )
-        .await;
-    let port = server
-        .admin(
-            Method::POST,
-            "/v2.0/ports",
-            Some(json!({"port": {"network_id": network_id, "name": "vm1", "mac_address": "fa:16:3e:00:00:01",
-                                  "binding:host_id": "compute-1", "device_owner": "compute:nova"}})),
-        )
-        .await;
-    let port_id = port["port"]["id"].as_str().unwrap().to_owned();
-    server
-        .admin(
-            Method::POST,
-            &format!("/v2.0/l2pop/devices/{port_id}/up"),
-            Some(json!({"device": {"host": "compute-1"}})),
-        )
-        .await;
-    server
-        .bgpvpn_site(
-            &network_id,
-            "bgp-1",
-            json!({"bgpvpn": {"name": "site", "type": "l2", "route_targets": ["65001:1001"], "vni": 1001}}),
-        )
-        .await;
-}
-
 /// compute-1's entries under the site's VTEP, as `[mac, ip]` pairs (empty if none).
 async fn site_entries(server: &TestServer) -> Vec<(String, String)> {
     let fdb = server
@@ -183,7 +132,7 @@ async fn scenario(variant: u8, passive: bool) {
         store.path().join("l2pop.db").display()
     ))
     .await;
-    neutron(&server).await;
+    server.vpn_site_of_compute_1().await;
 
     let config = format!(
         r#"

@@ -139,6 +139,55 @@ impl TestServer {
         value
     }
 
+    /// The FRR suites' server side: compute-1 (VTEP 192.0.2.1) with an active port on the vxlan
+    /// network 1001, the l2 BGPVPN with the test site's route target 65001:1001 associated with
+    /// it, and BGP agent bgp-1 hosting a speaker bound to it.
+    pub async fn vpn_site_of_compute_1(&self) {
+        self
+            .admin(
+                Method::POST,
+                "/v2.0/l2pop/agents",
+                Some(serde_json::json!({"agent": {"host": "compute-1", "tunneling_ip": "192.0.2.1", "tunnel_types": ["vxlan"], "start_flag": true}})),
+            )
+            .await;
+        let network = self
+            .admin(
+                Method::POST,
+                "/v2.0/networks",
+                Some(serde_json::json!({"network": {"name": "net1", "provider:network_type": "vxlan", "provider:segmentation_id": 1001}})),
+            )
+            .await;
+        let network_id = network["network"]["id"].as_str().unwrap().to_owned();
+        self.admin(
+            Method::POST,
+            "/v2.0/subnets",
+            Some(serde_json::json!({"subnet": {"network_id": network_id, "cidr": "10.1.0.0/24"}})),
+        )
+        .await;
+        let port = self
+            .admin(
+                Method::POST,
+                "/v2.0/ports",
+                Some(serde_json::json!({"port": {"network_id": network_id, "name": "vm1", "mac_address": "fa:16:3e:00:00:01",
+                                      "binding:host_id": "compute-1", "device_owner": "compute:nova"}})),
+            )
+            .await;
+        let port_id = port["port"]["id"].as_str().unwrap().to_owned();
+        self.admin(
+            Method::POST,
+            &format!("/v2.0/l2pop/devices/{port_id}/up"),
+            Some(serde_json::json!({"device": {"host": "compute-1"}})),
+        )
+        .await;
+        self
+            .bgpvpn_site(
+                &network_id,
+                "bgp-1",
+                serde_json::json!({"bgpvpn": {"name": "site", "type": "l2", "route_targets": ["65001:1001"], "vni": 1001}}),
+            )
+            .await;
+    }
+
     /// A VPN site for `network`: the BGPVPN `bgpvpn` (a `{"bgpvpn": {...}}` body) associated
     /// with it, and the BGP agent `bgp_host` (reported with `start_flag`) hosting a speaker
     /// bound to it. Returns the BGP agent's id.
