@@ -4,7 +4,7 @@
 //! and every host's desired FDB with provenance).
 //!
 //! Handlers authenticate, parse the path and body into a typed [`Request`] or [`Query`] and send
-//! it to the owner task; listings and shows read the catalog the owner published, on the
+//! it to the owner task (the five verbs of a Neutron resource are generic handlers, `resource`); listings and shows read the catalog the owner published, on the
 //! handler's own task, and a listing without `limit` is streamed page by page. [`routes`] is
 //! the one table of routes: the router, the route list and the OpenAPI document all come from it.
 
@@ -18,11 +18,11 @@ use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{MethodRouter, delete, get, post, put};
-use l2pop_bgpvpn::{BgpvpnId, SpeakerId};
-use l2pop_model::{Host, NetworkId, PortId, Uuid};
+use l2pop_bgpvpn::BgpvpnId;
+use l2pop_model::Host;
 use l2pop_neutron::discovery;
 use l2pop_neutron::listing::{BGPVPN_ATTRIBUTES, Collection, ListParams};
-use l2pop_neutron::request::{self as req, body, tracked};
+use l2pop_neutron::request::{body, tracked};
 use l2pop_neutron::{Caller, Catalog, NeutronError, Query, Request, Time, Tokens};
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -33,7 +33,9 @@ use super::openapi::RouteDoc;
 use super::owner::{self, OwnerHandle};
 
 mod l2pop;
-mod segments;
+mod resource;
+
+use resource::{Bgpvpns, Networks, Ports, Segments, Speakers, Subnets};
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]
@@ -241,164 +243,7 @@ fn host_param(text: &str) -> Result<Host, NeutronError> {
 
 type Pairs = UrlQuery<Vec<(String, String)>>;
 
-// ---- networks, subnets, ports ----
-
-async fn networks_list(
-    State(app): State<App>,
-    headers: HeaderMap,
-    uri: Uri,
-    UrlQuery(pairs): Pairs,
-) -> Response {
-    app.list(&headers, &uri, pairs, Collection::Networks).await
-}
-
-async fn network_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(&headers, StatusCode::CREATED, |_| {
-        Ok(req::create_body(json_body(&bytes)?, "network")?
-            .request("networks", Request::NetworkCreate))
-    })
-    .await
-}
-
-async fn network_show(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.read(&headers, |catalog, caller, _| {
-        catalog.network_answer(path_id("network", &id)?, caller)
-    })
-    .await
-}
-
-async fn network_update(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    app.write(&headers, StatusCode::OK, |_| {
-        let id: NetworkId = path_id("network", &id)?;
-        Ok(Request::NetworkUpdate(
-            id,
-            body(json_body(&bytes)?, "network")?,
-        ))
-    })
-    .await
-}
-
-async fn network_delete(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, |_| {
-        Ok(Request::NetworkDelete(path_id("network", &id)?))
-    })
-    .await
-}
-
-async fn subnets_list(
-    State(app): State<App>,
-    headers: HeaderMap,
-    uri: Uri,
-    UrlQuery(pairs): Pairs,
-) -> Response {
-    app.list(&headers, &uri, pairs, Collection::Subnets).await
-}
-
-async fn subnet_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(&headers, StatusCode::CREATED, |_| {
-        Ok(req::create_body(json_body(&bytes)?, "subnet")?
-            .request("subnets", Request::SubnetCreate))
-    })
-    .await
-}
-
-async fn subnet_show(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.read(&headers, |catalog, caller, _| {
-        catalog.subnet_answer(path_id("subnet", &id)?, caller)
-    })
-    .await
-}
-
-async fn subnet_update(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    app.write(&headers, StatusCode::OK, |_| {
-        let id: Uuid = path_id("subnet", &id)?;
-        Ok(Request::SubnetUpdate(
-            id,
-            body(json_body(&bytes)?, "subnet")?,
-        ))
-    })
-    .await
-}
-
-async fn subnet_delete(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, |_| {
-        Ok(Request::SubnetDelete(path_id("subnet", &id)?))
-    })
-    .await
-}
-
-async fn ports_list(
-    State(app): State<App>,
-    headers: HeaderMap,
-    uri: Uri,
-    UrlQuery(pairs): Pairs,
-) -> Response {
-    app.list(&headers, &uri, pairs, Collection::Ports).await
-}
-
-async fn port_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(&headers, StatusCode::CREATED, |_| {
-        Ok(req::create_body(json_body(&bytes)?, "port")?.request("ports", Request::PortCreate))
-    })
-    .await
-}
-
-async fn port_show(State(app): State<App>, headers: HeaderMap, Path(id): Path<String>) -> Response {
-    app.read(&headers, |catalog, caller, _| {
-        catalog.port_answer(path_id("port", &id)?, caller)
-    })
-    .await
-}
-
-async fn port_update(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    app.write(&headers, StatusCode::OK, |_| {
-        let id: PortId = path_id("port", &id)?;
-        Ok(Request::PortUpdate(id, body(json_body(&bytes)?, "port")?))
-    })
-    .await
-}
-
-async fn port_delete(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, |_| {
-        Ok(Request::PortDelete(path_id("port", &id)?))
-    })
-    .await
-}
+// ---- networks, subnets, ports, segments, BGPVPNs' writes, speakers: resource.rs ----
 
 // ---- agents ----
 
@@ -511,14 +356,6 @@ async fn bgpvpns_list(
     respond(answer.await)
 }
 
-async fn bgpvpn_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(&headers, StatusCode::CREATED, |caller| {
-        caller.require_admin("create_bgpvpn")?;
-        Ok(Request::BgpvpnCreate(body(json_body(&bytes)?, "bgpvpn")?))
-    })
-    .await
-}
-
 async fn bgpvpn_show(
     State(app): State<App>,
     headers: HeaderMap,
@@ -526,33 +363,6 @@ async fn bgpvpn_show(
 ) -> Response {
     app.query(&headers, || Ok(Query::BgpvpnShow(path_id("bgpvpn", &id)?)))
         .await
-}
-
-async fn bgpvpn_update(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    app.write(&headers, StatusCode::OK, |_| {
-        let id: BgpvpnId = path_id("bgpvpn", &id)?;
-        Ok(Request::BgpvpnUpdate(
-            id,
-            body(json_body(&bytes)?, "bgpvpn")?,
-        ))
-    })
-    .await
-}
-
-async fn bgpvpn_delete(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, |_| {
-        Ok(Request::BgpvpnDelete(path_id("bgpvpn", &id)?))
-    })
-    .await
 }
 
 async fn associations_list(
@@ -610,68 +420,7 @@ async fn association_delete(
     .await
 }
 
-// ---- BGP speakers ----
-
-async fn speakers_list(
-    State(app): State<App>,
-    headers: HeaderMap,
-    uri: Uri,
-    UrlQuery(pairs): Pairs,
-) -> Response {
-    app.list(&headers, &uri, pairs, Collection::BgpSpeakers)
-        .await
-}
-
-async fn speaker_create(State(app): State<App>, headers: HeaderMap, bytes: Bytes) -> Response {
-    app.write(&headers, StatusCode::CREATED, |caller| {
-        caller.require_admin("create_bgp_speaker")?;
-        Ok(Request::SpeakerCreate(body(
-            json_body(&bytes)?,
-            "bgp_speaker",
-        )?))
-    })
-    .await
-}
-
-async fn speaker_show(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.read(&headers, |catalog, caller, _| {
-        caller.require_admin("get_bgp_speaker")?;
-        catalog.speaker_answer(path_id("bgp_speaker", &id)?)
-    })
-    .await
-}
-
-async fn speaker_update(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-    bytes: Bytes,
-) -> Response {
-    app.write(&headers, StatusCode::OK, |_| {
-        let id: SpeakerId = path_id("bgp_speaker", &id)?;
-        Ok(Request::SpeakerUpdate(
-            id,
-            body(json_body(&bytes)?, "bgp_speaker")?,
-        ))
-    })
-    .await
-}
-
-async fn speaker_delete(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.write(&headers, StatusCode::NO_CONTENT, |caller| {
-        caller.require_admin("delete_bgp_speaker")?;
-        Ok(Request::SpeakerDelete(path_id("bgp_speaker", &id)?))
-    })
-    .await
-}
+// ---- BGP speakers: binding BGPVPNs ----
 
 async fn speaker_vpn(
     app: App,
@@ -958,105 +707,140 @@ pub fn routes() -> Vec<Route> {
             "/v2.0/networks",
             "List networks (filters: any attribute; paging)",
             None,
-            get(networks_list),
+            get(resource::list::<Networks>),
         ),
         route(
             "POST",
             "/v2.0/networks",
             "Create a network, or networks in bulk (provider:* admin-only)",
             NETWORK,
-            post(network_create),
+            post(resource::create::<Networks>),
         ),
         route(
             "GET",
             "/v2.0/networks/{id}",
             "Show a network",
             None,
-            get(network_show),
+            get(resource::show::<Networks>),
         ),
         route(
             "PUT",
             "/v2.0/networks/{id}",
             "Update name, description, admin_state_up",
             NETWORK,
-            put(network_update),
+            put(resource::update::<Networks>),
         ),
         route(
             "DELETE",
             "/v2.0/networks/{id}",
             "Delete a network without ports",
             None,
-            delete(network_delete),
+            delete(resource::delete::<Networks>),
         ),
         route(
             "GET",
             "/v2.0/subnets",
             "List subnets",
             None,
-            get(subnets_list),
+            get(resource::list::<Subnets>),
         ),
         route(
             "POST",
             "/v2.0/subnets",
             "Create a subnet, or subnets in bulk",
             SUBNET,
-            post(subnet_create),
+            post(resource::create::<Subnets>),
         ),
         route(
             "GET",
             "/v2.0/subnets/{id}",
             "Show a subnet",
             None,
-            get(subnet_show),
+            get(resource::show::<Subnets>),
         ),
         route(
             "PUT",
             "/v2.0/subnets/{id}",
             "Update a subnet's name, description, DNS servers, host routes, DHCP",
             SUBNET,
-            put(subnet_update),
+            put(resource::update::<Subnets>),
         ),
         route(
             "DELETE",
             "/v2.0/subnets/{id}",
             "Delete a subnet no port has an address in",
             None,
-            delete(subnet_delete),
+            delete(resource::delete::<Subnets>),
         ),
         route(
             "GET",
             "/v2.0/ports",
             "List ports (filters: network_id, device_id, ...; paging)",
             None,
-            get(ports_list),
+            get(resource::list::<Ports>),
         ),
         route(
             "POST",
             "/v2.0/ports",
             "Create a port, or ports in bulk (binding:host_id admin-only)",
             PORT,
-            post(port_create),
+            post(resource::create::<Ports>),
         ),
         route(
             "GET",
             "/v2.0/ports/{id}",
             "Show a port",
             None,
-            get(port_show),
+            get(resource::show::<Ports>),
         ),
         route(
             "PUT",
             "/v2.0/ports/{id}",
             "Update a port (bind, move, change IPs)",
             PORT,
-            put(port_update),
+            put(resource::update::<Ports>),
         ),
         route(
             "DELETE",
             "/v2.0/ports/{id}",
             "Delete a port",
             None,
-            delete(port_delete),
+            delete(resource::delete::<Ports>),
+        ),
+        route(
+            "GET",
+            "/v2.0/segments",
+            "List network segments (admin only; filters; paging)",
+            None,
+            get(resource::list::<Segments>),
+        ),
+        route(
+            "POST",
+            "/v2.0/segments",
+            "Add a segment to a network (admin only)",
+            Some("segment"),
+            post(resource::create::<Segments>),
+        ),
+        route(
+            "GET",
+            "/v2.0/segments/{id}",
+            "Show a segment (admin only)",
+            None,
+            get(resource::show::<Segments>),
+        ),
+        route(
+            "PUT",
+            "/v2.0/segments/{id}",
+            "Update a segment's name and description (admin only)",
+            Some("segment"),
+            put(resource::update::<Segments>),
+        ),
+        route(
+            "DELETE",
+            "/v2.0/segments/{id}",
+            "Delete a segment (a network's first only while none of its ports is bound)",
+            None,
+            delete(resource::delete::<Segments>),
         ),
         route(
             "GET",
@@ -1112,7 +896,7 @@ pub fn routes() -> Vec<Route> {
             "/v2.0/bgpvpn/bgpvpns",
             "Create a BGPVPN (admin)",
             BGPVPN,
-            post(bgpvpn_create),
+            post(resource::create::<Bgpvpns>),
         ),
         route(
             "GET",
@@ -1126,14 +910,14 @@ pub fn routes() -> Vec<Route> {
             "/v2.0/bgpvpn/bgpvpns/{id}",
             "Update a BGPVPN (route targets admin-only)",
             BGPVPN,
-            put(bgpvpn_update),
+            put(resource::update::<Bgpvpns>),
         ),
         route(
             "DELETE",
             "/v2.0/bgpvpn/bgpvpns/{id}",
             "Delete a BGPVPN (admin)",
             None,
-            delete(bgpvpn_delete),
+            delete(resource::delete::<Bgpvpns>),
         ),
         route(
             "GET",
@@ -1168,35 +952,35 @@ pub fn routes() -> Vec<Route> {
             "/v2.0/bgp-speakers",
             "List BGP speakers (admin)",
             None,
-            get(speakers_list),
+            get(resource::list::<Speakers>),
         ),
         route(
             "POST",
             "/v2.0/bgp-speakers",
             "Create a BGP speaker (admin)",
             SPEAKER,
-            post(speaker_create),
+            post(resource::create::<Speakers>),
         ),
         route(
             "GET",
             "/v2.0/bgp-speakers/{id}",
             "Show a BGP speaker",
             None,
-            get(speaker_show),
+            get(resource::show::<Speakers>),
         ),
         route(
             "PUT",
             "/v2.0/bgp-speakers/{id}",
             "Rename a BGP speaker",
             SPEAKER,
-            put(speaker_update),
+            put(resource::update::<Speakers>),
         ),
         route(
             "DELETE",
             "/v2.0/bgp-speakers/{id}",
             "Delete a BGP speaker",
             None,
-            delete(speaker_delete),
+            delete(resource::delete::<Speakers>),
         ),
         route(
             "PUT",
@@ -1236,7 +1020,6 @@ pub fn routes() -> Vec<Route> {
     ]
     .into_iter()
     .chain(l2pop::routes())
-    .chain(segments::routes())
     .collect()
 }
 
