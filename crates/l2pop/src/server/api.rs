@@ -35,7 +35,7 @@ use super::owner::{self, OwnerHandle};
 mod l2pop;
 mod resource;
 
-use resource::{Bgpvpns, Networks, Ports, Segments, Speakers, Subnets};
+use resource::{Agents, Bgpvpns, Networks, Ports, Segments, Speakers, Subnets};
 
 /// Shared by every handler.
 #[derive(Clone, Debug)]
@@ -246,27 +246,6 @@ type Pairs = UrlQuery<Vec<(String, String)>>;
 // ---- networks, subnets, ports, segments, BGPVPNs' writes, speakers: resource.rs ----
 
 // ---- agents ----
-
-async fn agents_list(
-    State(app): State<App>,
-    headers: HeaderMap,
-    uri: Uri,
-    UrlQuery(pairs): Pairs,
-) -> Response {
-    app.list(&headers, &uri, pairs, Collection::Agents).await
-}
-
-async fn agent_show(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.read(&headers, |catalog, caller, now| {
-        caller.require_admin("get_agent")?;
-        catalog.agent_answer(caller, path_id("agent", &id)?, now)
-    })
-    .await
-}
 
 /// `PUT /v2.0/agents/{id}`: `admin_state_up` and `description`, as Neutron's agent update.
 async fn agent_update(
@@ -847,14 +826,14 @@ pub fn routes() -> Vec<Route> {
             "/v2.0/agents",
             "List L2 and BGP agents (admin)",
             None,
-            get(agents_list),
+            get(resource::list::<Agents>),
         ),
         route(
             "GET",
             "/v2.0/agents/{id}",
             "Show an agent (admin)",
             None,
-            get(agent_show),
+            get(resource::show::<Agents>),
         ),
         route(
             "PUT",

@@ -4,20 +4,20 @@
 
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode, Uri};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 
 use l2pop_bgpvpn::{DeviceRoutes, GatewayRoutes};
 use l2pop_model::{PortId, RouterId};
-use l2pop_neutron::listing::Collection;
 use l2pop_neutron::request::{
     self as req, DeviceBody, DeviceName, DeviceReply, DevicesBody, GatewaysBody, ReportReply, body,
 };
 use l2pop_neutron::router::{ROUTER_RULE, RouterBody};
 use l2pop_neutron::{Query, Request};
 
-use super::{App, Pairs, Route, UrlQuery, host_param, json_body, path_id, route, whole_body};
+use super::resource::{self, Routers};
+use super::{App, Route, host_param, json_body, path_id, route, whole_body};
 
 // ---- l2pop: agent reports, device state, BGP agents' routes, desired FDB ----
 
@@ -160,26 +160,6 @@ async fn host_fdb(
 
 // ---- l2pop: routers (the L3-agent hosts of HA routers) ----
 
-async fn l2pop_routers_list(
-    State(app): State<App>,
-    headers: HeaderMap,
-    uri: Uri,
-    UrlQuery(pairs): Pairs,
-) -> Response {
-    app.list(&headers, &uri, pairs, Collection::Routers).await
-}
-
-async fn l2pop_router_show(
-    State(app): State<App>,
-    headers: HeaderMap,
-    Path(id): Path<String>,
-) -> Response {
-    app.read(&headers, |catalog, caller, _| {
-        catalog.router_answer(path_id("router", &id)?, caller)
-    })
-    .await
-}
-
 /// `PUT /v2.0/l2pop/routers/{id}`: creates or replaces the router's hosts.
 async fn l2pop_router_put(
     State(app): State<App>,
@@ -265,14 +245,14 @@ pub(super) fn routes() -> Vec<Route> {
             "/v2.0/l2pop/routers",
             "Routers and the hosts of their L3 agents (admin)",
             None,
-            get(l2pop_routers_list),
+            get(resource::list::<Routers>),
         ),
         route(
             "GET",
             "/v2.0/l2pop/routers/{id}",
             "Show a router's hosts (admin)",
             None,
-            get(l2pop_router_show),
+            get(resource::show::<Routers>),
         ),
         route(
             "PUT",

@@ -11,7 +11,7 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use l2pop_bgpvpn::{BgpvpnId, SpeakerId};
-use l2pop_model::{NetworkId, PortId, Uuid};
+use l2pop_model::{NetworkId, PortId, RouterId, Uuid};
 use l2pop_neutron::listing::Collection;
 use l2pop_neutron::request::{self as req, body};
 use l2pop_neutron::{Caller, Catalog, NeutronError, Request, Time};
@@ -265,5 +265,45 @@ impl Written for Speakers {
     fn delete(id: SpeakerId, caller: &Caller) -> Result<Request, NeutronError> {
         caller.require_admin("delete_bgp_speaker")?;
         Ok(Request::SpeakerDelete(id))
+    }
+}
+
+/// L2 and BGP agents (Neutron's `/v2.0/agents`: admin only).
+pub(super) struct Agents;
+
+impl Resource for Agents {
+    const ONE: &'static str = "agent";
+    type Id = Uuid;
+}
+
+impl Listed for Agents {
+    const COLLECTION: Collection = Collection::Agents;
+    fn show(
+        catalog: &Catalog,
+        id: Uuid,
+        caller: &Caller,
+        now: Time,
+    ) -> Result<Value, NeutronError> {
+        catalog.agent_answer(caller, id, now)
+    }
+}
+
+/// HA routers' hosts (`/v2.0/l2pop/routers`: admin only); written by a PUT of its own.
+pub(super) struct Routers;
+
+impl Resource for Routers {
+    const ONE: &'static str = "router";
+    type Id = RouterId;
+}
+
+impl Listed for Routers {
+    const COLLECTION: Collection = Collection::Routers;
+    fn show(
+        catalog: &Catalog,
+        id: RouterId,
+        caller: &Caller,
+        _: Time,
+    ) -> Result<Value, NeutronError> {
+        catalog.router_answer(id, caller)
     }
 }
