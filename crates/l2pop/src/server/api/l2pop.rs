@@ -9,12 +9,12 @@ use axum::response::Response;
 use axum::routing::{delete, get, post, put};
 
 use l2pop_bgpvpn::{DeviceRoutes, GatewayRoutes};
-use l2pop_model::{PortId, RouterId};
+use l2pop_model::{Host, PortId, RouterId};
 use l2pop_neutron::request::{
     self as req, DeviceBody, DeviceName, DeviceReply, DevicesBody, GatewaysBody, ReportReply, body,
 };
 use l2pop_neutron::router::{ROUTER_RULE, RouterBody};
-use l2pop_neutron::{Query, Request};
+use l2pop_neutron::{NeutronError, Query, Request};
 
 use super::resource::{self, Routers};
 use super::{App, Route, host_param, json_body, path_id, route, whole_body};
@@ -79,11 +79,24 @@ async fn bgp_agent_report(
     Path(host): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin("l2pop:bgp_agent")?;
-        let host = host_param(&host)?;
+    bgp_agent_write(&app, &headers, "l2pop:bgp_agent", &host, |host| {
         let report: req::BgpAgentBody = body(json_body(&bytes)?, "bgp_agent")?;
         Ok(Request::BgpAgentReport(host, report))
+    })
+    .await
+}
+
+/// A write for BGP agent `host`, admin only under policy `rule`.
+async fn bgp_agent_write(
+    app: &App,
+    headers: &HeaderMap,
+    rule: &'static str,
+    host: &str,
+    build: impl FnOnce(Host) -> Result<Request, NeutronError>,
+) -> Response {
+    app.write(headers, StatusCode::OK, |caller| {
+        caller.require_admin(rule)?;
+        build(host_param(host)?)
     })
     .await
 }
@@ -95,9 +108,7 @@ async fn bgp_gateways(
     Path(host): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin("l2pop:bgp_routes")?;
-        let host = host_param(&host)?;
+    bgp_agent_write(&app, &headers, "l2pop:bgp_routes", &host, |host| {
         let routes: GatewaysBody = whole_body(&bytes)?;
         Ok(Request::BgpGateways(GatewayRoutes {
             host,
@@ -114,9 +125,7 @@ async fn bgp_devices(
     Path(host): Path<String>,
     bytes: Bytes,
 ) -> Response {
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin("l2pop:bgp_routes")?;
-        let host = host_param(&host)?;
+    bgp_agent_write(&app, &headers, "l2pop:bgp_routes", &host, |host| {
         let routes: DevicesBody = whole_body(&bytes)?;
         Ok(Request::BgpDevices(DeviceRoutes {
             host,
@@ -137,9 +146,7 @@ async fn bgp_end_of_rib(
     #[derive(serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Empty {}
-    app.write(&headers, StatusCode::OK, |caller| {
-        caller.require_admin("l2pop:bgp_routes")?;
-        let host = host_param(&host)?;
+    bgp_agent_write(&app, &headers, "l2pop:bgp_routes", &host, |host| {
         if !bytes.iter().all(u8::is_ascii_whitespace) {
             let Empty {} = whole_body(&bytes)?;
         }
