@@ -337,24 +337,7 @@ impl Api {
                 "binding:host_id": hosts[host].name,
             }}),
         )?;
-        let port = &port["port"];
-        let id = port["id"].as_str().unwrap_or_default().to_owned();
-        let ip: Ipv4Addr = port["fixed_ips"][0]["ip_address"]
-            .as_str()
-            .unwrap_or_default()
-            .parse()
-            .context("the server gave the port no IPv4 address")?;
-        Ok(VmSpec {
-            name: format!("vm{number}"),
-            ns: format!("{prefix}-vm{number}"),
-            host,
-            tap: l2pop_dataplane::tap_name(&id),
-            port_id: id,
-            mac: port["mac_address"].as_str().unwrap_or_default().to_owned(),
-            ip,
-            prefix_len: 16,
-            vni,
-        })
+        VmSpec::of_port(prefix, number, host, &port["port"], 16, vni)
     }
 
     /// Waits until every host in `hosts` has registered an agent.

@@ -831,24 +831,14 @@ impl Demo {
                 "binding:host_id": self.hosts[host].name,
             }})),
         )?;
-        let port = &port["port"];
-        let id = port["id"].as_str().unwrap_or_default().to_owned();
-        let ip: Ipv4Addr = port["fixed_ips"][0]["ip_address"]
-            .as_str()
-            .unwrap_or_default()
-            .parse()
-            .context("the server gave the port no IPv4 address")?;
-        Ok(VmSpec {
-            name: format!("vm{number}"),
-            ns: format!("{}-vm{number}", self.options.prefix),
+        VmSpec::of_port(
+            &self.options.prefix,
+            number,
             host,
-            tap: format!("tap{}", &id[..11]),
-            port_id: id,
-            mac: port["mac_address"].as_str().unwrap_or_default().to_owned(),
-            ip,
-            prefix_len: 24,
-            vni: self.networks[network].1,
-        })
+            &port["port"],
+            24,
+            self.networks[network].1,
+        )
     }
 
     /// The site's BGPVPN as networking-bgpvpn and neutron-dynamic-routing would set it up:

@@ -94,6 +94,38 @@ pub struct VmSpec {
     pub vni: u32,
 }
 
+impl VmSpec {
+    /// VM `number` of the demo's naming (`vm<number>` in namespace `<prefix>-vm<number>`) on
+    /// `host`, behind `port` (a port view as the API answers it: its tap, MAC and first IPv4
+    /// address) on a network of VNI `vni`.
+    pub fn of_port(
+        prefix: &str,
+        number: usize,
+        host: usize,
+        port: &serde_json::Value,
+        prefix_len: u8,
+        vni: u32,
+    ) -> anyhow::Result<VmSpec> {
+        let id = port["id"].as_str().unwrap_or_default().to_owned();
+        let ip: Ipv4Addr = port["fixed_ips"][0]["ip_address"]
+            .as_str()
+            .unwrap_or_default()
+            .parse()
+            .context("the server gave the port no IPv4 address")?;
+        Ok(VmSpec {
+            name: format!("vm{number}"),
+            ns: format!("{prefix}-vm{number}"),
+            host,
+            tap: l2pop_dataplane::tap_name(&id),
+            port_id: id,
+            mac: port["mac_address"].as_str().unwrap_or_default().to_owned(),
+            ip,
+            prefix_len,
+            vni,
+        })
+    }
+}
+
 /// The external site: a gateway VTEP with devices behind it on one VNI.
 #[derive(Clone, Debug)]
 pub struct SiteSpec {
